@@ -1,0 +1,109 @@
+"""Reading image files a user gives us, safely, into uint8 arrays.
+
+Ground floor: Pillow and NumPy only. Everything that opens a PNG/JPEG/BMP
+(the convolution lab, predict, image-folder datasets, the explorer) goes
+through ``read_image`` so the size limits and error sentences are the same
+everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from convlens.errors import ConvlensError
+
+MAX_PIXELS = 40_000_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def _open_checked(source: Image.Image, name: str) -> np.ndarray:
+    """Decode an opened (lazy) PIL image to uint8 (H, W, C), C being 1 or 3."""
+    width, height = source.size
+    if width * height > MAX_PIXELS:
+        raise ConvlensError(
+            f"{name} is {width}x{height} ({width * height / 1e6:.1f} megapixels), over the "
+            f"{MAX_PIXELS // 1_000_000}-megapixel limit; resize it and try again."
+        )
+    try:
+        mode = "L" if source.mode in ("1", "L", "I", "I;16", "F", "LA") else "RGB"
+        if source.mode in ("RGBA", "LA", "P") and mode == "RGB":
+            # Composite transparency on white so transparent pixels are not black.
+            rgba = source.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            converted = Image.alpha_composite(background, rgba).convert("RGB")
+        else:
+            converted = source.convert(mode)
+        array = np.asarray(converted, dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ConvlensError(
+            f"{name} could not be decoded as an image ({exc}); give a valid PNG, JPEG or BMP file."
+        ) from None
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return array  # (H, W, 1) or (H, W, 3)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file into a uint8 array of shape (H, W, 1) or (H, W, 3).
+
+    Grayscale files stay one channel; colour files become RGB. Raises
+    ConvlensError naming the file when it is missing, not an image, or over
+    the pixel limit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConvlensError(f"{path} does not exist or is not a file; check the path.")
+    try:
+        with Image.open(path) as source:
+            return _open_checked(source, str(path))
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ConvlensError(
+            f"{path} is not an image Pillow can read; give a PNG, JPEG or BMP file."
+        ) from None
+    except OSError as exc:
+        raise ConvlensError(f"{path} could not be read ({exc}); check the file.") from None
+
+
+def decode_image(data: bytes, name: str = "the upload") -> np.ndarray:
+    """Decode image bytes (PNG/JPEG/BMP) into uint8 (H, W, 1) or (H, W, 3)."""
+    try:
+        with Image.open(io.BytesIO(data)) as source:
+            return _open_checked(source, name)
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ConvlensError(
+            f"{name} is not an image Pillow can read; give a PNG, JPEG or BMP file."
+        ) from None
+    except OSError as exc:
+        raise ConvlensError(f"{name} could not be read ({exc}); check the file.") from None
+
+
+def to_model_input(
+    image: np.ndarray, size: tuple[int, int], channels: int, invert: bool = False
+) -> np.ndarray:
+    """Convert an image to a model's input: uint8 (H, W, C) at ``size`` with ``channels``.
+
+    Grayscale uses ITU-R 601 luma (as Pillow's "L" mode). Resizing uses a
+    box/area filter when shrinking, bilinear when enlarging. ``invert`` turns
+    dark-on-light photos into Fashion-MNIST's light-on-dark convention.
+    """
+    if image.ndim == 2:
+        image = image[:, :, None]
+    pil_mode = "L" if image.shape[2] == 1 else "RGB"
+    pil = Image.fromarray(image[:, :, 0] if pil_mode == "L" else image, mode=pil_mode)
+    target_mode = "L" if channels == 1 else "RGB"
+    if pil.mode != target_mode:
+        pil = pil.convert(target_mode)
+    height, width = size
+    if pil.size != (width, height):
+        shrinking = pil.size[0] > width or pil.size[1] > height
+        pil = pil.resize((width, height), Image.BOX if shrinking else Image.BILINEAR)
+    array = np.asarray(pil, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if invert:
+        array = 255 - array
+    return np.ascontiguousarray(array)  # (height, width, channels)
