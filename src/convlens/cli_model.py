@@ -1,0 +1,251 @@
+"""Model subcommands: summary, train, evaluate, predict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from convlens.cli import command
+from convlens.errors import ConvlensError
+
+
+def _add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default="seed-cnn",
+        help="a preset (seed-cnn, seed-dnn, lenet5, single-conv, best) or a model JSON file "
+        "(default: seed-cnn, the lesson's CNN)",
+    )
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--dataset",
+        default=default,
+        help="fashion-mnist, mnist, or a folder of images with one subfolder per class"
+        + (f" (default: {default})" if default else " (default: the one the run was trained on)"),
+    )
+    parser.add_argument("--data-dir", help="where the dataset's IDX files are (searched first)")
+
+
+def _load_dataset(name: str, data_dir: str | None, input_shape: tuple[int, ...]):
+    from convlens import data
+
+    height, width, channels = input_shape
+    return data.load(name, data_dir, image_size=(height, width), channels=channels)
+
+
+# ---------------------------------------------------------------- summary
+
+
+@command
+def _add_summary(sub) -> None:
+    parser = sub.add_parser(
+        "summary", help="print a model's layers, shapes and parameters, explained"
+    )
+    _add_model_argument(parser)
+    parser.add_argument("--run", help="summarise the model of this run directory instead")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--no-explain", action="store_true", help="leave out the Why column")
+    parser.set_defaults(func=_run_summary)
+
+
+def _run_summary(args: argparse.Namespace) -> int:
+    from convlens.model import SPEC_FILE, read_spec, resolve_model
+    from convlens.runs import resolve_run
+
+    model = read_spec(resolve_run(args.run) / SPEC_FILE) if args.run else resolve_model(args.model)
+    if args.json:
+        print(json.dumps(model.summary_dict(), indent=2))
+    else:
+        print(model.summary_text(explain=not args.no_explain))
+    return 0
+
+
+# ---------------------------------------------------------------- train
+
+
+@command
+def _add_train(sub) -> None:
+    parser = sub.add_parser("train", help="train a model and write a run directory")
+    _add_model_argument(parser)
+    _add_data_arguments(parser, default="fashion-mnist")
+    parser.add_argument(
+        "--recipe",
+        default="fast",
+        help="fast (default) or lesson (the lesson's exact Adam 1e-3, batch 32, 5 epochs)",
+    )
+    parser.add_argument("--epochs", type=int, help="passes over the training set")
+    parser.add_argument("--batch-size", type=int, help="images per optimiser step")
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--seed", type=int, help="random seed (same seed, same weights on CPU)")
+    parser.add_argument(
+        "--target-accuracy", type=float, help="stop once training accuracy passes this, like 0.9"
+    )
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--out", help="the run directory to write (default: runs/<model>-<time>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from convlens.model import resolve_model
+    from convlens.progress import TrainingProgress
+    from convlens.train import recipe_config, train_to_run
+
+    config = recipe_config(
+        args.recipe,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        target_accuracy=args.target_accuracy,
+        threads=args.threads,
+    )
+    model = resolve_model(args.model)
+    dataset = _load_dataset(args.dataset, args.data_dir, model.input_shape)
+    print(
+        f"training {model.name} ({model.total_params:,} parameters) on {dataset.name}: "
+        f"{len(dataset.train):,} train / {len(dataset.test):,} test images, recipe {config.recipe}"
+    )
+    with TrainingProgress(
+        config.epochs, len(dataset.train), config.batch_size, enabled=not args.quiet
+    ) as progress:
+        path, result = train_to_run(
+            model,
+            dataset,
+            config,
+            out=args.out,
+            on_batch=progress.on_batch,
+            on_epoch=progress.on_epoch,
+        )
+    if result.history.stopped_early:
+        print(
+            f"stopped after epoch {len(result.history.epochs)}: "
+            f"training accuracy passed {config.target_accuracy}"
+        )
+    print(
+        f"test accuracy {result.test.accuracy:.4f} (loss {result.test.loss:.4f}) "
+        f"in {result.seconds:.1f} s"
+    )
+    print(f"run written to {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+@command
+def _add_evaluate(sub) -> None:
+    parser = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix")
+    parser.add_argument("--run", help="run directory (default: the latest under runs/)")
+    _add_data_arguments(parser, default=None)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from convlens.evaluate import evaluate
+    from convlens.runs import load_run
+
+    run = load_run(args.run)
+    name = args.dataset or run.metrics.get("dataset", "fashion-mnist")
+    dataset = _load_dataset(name, args.data_dir, run.model.input_shape)
+    if dataset.num_classes != run.model.num_classes:
+        raise ConvlensError(
+            f"{dataset.name} has {dataset.num_classes} classes but the run's model predicts "
+            f"{run.model.num_classes}; evaluate it on the dataset it was trained on."
+        )
+    result = evaluate(run.network, dataset.test, run.model.input_shape, run.model.num_classes)
+    if args.json:
+        print(json.dumps({"run": str(run.path), **result.as_dict(dataset.class_names)}, indent=2))
+        return 0
+    print(
+        f"run {run.path}: test accuracy {result.accuracy:.4f} (loss {result.loss:.4f}) "
+        f"on {len(dataset.test):,} images of {dataset.name}"
+    )
+    print(_per_class_table(dataset.class_names, result.per_class_accuracy))
+    print(_confusion_table(dataset.class_names, result.confusion))
+    return 0
+
+
+def _per_class_table(names: tuple[str, ...], accuracy: np.ndarray) -> str:
+    width = max(len(n) for n in names)
+    lines = ["per-class accuracy:"]
+    for name, value in zip(names, accuracy, strict=True):
+        shown = "   n/a" if np.isnan(value) else f"{value:6.1%}"
+        lines.append(f"  {name:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def _confusion_table(names: tuple[str, ...], confusion: np.ndarray) -> str:
+    width = max(len(n) for n in names)
+    cell = max(5, len(str(int(confusion.max()))) + 1)
+    heads = "".join(f"{i:>{cell}}" for i in range(len(names)))
+    lines = [
+        "confusion matrix (rows: true class, columns: predicted class number):",
+        f"  {'':<{width + 4}}{heads}",
+    ]
+    for index, (name, row) in enumerate(zip(names, confusion, strict=True)):
+        cells = "".join(f"{int(v):>{cell}}" for v in row)
+        lines.append(f"  {index:>2}  {name:<{width}}{cells}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- predict
+
+
+@command
+def _add_predict(sub) -> None:
+    parser = sub.add_parser("predict", help="classify PNG/JPEG images with a trained run")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument("--run", help="run directory (default: the latest under runs/)")
+    parser.add_argument(
+        "--invert",
+        action="store_true",
+        help="invert brightness first (for dark objects on a light background)",
+    )
+    parser.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from convlens.evaluate import predict_proba
+    from convlens.images import read_image, to_model_input
+    from convlens.runs import load_run
+
+    run = load_run(args.run)
+    height, width, channels = run.model.input_shape
+    batch = np.stack(
+        [
+            to_model_input(read_image(path), (height, width), channels, invert=args.invert)
+            for path in args.images
+        ]
+    )  # (N, H, W, C) uint8
+    probabilities = predict_proba(run.network, batch, run.model.input_shape)
+    top = max(1, min(args.top, len(run.class_names)))
+    results = [
+        _top_classes(path, probs, run.class_names, top)
+        for path, probs in zip(args.images, probabilities, strict=True)
+    ]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for result in results:
+        ranked = ", ".join(f"{c['class']} {c['probability']:.1%}" for c in result["top"])
+        print(f"{result['image']}: {ranked}")
+    return 0
+
+
+def _top_classes(path: str, probs: np.ndarray, names: tuple[str, ...], top: int) -> dict:
+    order = np.argsort(-probs)[:top]
+    return {
+        "image": str(Path(path)),
+        "top": [
+            {"class": names[i], "index": int(i), "probability": float(probs[i])} for i in order
+        ],
+    }

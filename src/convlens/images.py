@@ -107,3 +107,35 @@ def to_model_input(
     if invert:
         array = 255 - array
     return np.ascontiguousarray(array)  # (height, width, channels)
+
+
+def fit_to_input(images: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Fit uint8 images (N, H, W, C) to a model's (H', W', C') input.
+
+    Smaller images are zero-padded around the centre (how LeNet-5 reads 28x28
+    digits on its 32x32 input); one channel is repeated to three; three are
+    turned to one by luma. Larger images are refused: resize them when loading.
+    """
+    height, width, channels = input_shape
+    _, h, w, c = images.shape
+    if h > height or w > width:
+        raise ConvlensError(
+            f"the images are {h}x{w} but the model takes {height}x{width}; load them at "
+            f"{height}x{width} or use a model whose input_shape is [{h}, {w}, {c}]."
+        )
+    if c != channels:
+        if c == 1 and channels == 3:
+            images = np.repeat(images, 3, axis=3)
+        elif c == 3 and channels == 1:
+            luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            images = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+        else:
+            raise ConvlensError(
+                f"the images have {c} channels but the model takes {channels}; "
+                f"use a model with input_shape [..., {c}]."
+            )
+    if (h, w) != (height, width):
+        top, left = (height - h) // 2, (width - w) // 2
+        padding = ((0, 0), (top, height - h - top), (left, width - w - left), (0, 0))
+        images = np.pad(images, padding)
+    return images  # (N, height, width, channels)

@@ -1,0 +1,202 @@
+"""The torch side of a Sequential spec: one nn.Module per Keras layer.
+
+Modules keep Keras's names (conv2d, max_pooling2d, conv2d_1, ...) so the
+weights file reads like the summary. Inside, tensors are NCHW (held in
+channels_last memory, which oneDNN's CPU kernels prefer); Flatten lays values
+out in Keras's (row, column, channel) order so a flattened vector means the
+same thing in both frameworks. The network returns logits: a final softmax is
+applied by ``probabilities`` (and folded into the loss while training).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convlens.images import fit_to_input
+from convlens.layers import (
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPooling2D,
+    Shape,
+    same_padding,
+)
+
+if TYPE_CHECKING:
+    from convlens.model import Sequential
+
+ACTIVATION_FUNCTIONS = {
+    "linear": None,
+    "relu": F.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "elu": F.elu,
+    "gelu": F.gelu,
+    "softmax": lambda x: torch.softmax(x, dim=1),
+}
+
+
+def _padding_pairs(input_shape: Shape, window: tuple[int, int], strides: tuple[int, int]):
+    """Keras "same" padding as F.pad's (left, right, top, bottom)."""
+    top, bottom = same_padding(input_shape[0], window[0], strides[0])
+    left, right = same_padding(input_shape[1], window[1], strides[1])
+    return (left, right, top, bottom)
+
+
+class KerasConv2d(nn.Conv2d):
+    """nn.Conv2d with Keras's "same" padding (extra row/column at the bottom/right) and activation."""
+
+    def __init__(self, spec: Conv2D, input_shape: Shape, activation: str) -> None:
+        pads = (0, 0, 0, 0)
+        if spec.padding == "same":
+            pads = _padding_pairs(input_shape, spec.kernel_size, spec.strides)
+        symmetric = pads[0] == pads[1] and pads[2] == pads[3]
+        super().__init__(
+            input_shape[-1],
+            spec.filters,
+            spec.kernel_size,
+            stride=spec.strides,
+            padding=(pads[2], pads[0]) if symmetric else 0,
+            bias=spec.use_bias,
+        )
+        self.pre_pad = None if symmetric else pads
+        self.act = ACTIVATION_FUNCTIONS[activation]
+        nn.init.xavier_uniform_(self.weight)  # Keras's glorot_uniform: same fans for conv kernels
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_pad is not None:
+            x = F.pad(x, self.pre_pad)
+        x = super().forward(x)  # (N, filters, H_out, W_out)
+        return x if self.act is None else self.act(x)
+
+
+class KerasPool2d(nn.Module):
+    """Max or average pooling with Keras's floor rounding and "same" padding."""
+
+    def __init__(self, spec: MaxPooling2D | AveragePooling2D, input_shape: Shape) -> None:
+        super().__init__()
+        self.mode = "max" if isinstance(spec, MaxPooling2D) else "avg"
+        self.window = spec.pool_size
+        self.strides = spec.strides
+        pads = (0, 0, 0, 0)
+        if spec.padding == "same":
+            pads = _padding_pairs(input_shape, spec.pool_size, spec.strides)
+        self.pads = pads if any(pads) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pads is None:
+            pool = F.max_pool2d if self.mode == "max" else F.avg_pool2d
+            return pool(x, self.window, self.strides)
+        if self.mode == "max":
+            return F.max_pool2d(F.pad(x, self.pads, value=float("-inf")), self.window, self.strides)
+        # Keras averages only the real pixels of a padded window.
+        sums = F.avg_pool2d(F.pad(x, self.pads), self.window, self.strides, divisor_override=1)
+        ones = torch.ones_like(x[:1, :1])
+        counts = F.avg_pool2d(F.pad(ones, self.pads), self.window, self.strides, divisor_override=1)
+        return sums / counts
+
+
+class KerasFlatten(nn.Module):
+    """Flatten in Keras's (row, column, channel) order: (N, C, H, W) -> (N, H*W*C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return x
+        # With channels_last memory this permute is free: the data already lies as NHWC.
+        return x.permute(0, 2, 3, 1).flatten(1)
+
+
+class KerasDense(nn.Linear):
+    """nn.Linear with Keras's initialisation (Glorot uniform, zero bias) and activation."""
+
+    def __init__(self, spec: Dense, input_shape: Shape, activation: str) -> None:
+        super().__init__(input_shape[0], spec.units, bias=spec.use_bias)
+        self.act = ACTIVATION_FUNCTIONS[activation]
+        nn.init.xavier_uniform_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = super().forward(x)  # (N, units)
+        return x if self.act is None else self.act(x)
+
+
+def _batch_norm(spec: BatchNormalization, input_shape: Shape) -> nn.Module:
+    # Keras's momentum m keeps m of the old statistic; torch's momentum is the new share.
+    cls = nn.BatchNorm2d if len(input_shape) == 3 else nn.BatchNorm1d
+    return cls(input_shape[-1], eps=spec.epsilon, momentum=1.0 - spec.momentum)
+
+
+def layer_module(layer: Layer, input_shape: Shape, final: bool) -> nn.Module:
+    """The torch module for one spec; the final layer's softmax is left to the loss."""
+    activation = getattr(layer, "activation", "linear")
+    if final and activation == "softmax":
+        activation = "linear"
+    if isinstance(layer, Conv2D):
+        return KerasConv2d(layer, input_shape, activation)
+    if isinstance(layer, (MaxPooling2D, AveragePooling2D)):
+        return KerasPool2d(layer, input_shape)
+    if isinstance(layer, Flatten):
+        return KerasFlatten()
+    if isinstance(layer, Dense):
+        return KerasDense(layer, input_shape, activation)
+    if isinstance(layer, Dropout):
+        return nn.Dropout(layer.rate)
+    if isinstance(layer, BatchNormalization):
+        return _batch_norm(layer, input_shape)
+    raise TypeError(f"no torch module for {layer.keras_type}")
+
+
+class Network(nn.Sequential):
+    """The built model: named Keras layers in order; forward returns logits (N, classes)."""
+
+    def __init__(self, modules: OrderedDict[str, nn.Module], final_softmax: bool) -> None:
+        super().__init__(modules)
+        self.final_softmax = final_softmax
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, classes): softmax of the logits."""
+        logits = self(x)
+        return torch.softmax(logits, dim=1) if self.final_softmax else logits
+
+
+def build_network(model: Sequential, seed: int | None = None) -> Network:
+    """Build the torch module for a spec; ``seed`` makes the initial weights repeatable."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    last = len(model.rows) - 1
+    for index, row in enumerate(model.rows):
+        modules[row.name] = layer_module(row.layer, row.input_shape, final=index == last)
+    final_softmax = getattr(model.layers[-1], "activation", "linear") == "softmax"
+    return Network(modules, final_softmax)
+
+
+def count_parameters(network: nn.Module) -> int:
+    """Parameters plus float buffers (BatchNorm's moving statistics), as Keras counts them."""
+    params = sum(p.numel() for p in network.parameters())
+    buffers = sum(b.numel() for b in network.buffers() if b.is_floating_point())
+    return params + buffers
+
+
+def images_to_tensor(images: np.ndarray, input_shape: Shape) -> torch.Tensor:
+    """uint8 images (N, H, W, C) -> float32 (N, C, H, W) in [0, 1], channels_last memory.
+
+    The lesson's preprocessing (divide by 255), done once for a whole split.
+    The NHWC array is already channels_last memory: permuting it costs nothing.
+    """
+    images = fit_to_input(images, input_shape)
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)  # (N, C, H, W)
+    return tensor.float().div_(255.0).contiguous(memory_format=torch.channels_last)

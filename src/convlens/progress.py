@@ -1,0 +1,76 @@
+"""The training progress bar (rich): epoch, batches, running loss and accuracy.
+
+Drawn on stderr so stdout stays clean for results; each finished epoch also
+prints one plain line, so logs and non-terminals get the numbers too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from convlens.train import EpochRecord
+
+UPDATE_EVERY = 10  # batches between bar refreshes: keeps the bar off the hot path
+
+
+class TrainingProgress:
+    """Context manager feeding fit()'s on_batch/on_epoch hooks into a progress bar."""
+
+    def __init__(self, epochs: int, images: int, batch_size: int, enabled: bool = True) -> None:
+        self.epochs = epochs
+        self.batches = math.ceil(images / batch_size)
+        self.console = Console(stderr=True)
+        self.enabled = enabled and self.console.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  accuracy {task.fields[accuracy]:.4f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.enabled,
+        )
+        self.task = None
+
+    def __enter__(self) -> TrainingProgress:
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train", total=self.batches, epoch=1, epochs=self.epochs, loss=0.0, accuracy=0.0
+        )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def on_batch(self, epoch: int, batch: int, loss: float, accuracy: float) -> None:
+        """Advance the bar (every UPDATE_EVERY batches and at the epoch's end)."""
+        done = batch + 1
+        if self.enabled and (done % UPDATE_EVERY == 0 or done == self.batches):
+            self.progress.update(
+                self.task, completed=done, epoch=epoch, loss=loss, accuracy=accuracy
+            )
+
+    def on_epoch(self, record: EpochRecord) -> None:
+        """Print the epoch's line and reset the bar for the next one."""
+        test = ""
+        if record.test_accuracy is not None:
+            test = f"  test loss {record.test_loss:.4f}  test accuracy {record.test_accuracy:.4f}"
+        self.console.print(
+            f"epoch {record.epoch}/{self.epochs}  loss {record.train_loss:.4f}  "
+            f"accuracy {record.train_accuracy:.4f}{test}  {record.seconds:.1f} s",
+            highlight=False,
+        )
+        if self.enabled:
+            self.progress.reset(self.task, total=self.batches, epoch=record.epoch + 1)

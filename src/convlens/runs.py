@@ -1,0 +1,176 @@
+"""Run directories: the one hand-off between commands.
+
+A run directory holds model.json, weights.safetensors, history.csv and
+metrics.json. It is built under a hidden ``.<name>.partial`` sibling and
+renamed into place only when complete, so a failed or interrupted run never
+leaves a half-written run behind. Commands that read a trained model take
+``--run DIR`` and default to the latest complete run under ``runs/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from convlens.errors import ConvlensError
+from convlens.fsutil import atomic_write_text
+from convlens.model import SPEC_FILE, WEIGHTS_FILE, Sequential, load_model
+
+RUNS_ROOT = Path("runs")
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+
+
+def new_run_name(model_name: str) -> str:
+    """A fresh run name: <model>-<YYYYmmdd-HHMMSS>."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in model_name) or "model"
+    return f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _unique(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+@dataclass(frozen=True)
+class StagedRun:
+    """A run being written: files go into ``staging``; on success it is renamed to ``final``."""
+
+    staging: Path
+    final: Path
+
+
+@contextmanager
+def staged_run(
+    out: str | Path | None, model_name: str, root: Path = RUNS_ROOT
+) -> Iterator[StagedRun]:
+    """Yield a StagedRun; on success staging becomes the run directory, else it is removed.
+
+    ``out`` names the run directory (it must not exist yet); by default a new
+    name under ``root``. Fails before any work when the place is not writable.
+    """
+    final = Path(out) if out else _unique(root / new_run_name(model_name))
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise ConvlensError(f"{final} already exists; choose another --out or remove it.")
+    staging = final.with_name(f".{final.name}.partial")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        probe = staging / ".write-test"
+        probe.write_bytes(b"0" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ConvlensError(
+            f"cannot write the run directory {final} ({exc.strerror or exc}); "
+            f"choose a writable place with --out."
+        ) from None
+    try:
+        yield StagedRun(staging, final)
+        if final.is_dir():
+            final.rmdir()  # an empty directory the user named with --out
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_history(directory: Path, rows: list[dict[str, Any]]) -> None:
+    """history.csv: one row per epoch (epoch, losses, accuracies, seconds, learning rate)."""
+    if not rows:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    atomic_write_text(directory / HISTORY_FILE, buffer.getvalue())
+
+
+def read_history(directory: Path) -> list[dict[str, float | None]]:
+    """history.csv back as a list of dicts of numbers (None where a value was not measured)."""
+    path = Path(directory) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [
+            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def write_metrics(directory: Path, metrics: dict[str, Any]) -> None:
+    """metrics.json, atomically."""
+    atomic_write_text(directory / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+
+
+def is_run(directory: Path) -> bool:
+    """Whether ``directory`` holds a complete run (spec, weights, metrics)."""
+    return all((directory / name).is_file() for name in (SPEC_FILE, WEIGHTS_FILE, METRICS_FILE))
+
+
+def latest_run(root: Path = RUNS_ROOT) -> Path:
+    """The most recently finished run under ``root``."""
+    runs = [p for p in root.iterdir() if p.is_dir() and is_run(p)] if root.is_dir() else []
+    if not runs:
+        raise ConvlensError(
+            f"there is no trained run in {root}/; train one with `convlens train` "
+            f"or pass --run DIR."
+        )
+    return max(runs, key=lambda p: (p / METRICS_FILE).stat().st_mtime)
+
+
+@dataclass
+class Run:
+    """A trained run loaded back: where it is, its model, network and metrics."""
+
+    path: Path
+    model: Sequential
+    network: Any  # convlens.network.Network
+    metrics: dict[str, Any]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names the model was trained with (or 0..N-1)."""
+        return self.model.class_names or tuple(str(i) for i in range(self.model.num_classes))
+
+
+def resolve_run(run: str | Path | None, root: Path = RUNS_ROOT) -> Path:
+    """The run directory named by --run, or the latest one."""
+    if run is None:
+        return latest_run(root)
+    path = Path(run)
+    if not path.is_dir():
+        raise ConvlensError(f"run directory {path} does not exist; check --run.")
+    if not (path / WEIGHTS_FILE).is_file():
+        raise ConvlensError(
+            f"{path} has no {WEIGHTS_FILE}; it is not a finished run (train one with "
+            f"`convlens train`)."
+        )
+    return path
+
+
+def load_run(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Run:
+    """Load a run directory (default: the latest under runs/)."""
+    path = resolve_run(run, root)
+    model, network = load_model(path)
+    metrics_path = path / METRICS_FILE
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        metrics = {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConvlensError(f"{metrics_path} is not readable JSON ({exc}); retrain.") from None
+    return Run(path, model, network, metrics)
