@@ -1,0 +1,66 @@
+"""Small generated data for tests: learnable image classes and IDX files.
+
+Tests must not depend on the real Fashion-MNIST; these stand in for it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from convlens.data import Dataset, Split
+
+
+def pattern_images(count: int, classes: int = 10, size: int = 28, seed: int = 0):
+    """uint8 images (count, size, size, 1) and labels: class k is a bright block in cell k."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, size=count)
+    images = rng.integers(0, 60, size=(count, size, size, 1)).astype(np.uint8)
+    cell = size // 4
+    for index, label in enumerate(labels):
+        row, col = divmod(int(label), 4)
+        jitter = rng.integers(0, 3, size=2)
+        top, left = row * cell + jitter[0], col * cell + jitter[1]
+        images[index, top : top + cell - 2, left : left + cell - 2, 0] = 230
+    return images, labels.astype(np.int64)
+
+
+def pattern_dataset(train: int = 600, test: int = 200, classes: int = 10, seed: int = 0) -> Dataset:
+    """A learnable Dataset of pattern_images, named like MNIST's classes."""
+    x_train, y_train = pattern_images(train, classes, seed=seed)
+    x_test, y_test = pattern_images(test, classes, seed=seed + 1)
+    return Dataset(
+        name="patterns",
+        train=Split(x_train, y_train),
+        test=Split(x_test, y_test),
+        class_names=tuple(str(i) for i in range(classes)),
+        source="generated",
+    )
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array: magic (0, 0, 0x08, ndim), big-endian sizes, data."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx_dataset(directory: Path, dataset: Dataset, compress: bool = True) -> Path:
+    """Write a Dataset as the four MNIST-named IDX files in ``directory``; returns it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    parts = {
+        "train-images-idx3-ubyte": dataset.train.images[..., 0],
+        "train-labels-idx1-ubyte": dataset.train.labels.astype(np.uint8),
+        "t10k-images-idx3-ubyte": dataset.test.images[..., 0],
+        "t10k-labels-idx1-ubyte": dataset.test.labels.astype(np.uint8),
+    }
+    for stem, array in parts.items():
+        data = idx_bytes(array)
+        if compress:
+            (directory / f"{stem}.gz").write_bytes(gzip.compress(data))
+        else:
+            (directory / stem).write_bytes(data)
+    return directory

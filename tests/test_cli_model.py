@@ -1,0 +1,195 @@
+"""The model subcommands end to end: summary, train, evaluate, predict, and their errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from synthetic import pattern_dataset, write_idx_dataset
+
+from convlens.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    """Generated MNIST-format IDX files (MNIST itself is not available offline)."""
+    return write_idx_dataset(tmp_path_factory.mktemp("mnist"), pattern_dataset(600, 200))
+
+
+@pytest.fixture(scope="module")
+def trained_run(mnist_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "small"
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(mnist_dir),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.003",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_summary_prints_the_explained_table(capsys):
+    code, out, _ = run(capsys, "summary")
+    assert code == 0
+    assert "Layer (type)" in out and "Output Shape" in out and "Param #" in out
+    assert "(None, 26, 26, 64)" in out and "26x26: 28 - 3 + 1" in out
+    assert "5x5: floor(11 / 2)" in out and "1,600 = 5 x 5 x 64" in out
+    assert "640 = 64 x (3 x 3 x 1) + 64" in out and "Total params: 243,786" in out
+
+
+def test_summary_json(capsys):
+    code, out, _ = run(capsys, "summary", "--model", "seed-dnn", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["total_params"] == 101_770
+    assert [layer["output_shape"] for layer in summary["layers"]] == [
+        [None, 784],
+        [None, 128],
+        [None, 10],
+    ]
+    assert {"name", "type", "output_shape", "params"} <= set(summary["layers"][0])
+
+
+def test_train_writes_a_run_that_learns(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["dataset"] == "mnist"
+    assert metrics["test_accuracy"] > 0.5  # chance is 0.1
+    assert (trained_run / "weights.safetensors").is_file()
+
+
+def test_evaluate_reports_per_class_accuracy_and_confusion(capsys, trained_run, mnist_dir):
+    code, out, _ = run(capsys, "evaluate", "--run", str(trained_run), "--data-dir", str(mnist_dir))
+    assert code == 0
+    assert "test accuracy" in out and "per-class accuracy" in out and "confusion matrix" in out
+    code, out, _ = run(
+        capsys, "evaluate", "--run", str(trained_run), "--data-dir", str(mnist_dir), "--json"
+    )
+    report = json.loads(out)
+    assert np.array(report["confusion_matrix"]).sum() == 200
+    assert set(report["per_class_accuracy"]) == {str(i) for i in range(10)}
+
+
+def test_predict_classifies_image_files(capsys, trained_run, tmp_path):
+    dataset = pattern_dataset(10, 10, seed=5)
+    paths = []
+    for index in range(3):
+        path = tmp_path / f"image{index}.png"
+        big = np.kron(dataset.test.images[index, :, :, 0], np.ones((4, 4), np.uint8))  # 112x112
+        Image.fromarray(big).save(path)
+        paths.append(str(path))
+    code, out, _ = run(capsys, "predict", *paths, "--run", str(trained_run), "--json")
+    results = json.loads(out)
+    assert code == 0 and len(results) == 3
+    assert all(abs(sum(c["probability"] for c in r["top"]) - 1) < 0.5 for r in results)
+    hits = sum(
+        r["top"][0]["index"] == int(y) for r, y in zip(results, dataset.test.labels, strict=False)
+    )
+    assert hits >= 2
+    code, out, _ = run(capsys, "predict", paths[0], "--run", str(trained_run), "--invert")
+    assert code == 0 and out.startswith(paths[0])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["summary", "--model", "resnet"], "unknown model 'resnet'"),
+        (["train", "--epochs", "0"], "epochs must be at least 1"),
+        (["train", "--dataset", "/nonexistent/folder"], "unknown dataset"),
+        (["evaluate", "--run", "/nonexistent/run"], "does not exist"),
+        (["predict", "nothing.png", "--run", "/nonexistent/run"], "does not exist"),
+        (["summary", "--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_errors_exit_2_with_one_sentence(capsys, argv, message):
+    code, out, err = run(capsys, *argv) if argv[1] != "--bogus" else (None, "", "")
+    if code is None:
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        code, err = caught.value.code, capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_missing_dataset_names_every_place_and_the_fix(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("convlens.data.SYSTEM_DATA_ROOT", tmp_path / "system")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CONVLENS_DATA", raising=False)
+
+    def offline(url, dest):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("convlens.data._download", offline)
+    code, _, err = run(capsys, "train", "--dataset", "fashion-mnist", "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert "apt-get install" in err and str(tmp_path / "cache") in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_predict_names_the_file_that_is_not_an_image(capsys, trained_run, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is text")
+    code, _, err = run(capsys, "predict", str(bad), "--run", str(trained_run))
+    assert code == 2 and str(bad) in err
+
+
+def test_evaluate_refuses_a_run_without_weights(capsys, trained_run, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.json").write_text((trained_run / "model.json").read_text())
+    code, _, err = run(capsys, "evaluate", "--run", str(broken))
+    assert code == 2 and "no weights.safetensors" in err
+
+
+def test_unwritable_out_is_refused_before_training(capsys, mnist_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, _, err = run(
+        capsys,
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(mnist_dir),
+        "--out",
+        str(blocker / "run"),
+        "--quiet",
+    )
+    assert code == 2 and "cannot write the run directory" in err
+
+
+def test_the_installed_command_prints_no_traceback(tmp_path):
+    bad = tmp_path / "m.json"
+    bad.write_text(
+        '{"input_shape": [3, 3, 1], "layers": [{"type": "Conv2D", "filters": 2, '
+        '"kernel_size": 5}, {"type": "Flatten"}, {"type": "Dense", "units": 2}]}'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "convlens", "summary", "--model", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("convlens: error: ") and "Traceback" not in done.stderr
+    assert "conv2d (Conv2D) has a 5x5 kernel but its input is only 3x3x1" in done.stderr

@@ -1,0 +1,171 @@
+"""The torch build agrees with the spec: parameter counts, shapes, Keras semantics."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convlens.layers import (
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+)
+from convlens.model import PRESETS, Sequential, preset
+from convlens.network import count_parameters, images_to_tensor
+
+
+def _layer_outputs(network, x):
+    outputs = []
+    for module in network:
+        x = module(x)
+        outputs.append(x)
+    return outputs
+
+
+def _keras_shape(tensor):
+    """(N, C, H, W) -> (H, W, C); (N, F) -> (F,)."""
+    shape = tuple(tensor.shape[1:])
+    return (*shape[1:], shape[0]) if len(shape) == 3 else shape
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_torch_parameter_count_equals_the_spec(name):
+    model = preset(name)
+    assert count_parameters(model.build(seed=0)) == model.total_params
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_layer_output_has_the_summary_shape(name):
+    model = preset(name)
+    network = model.build(seed=0).eval()
+    x = torch.rand(2, model.input_shape[2], *model.input_shape[:2])
+    shapes = [_keras_shape(t) for t in _layer_outputs(network, x)]
+    assert shapes == [row.output_shape for row in model.rows]
+
+
+@st.composite
+def random_models(draw):
+    height, width = draw(st.integers(4, 20)), draw(st.integers(4, 20))
+    channels = draw(st.sampled_from([1, 3]))
+    layers, shape = [], (height, width, channels)
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["conv", "max", "avg", "bn"]))
+        padding = draw(st.sampled_from(["valid", "same"]))
+        window = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+        strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        if kind == "conv":
+            layer = Conv2D(
+                draw(st.integers(1, 5)),
+                window,
+                strides=strides,
+                padding=padding,
+                use_bias=draw(st.booleans()),
+            )
+        elif kind == "bn":
+            layer = BatchNormalization()
+        else:
+            cls = MaxPooling2D if kind == "max" else AveragePooling2D
+            layer = cls(window, strides=strides, padding=padding)
+        try:
+            shape = layer.output_shape(shape)
+        except Exception:
+            continue
+        layers.append(layer)
+    layers += [Flatten(), Dropout(0.1), Dense(draw(st.integers(2, 6)))]
+    return Sequential(layers, input_shape=(height, width, channels))
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_models())
+def test_random_models_build_with_the_spec_shapes_and_counts(model):
+    network = model.build(seed=0).eval()
+    assert count_parameters(network) == model.total_params
+    x = torch.rand(2, model.input_shape[2], *model.input_shape[:2])
+    shapes = [_keras_shape(t) for t in _layer_outputs(network, x)]
+    assert shapes == [row.output_shape for row in model.rows]
+
+
+def _numpy_same_conv(image, kernel, stride):
+    """Keras 'same' convolution by hand: pad (extra at bottom/right), then correlate."""
+    height, width = image.shape
+    k = kernel.shape[0]
+    out = math.ceil(height / stride), math.ceil(width / stride)
+    pad_h = max((out[0] - 1) * stride + k - height, 0)
+    pad_w = max((out[1] - 1) * stride + k - width, 0)
+    padded = np.pad(image, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)))
+    result = np.zeros(out)
+    for r in range(out[0]):
+        for c in range(out[1]):
+            patch = padded[r * stride : r * stride + k, c * stride : c * stride + k]
+            result[r, c] = (patch * kernel).sum()
+    return result
+
+
+@pytest.mark.parametrize(("size", "stride", "k"), [(7, 2, 3), (8, 2, 3), (9, 3, 4), (6, 1, 4)])
+def test_same_padding_puts_the_extra_row_at_the_bottom_right_like_keras(size, stride, k):
+    model = Sequential(
+        [Conv2D(1, k, strides=stride, padding="same", use_bias=False), Flatten(), Dense(2)],
+        input_shape=(size, size, 1),
+    )
+    conv = model.build(seed=0)[0]
+    image = np.random.default_rng(0).random((size, size))
+    with torch.no_grad():
+        got = conv(torch.tensor(image[None, None], dtype=torch.float32))[0, 0].numpy()
+    kernel = conv.weight[0, 0].detach().numpy().astype(np.float64)
+    np.testing.assert_allclose(got, _numpy_same_conv(image, kernel, stride), rtol=1e-5, atol=1e-5)
+
+
+def test_same_average_pooling_ignores_the_padding_like_keras():
+    model = Sequential(
+        [AveragePooling2D(2, padding="same"), Flatten(), Dense(2)], input_shape=(3, 3, 1)
+    )
+    pool = model.build(seed=0)[0]
+    x = torch.arange(9.0).reshape(1, 1, 3, 3)
+    expected = torch.tensor([[2.0, 3.5], [6.5, 8.0]])  # corner windows average 1 or 2 pixels
+    assert torch.allclose(pool(x)[0, 0], expected)
+
+
+def test_flatten_uses_keras_row_column_channel_order():
+    network = preset("seed-cnn").build(seed=0)
+    volume = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4)  # (N, C, H, W)
+    flat = network.flatten(volume)
+    expected = volume.permute(0, 2, 3, 1).reshape(1, -1)  # (N, H*W*C) as Keras lays out NHWC
+    assert torch.equal(flat, expected)
+
+
+def test_glorot_uniform_weights_and_zero_biases_as_keras():
+    network = preset("seed-cnn").build(seed=0)
+    conv = network.conv2d_1
+    fan_in, fan_out = 64 * 9, 64 * 9
+    limit = math.sqrt(6 / (fan_in + fan_out))
+    assert conv.weight.abs().max() <= limit
+    assert conv.weight.abs().max() > 0.9 * limit
+    assert torch.count_nonzero(conv.bias) == 0
+
+
+def test_the_same_seed_builds_the_same_weights():
+    a, b = preset("seed-cnn").build(seed=7), preset("seed-cnn").build(seed=7)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_images_become_normalised_channels_last_tensors():
+    images = np.full((2, 28, 28, 1), 255, dtype=np.uint8)
+    tensor = images_to_tensor(images, (32, 32, 1))  # LeNet-5 pads 28x28 to 32x32
+    assert tensor.shape == (2, 1, 32, 32)
+    assert tensor.is_contiguous(memory_format=torch.channels_last)
+    assert tensor[0, 0, 2:30, 2:30].min() == 1.0 and tensor[0, 0, :2].max() == 0.0
+
+
+def test_final_softmax_is_left_to_the_loss_and_given_by_probabilities():
+    network = preset("seed-dnn").build(seed=0).eval()
+    x = torch.rand(3, 1, 28, 28)
+    probs = network.probabilities(x)
+    assert torch.allclose(probs.sum(dim=1), torch.ones(3))
+    assert not torch.allclose(network(x).sum(dim=1), torch.ones(3))

@@ -1,0 +1,146 @@
+"""The training engine: recipes, schedule, callbacks, repeatability, run directories."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from synthetic import pattern_dataset
+
+from convlens.errors import ConvlensError
+from convlens.model import preset
+from convlens.runs import load_run, read_history
+from convlens.train import (
+    RECIPES,
+    EpochRecord,
+    StopAtAccuracy,
+    TrainConfig,
+    fit,
+    lr_at,
+    recipe_config,
+    train_to_run,
+)
+
+SMALL = TrainConfig(epochs=2, batch_size=32, learning_rate=3e-3, threads=2)
+
+
+@pytest.fixture(scope="module")
+def patterns():
+    return pattern_dataset(train=600, test=200)
+
+
+def test_lesson_recipe_is_exactly_the_lessons():
+    lesson = RECIPES["lesson"]
+    assert (lesson.learning_rate, lesson.batch_size, lesson.epochs) == (1e-3, 32, 5)
+    assert lesson.schedule == "constant" and lesson.label_smoothing == 0.0
+
+
+def test_onecycle_warms_up_then_decays_to_zero():
+    config = TrainConfig(learning_rate=1.0, warmup_fraction=0.2)
+    rates = [lr_at(step, 100, config) for step in range(100)]
+    peak = rates.index(max(rates))
+    assert rates[0] == pytest.approx(0.1)
+    assert peak == 20 and max(rates) == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(rates[:peak], rates[1 : peak + 1], strict=True))
+    assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :], strict=False))
+    assert rates[-1] < 0.001
+
+
+def test_constant_schedule_is_constant():
+    config = RECIPES["lesson"]
+    assert {lr_at(step, 50, config) for step in range(50)} == {1e-3}
+
+
+def test_overrides_apply_and_bad_values_are_refused():
+    assert recipe_config("lesson", epochs=2, batch_size=None).epochs == 2
+    with pytest.raises(ConvlensError, match="unknown recipe"):
+        recipe_config("turbo")
+    with pytest.raises(ConvlensError, match="target accuracy must be in"):
+        recipe_config("fast", target_accuracy=90)
+
+
+def test_a_short_run_learns_far_above_chance(patterns):
+    result = fit(preset("seed-cnn"), patterns, SMALL)
+    assert result.test.accuracy > 0.6  # chance is 0.1
+    assert len(result.history.epochs) == 2
+    first, last = result.history.epochs
+    assert last.train_loss < first.train_loss
+    assert result.test.confusion.sum() == len(patterns.test)
+
+
+def test_the_same_seed_gives_the_same_weights(patterns):
+    config = replace(SMALL, epochs=1)
+    a = fit(preset("seed-dnn"), patterns, config).network
+    b = fit(preset("seed-dnn"), patterns, config).network
+    for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), key
+
+
+def test_label_smoothing_is_applied(patterns, monkeypatch):
+    seen = []
+    original = torch.nn.functional.cross_entropy
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("label_smoothing", 0.0))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("convlens.train.F.cross_entropy", spy)
+    fit(preset("seed-dnn"), patterns, replace(SMALL, epochs=1, label_smoothing=0.1))
+    steps = -(-len(patterns.train) // SMALL.batch_size)
+    assert seen.count(0.1) == steps  # every training step; evaluation uses plain cross-entropy
+
+
+def test_stop_at_target_accuracy(patterns):
+    config = replace(SMALL, epochs=6, target_accuracy=0.3)
+    result = fit(preset("seed-cnn"), patterns, config)
+    assert result.history.stopped_early
+    assert len(result.history.epochs) < 6
+    assert result.history.epochs[-1].train_accuracy >= 0.3
+
+
+def test_stop_callback_reads_the_named_metric():
+    record = EpochRecord(1, 0.5, 0.91, 0.6, 0.89, 1.0, 1e-3)
+    assert StopAtAccuracy(0.9).on_epoch_end(record)
+    assert not StopAtAccuracy(0.9, metric="test_accuracy").on_epoch_end(record)
+
+
+def test_train_to_run_writes_a_complete_run(patterns, tmp_path):
+    path, result = train_to_run(
+        preset("seed-dnn"), patterns, replace(SMALL, epochs=1), root=tmp_path
+    )
+    assert sorted(p.name for p in path.iterdir()) == [
+        "history.csv",
+        "metrics.json",
+        "model.json",
+        "weights.safetensors",
+    ]
+    metrics = json.loads((path / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_loss", "train_accuracy", "epochs", "seconds"):
+        assert key in metrics
+    assert metrics["test_accuracy"] == pytest.approx(result.test.accuracy)
+    assert read_history(path)[0]["epoch"] == 1
+    run = load_run(path)
+    assert run.class_names == patterns.class_names
+
+
+def test_a_failed_run_leaves_nothing_behind(patterns, tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("convlens.train.fit", explode)
+    with pytest.raises(KeyboardInterrupt):
+        train_to_run(preset("seed-dnn"), patterns, SMALL, root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_out_directory_is_refused(patterns, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    with pytest.raises(ConvlensError, match="already exists"):
+        train_to_run(preset("seed-dnn"), patterns, SMALL, out=tmp_path / "taken")
+
+
+def test_a_model_with_the_wrong_number_of_classes_is_refused(patterns):
+    three = pattern_dataset(train=60, test=30, classes=3)
+    with pytest.raises(ConvlensError, match="Dense\\(10\\) but the dataset has 3 classes"):
+        fit(preset("seed-dnn"), three, SMALL)
