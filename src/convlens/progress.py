@@ -71,6 +71,7 @@ class TrainingProgress:
             f"epoch {record.epoch}/{self.epochs}  loss {record.train_loss:.4f}  "
             f"accuracy {record.train_accuracy:.4f}{test}  {record.seconds:.1f} s",
             highlight=False,
+            soft_wrap=True,
         )
         if self.enabled:
             self.progress.reset(self.task, total=self.batches, epoch=record.epoch + 1)
