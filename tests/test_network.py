@@ -169,3 +169,29 @@ def test_final_softmax_is_left_to_the_loss_and_given_by_probabilities():
     probs = network.probabilities(x)
     assert torch.allclose(probs.sum(dim=1), torch.ones(3))
     assert not torch.allclose(network(x).sum(dim=1), torch.ones(3))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "elu"])
+def test_pooling_before_a_monotone_activation_changes_nothing(activation):
+    model = Sequential([Conv2D(4, 3, activation=activation), MaxPooling2D(2), Flatten(), Dense(3)],
+                       input_shape=(9, 9, 2))
+    network = model.build(seed=0)
+    assert network._pool_first == {0}
+    x = torch.randn(5, 2, 9, 9, requires_grad=True)
+    fused = network(x)
+    (grad_fused,) = torch.autograd.grad(fused.sum(), x)
+    layers = list(network)
+    plain = x
+    for layer in layers:
+        plain = layer(plain)  # each module on its own: activation, then pooling
+    (grad_plain,) = torch.autograd.grad(plain.sum(), x)
+    assert torch.allclose(fused, plain, atol=1e-6)
+    assert torch.allclose(grad_fused, grad_plain, atol=1e-6)
+
+
+def test_a_hooked_layer_runs_unfused_so_it_shows_its_own_output():
+    network = preset("seed-cnn").build(seed=0).eval()
+    seen = {}
+    network.conv2d.register_forward_hook(lambda m, i, o: seen.setdefault("conv", o))
+    network(torch.rand(1, 1, 28, 28))
+    assert seen["conv"].shape == (1, 64, 26, 26) and seen["conv"].min() >= 0
