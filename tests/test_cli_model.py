@@ -193,3 +193,30 @@ def test_the_installed_command_prints_no_traceback(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("convlens: error: ") and "Traceback" not in done.stderr
     assert "conv2d (Conv2D) has a 5x5 kernel but its input is only 3x3x1" in done.stderr
+
+
+def test_train_on_a_folder_of_your_own_images(capsys, tmp_path):
+    dataset = pattern_dataset(90, 30, classes=3, seed=2)
+    for split, part in (("train", dataset.train), ("test", dataset.test)):
+        for index, (image, label) in enumerate(zip(part.images, part.labels, strict=True)):
+            folder = tmp_path / "shapes" / split / ["circle", "square", "star"][label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.dstack([image[..., 0]] * 3)).save(folder / f"{index}.png")
+    out = tmp_path / "run"
+    code, stdout, _ = run(
+        capsys,
+        "train",
+        "--dataset",
+        str(tmp_path / "shapes"),
+        "--epochs",
+        "1",
+        "--model",
+        "seed-dnn",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert code == 0, stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["class_names"] == ["circle", "square", "star"]
+    assert json.loads((out / "model.json").read_text())["layers"][-1]["units"] == 3

@@ -173,8 +173,10 @@ def test_final_softmax_is_left_to_the_loss_and_given_by_probabilities():
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "elu"])
 def test_pooling_before_a_monotone_activation_changes_nothing(activation):
-    model = Sequential([Conv2D(4, 3, activation=activation), MaxPooling2D(2), Flatten(), Dense(3)],
-                       input_shape=(9, 9, 2))
+    model = Sequential(
+        [Conv2D(4, 3, activation=activation), MaxPooling2D(2), Flatten(), Dense(3)],
+        input_shape=(9, 9, 2),
+    )
     network = model.build(seed=0)
     assert network._pool_first == {0}
     x = torch.randn(5, 2, 9, 9, requires_grad=True)

@@ -92,7 +92,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from convlens.model import resolve_model
+    from convlens.model import PRESETS, resolve_model
     from convlens.progress import TrainingProgress
     from convlens.train import recipe_config, train_to_run
 
@@ -107,6 +107,8 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     model = resolve_model(args.model)
     dataset = _load_dataset(args.dataset, args.data_dir, model.input_shape)
+    if args.model in PRESETS:  # a preset is a recipe: it fits your number of classes
+        model = model.with_output_units(dataset.num_classes)
     print(
         f"training {model.name} ({model.total_params:,} parameters) on {dataset.name}: "
         f"{len(dataset.train):,} train / {len(dataset.test):,} test images, recipe {config.recipe}"

@@ -235,6 +235,15 @@ class Sequential:
             )
         return Sequential(self.layers, self.input_shape, self.name, class_names)
 
+    def with_output_units(self, units: int) -> Sequential:
+        """The same model with its final Dense layer resized to ``units`` classes."""
+        last = self.layers[-1]
+        if last.units == units:  # type: ignore[attr-defined]
+            return self
+        return Sequential(
+            (*self.layers[:-1], replace(last, units=units)), self.input_shape, self.name
+        )
+
     def build(self, seed: int | None = None) -> torch.nn.Module:
         """A torch module computing this model (NCHW inside), with Keras's initialisation."""
         from convlens.network import build_network
