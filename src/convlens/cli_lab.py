@@ -10,9 +10,8 @@ exactly the pixels that convolve draws.
 from __future__ import annotations
 
 import argparse
-import os
+import io
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ import numpy as np
 from convlens import ops
 from convlens.cli import command
 from convlens.errors import ConvlensError
+from convlens.fsutil import atomic_write_bytes
 from convlens.images import read_image, to_model_input
 from convlens.sample_images import facade
 
@@ -78,7 +78,12 @@ def _register_convolve(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--pool", type=int, default=2, help="pooling window, 0 for none (default 2)"
     )
-    parser.add_argument("--pool-mode", choices=ops.POOL_MODES, default="max")
+    parser.add_argument(
+        "--pool-mode",
+        choices=ops.POOL_MODES,
+        default="max",
+        help="keep the biggest or the average of each window (default max)",
+    )
     parser.add_argument(
         "--display",
         choices=("clip", "rescale"),
@@ -189,8 +194,18 @@ def _chosen_kernels(filter_name: str, kernel_text: str | None) -> dict[str, np.n
     if kernel_text is not None:
         return {"custom": ops.parse_kernel(kernel_text)}
     if filter_name == "all":
-        return dict(ops.FILTERS)
+        return _distinct_presets()
     return {filter_name: ops.get_filter(filter_name)}
+
+
+def _distinct_presets() -> dict[str, np.ndarray]:
+    """Every preset once: kernels known by two names (vertical = sobel_x) share one panel."""
+    names: dict[bytes, list[str]] = {}
+    kernels: dict[bytes, np.ndarray] = {}
+    for name, kernel in ops.FILTERS.items():
+        names.setdefault(kernel.tobytes(), []).append(name)
+        kernels.setdefault(kernel.tobytes(), kernel)
+    return {" = ".join(names[key]): kernel for key, kernel in kernels.items()}
 
 
 def _check_figure_path(path: Path) -> None:
@@ -206,18 +221,15 @@ def _check_figure_path(path: Path) -> None:
 
 
 def _write_figure(figure: Figure, path: Path) -> None:
-    """Save ``figure`` to a temporary file beside ``path``, then rename: never half-written."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Render ``figure`` in memory, then write it atomically: never half-written."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lower().lstrip("."))
     try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format=path.suffix.lower().lstrip("."))
-        os.replace(temporary, path)
+        atomic_write_bytes(path, buffer.getvalue())
     except OSError as exc:
         raise ConvlensError(
             f"could not write {path} ({exc.strerror or exc}); choose a writable --out."
         ) from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def _load_grayscale(path: str | None) -> tuple[np.ndarray, str]:
@@ -236,15 +248,17 @@ def _load_grayscale(path: str | None) -> tuple[np.ndarray, str]:
 
 
 def _explain_pixel(args: argparse.Namespace) -> int:
-    kernel = ops.parse_kernel(args.kernel) if args.kernel else ops.get_filter(args.filter)
-    name = "custom" if args.kernel else args.filter
+    custom = args.kernel is not None
+    kernel = ops.parse_kernel(args.kernel) if custom else ops.get_filter(args.filter)
+    name = "custom" if custom else args.filter
     if args.patch is not None:
         explanation = _explain_patch(args, kernel)
         print(f"Patch times filter {name!r}:")
     else:
         if args.row is None or args.col is None:
             raise ConvlensError(
-                "give --row and --col (the output pixel to explain), or --patch with a neighbourhood."
+                "give --row and --col (the output pixel to explain), "
+                "or --patch with a neighbourhood."
             )
         image, source = _load_grayscale(args.image)
         stride, padding = _geometry(args)
@@ -256,9 +270,8 @@ def _explain_pixel(args: argparse.Namespace) -> int:
             f"{padding} padding, on {source}:"
         )
     print(explanation.format())
-    print(
-        f"Shown clipped to 0..255, as the lesson does: {ops.format_number(min(max(explanation.sum, 0), 255))}"
-    )
+    clipped = min(max(explanation.sum, 0.0), 255.0)
+    print(f"Shown clipped to 0..255, as the lesson does: {ops.format_number(clipped)}")
     return 0
 
 
