@@ -307,11 +307,13 @@ def train_to_run(
     root: Path = RUNS_ROOT,
     on_batch: ProgressFn | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    finish: Callable[[Path, FitResult], None] | None = None,
 ) -> tuple[Path, FitResult]:
     """Train and write a complete run directory; returns its path and the fit result.
 
-    The directory appears only when everything in it is written: an error or
-    Ctrl-C leaves no half-written run.
+    ``finish(directory, result)`` may add files (the report) before the run is
+    published. The directory appears only when everything in it is written:
+    an error or Ctrl-C leaves no half-written run.
     """
     config = config or TrainConfig()
     model = model.with_class_names(dataset.class_names)
@@ -320,4 +322,6 @@ def train_to_run(
         save_model(run.staging, model, result.network)
         write_history(run.staging, result.history.as_rows())
         write_metrics(run.staging, run_metrics(model, dataset, config, result))
+        if finish is not None:
+            finish(run.staging, result)
     return run.final, result
