@@ -144,3 +144,26 @@ def test_a_model_with_the_wrong_number_of_classes_is_refused(patterns):
     three = pattern_dataset(train=60, test=30, classes=3)
     with pytest.raises(ConvlensError, match="Dense\\(10\\) but the dataset has 3 classes"):
         fit(preset("seed-dnn"), three, SMALL)
+
+
+def test_test_time_flip_averages_each_image_with_its_mirror():
+    from convlens.evaluate import predict_logits
+
+    network = preset("seed-cnn").build(seed=0).eval()
+    x = torch.rand(6, 1, 28, 28)
+    expected = (network(x) + network(x.flip(3))) / 2
+    assert torch.allclose(predict_logits(network, x, batch_size=4, flip=True), expected, atol=1e-6)
+
+
+def test_flip_augmentation_mirrors_about_half_of_each_batch(patterns, monkeypatch):
+    seen = []
+    original = torch.where
+
+    def spy(condition, *args):
+        seen.append(condition.float().mean().item())
+        return original(condition, *args)
+
+    monkeypatch.setattr("convlens.train.torch.where", spy)
+    fit(preset("seed-dnn"), patterns, replace(SMALL, epochs=1, flip_augment=True))
+    assert len(seen) == -(-len(patterns.train) // SMALL.batch_size)
+    assert 0.35 < sum(seen) / len(seen) < 0.65

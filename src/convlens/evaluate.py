@@ -40,13 +40,23 @@ class Evaluation:
 
 @torch.inference_mode()
 def predict_logits(
-    network: Network, images: torch.Tensor, batch_size: int = EVAL_BATCH
+    network: Network, images: torch.Tensor, batch_size: int = EVAL_BATCH, flip: bool = False
 ) -> torch.Tensor:
-    """Logits (N, classes) for a prepared image tensor (N, C, H, W), in eval mode, batched."""
+    """Logits (N, classes) for a prepared image tensor (N, C, H, W), in eval mode, batched.
+
+    ``flip``: test-time augmentation, the mean of the logits of each image and
+    its mirror image (left-right).
+    """
     was_training = network.training
     network.eval()
     try:
-        outputs = [network(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            logits = network(batch)
+            if flip:
+                logits = (logits + network(batch.flip(3))) / 2
+            outputs.append(logits)
     finally:
         network.train(was_training)
     return torch.cat(outputs)
@@ -67,10 +77,10 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
 
 
 def evaluate_tensors(
-    network: Network, images: torch.Tensor, labels: torch.Tensor, classes: int
+    network: Network, images: torch.Tensor, labels: torch.Tensor, classes: int, flip: bool = False
 ) -> Evaluation:
     """Evaluate on prepared tensors: images (N, C, H, W) float, labels (N,) int64."""
-    logits = predict_logits(network, images)
+    logits = predict_logits(network, images, flip=flip)
     loss = float(F.cross_entropy(logits, labels))
     predictions = logits.argmax(dim=1).numpy()
     truth = labels.numpy()

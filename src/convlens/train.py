@@ -47,6 +47,8 @@ class TrainConfig:
     target_accuracy: float | None = None  # stop once train accuracy passes this
     threads: int | None = None  # None: torch's default (all physical cores)
     evaluate_each_epoch: bool = True
+    flip_augment: bool = False  # mirror a random half of each batch while training
+    test_time_flip: bool = False  # evaluate on the mean of each image's and its mirror's logits
     recipe: str = "fast"
 
 
@@ -182,6 +184,9 @@ def _train_epoch(
     for batch, start in enumerate(range(0, len(images), config.batch_size)):
         index = order[start : start + config.batch_size]
         x, y = images[index], labels[index]  # (B, C, H, W) channels_last, (B,)
+        if config.flip_augment:
+            mirror = torch.rand(len(x), generator=generator) < 0.5
+            x = torch.where(mirror[:, None, None, None], x.flip(3), x)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total_steps, config)
         logits = network(x)
@@ -246,7 +251,9 @@ def fit(
         last = epoch == config.epochs
         test = None
         if config.evaluate_each_epoch or last:
-            test = evaluate_tensors(network, test_x, test_y, dataset.num_classes)
+            test = evaluate_tensors(
+                network, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
+            )
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
@@ -263,7 +270,9 @@ def fit(
             history.stopped_early = not last
             break
     if test is None:
-        test = evaluate_tensors(network, test_x, test_y, dataset.num_classes)
+        test = evaluate_tensors(
+            network, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
+        )
     network.eval()
     return FitResult(network, history, test, time.perf_counter() - started)
 

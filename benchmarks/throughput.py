@@ -1,0 +1,101 @@
+"""Training throughput of the lesson's CNN as a fraction of this machine's matmul peak.
+
+Measures, in one process: the best single-precision matrix multiply rate
+(GFLOP/s) over a few square sizes, then images per second of one training
+step (forward, backward, Adam) at the default batch size for convlens and for
+the plain PyTorch reference. FLOPs per training image are counted from the
+spec (every multiply-add of the forward pass, times 2 for FLOPs, times 3 for
+forward + both backward products), so the fraction is of real work.
+
+    flock /tmp/convlens-bench.lock python benchmarks/throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from reference import lesson_model
+
+from convlens.layers import Conv2D, Dense
+from convlens.model import preset
+from convlens.train import TrainConfig
+
+
+def matmul_peak(sizes: tuple[int, ...] = (1024, 2048), repeats: int = 5) -> float:
+    """Best float32 GEMM rate in GFLOP/s over the given square sizes."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def forward_macs(name: str = "seed-cnn") -> int:
+    """Multiply-adds of one image's forward pass through a preset."""
+    total = 0
+    for row in preset(name).rows:
+        layer = row.layer
+        if isinstance(layer, Conv2D):
+            h, w, f = row.output_shape
+            total += h * w * f * layer.kernel_size[0] * layer.kernel_size[1] * row.input_shape[-1]
+        elif isinstance(layer, Dense):
+            total += row.input_shape[0] * layer.units
+    return total
+
+
+def step_rate(model: torch.nn.Module, batch: int, steps: int, channels_last: bool) -> float:
+    """Images per second of forward + backward + Adam on random data."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    x = torch.rand(batch, 1, 28, 28).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (batch,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(5):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
+    parser.add_argument("--steps", type=int, default=60)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    peak = matmul_peak()
+    flops = 3 * 2 * forward_macs()
+    print(
+        f"matmul peak {peak:.1f} GFLOP/s; {flops / 1e6:.1f} MFLOP per training image; "
+        f"{torch.get_num_threads()} threads"
+    )
+    ours = step_rate(preset("seed-cnn").build(seed=0), args.batch_size, args.steps, True)
+    plain = step_rate(lesson_model(), 32, args.steps * args.batch_size // 32, False)
+    for name, rate in (
+        (f"convlens (batch {args.batch_size})", ours),
+        ("plain PyTorch (batch 32)", plain),
+    ):
+        achieved = rate * flops / 1e9
+        print(
+            f"{name:<26} {rate:7.0f} img/s  {achieved:5.1f} GFLOP/s  {achieved / peak:5.1%} of peak"
+        )
+    print(f"convlens / plain: {ours / plain:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
