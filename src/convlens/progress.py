@@ -26,10 +26,17 @@ UPDATE_EVERY = 10  # batches between bar refreshes: keeps the bar off the hot pa
 class TrainingProgress:
     """Context manager feeding fit()'s on_batch/on_epoch hooks into a progress bar."""
 
-    def __init__(self, epochs: int, images: int, batch_size: int, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        epochs: int,
+        images: int,
+        batch_size: int,
+        enabled: bool = True,
+        console: Console | None = None,
+    ) -> None:
         self.epochs = epochs
         self.batches = math.ceil(images / batch_size)
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -46,9 +53,7 @@ class TrainingProgress:
 
     def __enter__(self) -> TrainingProgress:
         self.progress.start()
-        self.task = self.progress.add_task(
-            "train", total=self.batches, epoch=1, epochs=self.epochs, loss=0.0, accuracy=0.0
-        )
+        self.task = self.progress.add_task("train", total=self.batches, **self._fields(1))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -73,5 +78,9 @@ class TrainingProgress:
             highlight=False,
             soft_wrap=True,
         )
-        if self.enabled:
-            self.progress.reset(self.task, total=self.batches, epoch=record.epoch + 1)
+        if self.enabled and record.epoch < self.epochs:
+            # reset() replaces every field, so all of them are given again.
+            self.progress.reset(self.task, total=self.batches, **self._fields(record.epoch + 1))
+
+    def _fields(self, epoch: int) -> dict[str, float]:
+        return {"epoch": epoch, "epochs": self.epochs, "loss": 0.0, "accuracy": 0.0}
