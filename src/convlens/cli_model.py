@@ -94,6 +94,7 @@ def _add_train(sub) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from convlens.model import PRESETS, resolve_model
     from convlens.progress import TrainingProgress
+    from convlens.report import write_run_report
     from convlens.train import recipe_config, train_to_run
 
     config = recipe_config(
@@ -123,6 +124,7 @@ def _run_train(args: argparse.Namespace) -> int:
             out=args.out,
             on_batch=progress.on_batch,
             on_epoch=progress.on_epoch,
+            finish=lambda directory, fit: write_run_report(directory, dataset.test, fit.test),
         )
     if result.history.stopped_early:
         print(

@@ -7,7 +7,7 @@ Images are shown in grayscale on the 0..255 scale the lesson uses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -140,4 +140,400 @@ def filter_grid_figure(
         else "each panel rescaled from its own min..max to 0..255"
     )
     figure.suptitle(f"{title}\nValues {how}", fontsize=12)
+    return figure
+
+
+# ---------------------------------------------------------------- inside a trained model
+#
+# Sizes are stated in inches at the Agg canvas's 100 dots per inch, so a
+# figure of W x H inches is a PNG of 100 W x 100 H pixels.
+
+MAP_CMAP = "inferno"  # activations: 0 (what ReLU leaves of a negative) is black
+FILTER_CMAP = "RdBu"  # weights: red negative, blue positive, white zero (as the lab's kernels)
+SCALES = ("row", "panel")
+JOURNEY_PANEL = 2.0  # inches per journey panel (width and height)
+JOURNEY_TITLE = 0.6  # inches of title band above the journey grid
+MAP_PANEL = 1.25  # inches per panel of a many-panel grid (feature maps, filters)
+BAR_WIDTH = 1.05  # inches at the right of such a grid for its labelled colour bar
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    """An image (H, W) or (H, W, C) as 2-D values for a grayscale panel (RGB by luma)."""
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 3:
+        if image.shape[2] == 1:
+            return image[:, :, 0]
+        return image[..., :3] @ np.array([0.299, 0.587, 0.114])
+    return image
+
+
+def _bare(axes: Axes) -> None:
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+def _scale_text(scale: str) -> str:
+    if scale == "row":
+        return "one colour scale per row (colour bar at the right of the row)"
+    if scale == "panel":
+        return "one colour scale per panel (each with its colour bar)"
+    raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
+
+
+def _limits(low: float, high: float) -> tuple[float, float]:
+    """A colour range that is never empty (a map of one value, like a dead filter's 0)."""
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def _fixed_figure(width: float, height: float) -> Figure:
+    """A Figure with its own Agg canvas and no layout engine: axes go where they are put."""
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _axes_at(figure: Figure, x: float, y: float, w: float, h: float) -> Axes:
+    """New axes at (x, y) inches from the bottom left, w by h inches."""
+    width, height = figure.get_size_inches()
+    return figure.add_axes((x / width, y / height, w / width, h / height))
+
+
+def _grid_title(figure: Figure, text: str) -> None:
+    """The figure's title at the top of its title band."""
+    figure.suptitle(text, fontsize=11, y=1 - 0.06 / figure.get_figheight(), va="top")
+
+
+def journey_figure(
+    images: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    *,
+    filter_index: int,
+    layer_shapes: Mapping[str, tuple[int, ...]],
+    row_labels: Sequence[str],
+    title: str,
+    scale: str = "panel",
+) -> Figure:
+    """The lesson's journey grid: one image per row, one layer's map per column.
+
+    ``images`` are the inputs (N, H, W) or (N, H, W, C) on 0..255, drawn in
+    the first column titled ``row_labels``; ``maps`` {layer name: (N, h, w)}
+    is filter ``filter_index``'s map after each layer, drawn in order, each
+    panel titled with the layer's name and output shape (``layer_shapes``,
+    without batch). ``scale`` "panel" gives each map its own colour range and
+    colour bar; "row" shares one range and one bar across a row's maps.
+    Returns a Figure of N rows by 1 + len(maps) columns: JOURNEY_PANEL
+    inches per panel, plus 0.5 inch per map column for colour bars ("panel")
+    or 0.6 inch for the row's bar ("row"), plus JOURNEY_TITLE inches of title.
+    """
+    _scale_text(scale)  # refuses an unknown scale before drawing
+    names = list(maps)
+    count = len(images)
+    bar_room = 0.5 if scale == "panel" else 0.0
+    widths = [JOURNEY_PANEL] + [JOURNEY_PANEL + bar_room] * len(names)
+    lefts = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
+    height = JOURNEY_PANEL * count + JOURNEY_TITLE
+    figure = _fixed_figure(sum(widths) + (0.6 if scale == "row" else 0.0), height)
+    side = JOURNEY_PANEL - 0.5  # the square panel; 0.45 inch above it for a two-line title
+    inset = (JOURNEY_PANEL - side) / 2
+    for r in range(count):
+        y = height - JOURNEY_TITLE - (r + 1) * JOURNEY_PANEL + 0.05
+        _show(_axes_at(figure, lefts[0] + inset, y, side, side), _gray(images[r]), row_labels[r])
+        figure.axes[-1].title.set_fontsize(9)
+        values = [np.asarray(maps[name][r], dtype=np.float64) for name in names]
+        row_range = _limits(min(v.min() for v in values), max(v.max() for v in values))
+        for left, name, value in zip(lefts[1:], names, values, strict=True):
+            axes = _axes_at(figure, left + inset, y, side, side)
+            low, high = row_range if scale == "row" else _limits(value.min(), value.max())
+            shown = axes.imshow(value, cmap=MAP_CMAP, vmin=low, vmax=high)
+            shape = ", ".join(str(n) for n in layer_shapes.get(name, value.shape))
+            axes.set_title(f"{name}\n({shape})", fontsize=9)
+            _bare(axes)
+            if scale == "panel":
+                bar = _axes_at(figure, left + inset + side + 0.06, y, 0.1, side)
+                figure.colorbar(shown, cax=bar).ax.tick_params(labelsize=7)
+        if scale == "row":
+            bar = _axes_at(figure, sum(widths) + 0.05, y, 0.12, side)
+            figure.colorbar(shown, cax=bar).ax.tick_params(labelsize=7)
+    _grid_title(
+        figure,
+        f"{title}\nFilter {filter_index} (numbered from 0) after each convolution and pooling "
+        f"layer; {_scale_text(scale)}",
+    )
+    return figure
+
+
+def _panel_grid(
+    count: int,
+    columns: int,
+    title_height: float,
+    bar_width: float,
+    cell: tuple[float, float] = (MAP_PANEL, MAP_PANEL),
+    title_gap: float = 0.22,
+) -> tuple:
+    """A Figure of ``cell``-inch cells (width, height) for ``count`` panels, under a title band.
+
+    Laid out by fixed margins rather than the constrained layout: for 64
+    panels that draws in a third of the time. ``title_gap`` inches above each
+    panel hold its title. Returns (figure, axes grid (rows, columns), colour
+    bar axes at the right, or None when ``bar_width`` is 0).
+    """
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    grid_w, grid_h = cell[0] * columns, cell[1] * rows
+    width, height = grid_w + bar_width, grid_h + title_height
+    figure = _fixed_figure(width, height)
+    margin, side_gap = 0.05, 0.1  # inches
+    panel_h = (grid_h - margin - rows * title_gap) / rows
+    panel_w = (grid_w - 2 * margin - (columns - 1) * side_gap) / columns
+    grid = figure.subplots(
+        rows,
+        columns,
+        squeeze=False,
+        gridspec_kw={
+            "left": margin / width,
+            "right": (grid_w - margin) / width,
+            "bottom": margin / height,
+            "top": (grid_h - title_gap) / height,
+            "hspace": title_gap / panel_h,
+            "wspace": side_gap / panel_w,
+        },
+    )
+    for axes in grid.ravel()[count:]:
+        axes.set_axis_off()
+    bar = None
+    if bar_width:
+        bar = _axes_at(figure, grid_w + 0.1, 0.2 * grid_h, 0.18, 0.6 * grid_h)
+    return figure, grid, bar
+
+
+def feature_maps_figure(
+    maps: np.ndarray, *, title: str, columns: int = 8, scale: str = "layer"
+) -> Figure:
+    """Every map of one layer for one image: maps (H, W, C) drawn as C panels titled 0..C-1.
+
+    ``scale`` "layer" draws every panel on one colour range with one colour
+    bar, so a weak or dead filter looks dark; "panel" stretches each map to
+    its own min..max and writes that max in its title. Returns a Figure
+    ``columns`` panels wide, MAP_PANEL inches per panel (+BAR_WIDTH for the
+    colour bar with "layer") and 0.6 inch of title.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    depth = maps.shape[-1]
+    figure, grid, bar = _panel_grid(depth, columns, 0.6, BAR_WIDTH if scale == "layer" else 0.0)
+    low, high = _limits(float(maps.min()), float(maps.max()))
+    for k, axes in enumerate(grid.ravel()[:depth]):
+        value = maps[..., k]
+        if scale == "layer":
+            shown = axes.imshow(value, cmap=MAP_CMAP, vmin=low, vmax=high)
+            axes.set_title(str(k), fontsize=8, pad=2)
+        elif scale == "panel":
+            axes.imshow(value, cmap=MAP_CMAP)
+            axes.set_title(f"{k}: max {format_number(round(float(value.max()), 2))}", fontsize=7)
+        else:
+            raise ValueError(f"scale must be 'layer' or 'panel', not {scale!r}")
+        _bare(axes)
+    how = (
+        "one colour scale for the whole layer"
+        if scale == "layer"
+        else "each panel stretched to its own range"
+    )
+    if scale == "layer":
+        figure.colorbar(shown, cax=bar, label="value after the activation")
+    _grid_title(figure, f"{title}\nPanels titled by filter number (from 0); {how}")
+    return figure
+
+
+def filters_figure(
+    kernels: np.ndarray, *, title: str, columns: int = 8, scale: str = "panel"
+) -> Figure:
+    """Learned kernels (kh, kw, in_channels, filters) as a grid on a diverging scale.
+
+    White is zero, blue positive and red negative. ``scale`` "panel" divides
+    each kernel by its own largest absolute weight (written in its title) so
+    every pattern shows, on a colour bar from -1 to 1; "shared" draws all on
+    one range symmetric about zero, so their sizes compare (a few strong
+    kernels can then wash out the rest). A kernel with several input channels
+    is drawn as the sum over them (the title says so). Returns a Figure
+    ``columns`` panels wide, MAP_PANEL inches per panel (+BAR_WIDTH for the
+    colour bar) and 0.8 inch of title.
+    """
+    if scale not in ("panel", "shared"):
+        raise ValueError(f"scale must be 'panel' or 'shared', not {scale!r}")
+    kernels = np.asarray(kernels, dtype=np.float64)
+    kh, kw, channels, count = kernels.shape
+    flat = kernels.sum(axis=2)  # (kh, kw, filters)
+    peaks = np.abs(flat).max(axis=(0, 1))  # (filters,)
+    limit = float(peaks.max()) or 1.0
+    figure, grid, bar = _panel_grid(count, columns, 0.8, BAR_WIDTH)
+    for k, axes in enumerate(grid.ravel()[:count]):
+        if scale == "panel":
+            values, caption = flat[..., k] / (peaks[k] or 1.0), f"{k}: ±{peaks[k]:.2g}"
+            shown = axes.imshow(values, cmap=FILTER_CMAP, vmin=-1, vmax=1)
+        else:
+            caption = str(k)
+            shown = axes.imshow(flat[..., k], cmap=FILTER_CMAP, vmin=-limit, vmax=limit)
+        axes.set_title(caption, fontsize=8, pad=2)
+        _bare(axes)
+    label = "weight ÷ the panel's largest |weight|" if scale == "panel" else "weight"
+    figure.colorbar(shown, cax=bar, label=label)
+    how = (
+        "each scaled to its own largest |weight| (in its title)"
+        if scale == "panel"
+        else "one scale for all"
+    )
+    summed = f", each the sum over its {channels} input channels" if channels > 1 else ""
+    _grid_title(
+        figure,
+        f"{title}\n{count} kernels of {kh}x{kw}{summed}, titled by filter number (from 0)\n"
+        f"{how}; white is zero, blue positive, red negative",
+    )
+    return figure
+
+
+def _series(history: Sequence[Mapping[str, float | None]], key: str) -> tuple[list, list]:
+    """(epochs, values) of one history column, leaving out epochs where it was not measured."""
+    pairs = [(row["epoch"], row.get(key)) for row in history if row.get(key) is not None]
+    return [int(e) for e, _ in pairs], [float(v) for _, v in pairs]
+
+
+def training_curves_figure(
+    history: Sequence[Mapping[str, float | None]], *, title: str, note: str = ""
+) -> Figure:
+    """Loss and accuracy per epoch, train and test, side by side (two panels).
+
+    ``history`` is history.csv's rows (epoch, train_loss, train_accuracy,
+    test_loss, test_accuracy, ...); ``note`` is printed under the title.
+    Returns a Figure 11 x 4.2 inches.
+    """
+    figure = _new_figure(11, 4.2)
+    loss_axes, acc_axes = figure.subplots(1, 2)
+    for axes, metric, label in ((loss_axes, "loss", "Loss"), (acc_axes, "accuracy", "Accuracy")):
+        for split, style in (("train", "o-"), ("test", "s--")):
+            epochs, values = _series(history, f"{split}_{metric}")
+            if values:
+                axes.plot(epochs, values, style, label=split)
+        axes.set_xlabel("epoch")
+        axes.set_title(label, fontsize=10)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    acc_axes.yaxis.set_major_formatter(lambda value, _pos: f"{value:.0%}")
+    figure.suptitle(f"{title}\n{note}" if note else title, fontsize=11)
+    return figure
+
+
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *, title: str) -> Figure:
+    """The confusion matrix (K, K) of counts, rows true class and columns predicted.
+
+    Each cell shows its count; its colour is the share of the true class
+    (the row) it holds, with a colour bar, so small mistakes stay visible
+    beside the large diagonal. Returns a Figure 0.62 K + 3.6 by 0.55 K + 2.4 inches.
+    """
+    confusion = np.asarray(confusion)
+    k = len(class_names)
+    totals = confusion.sum(axis=1, keepdims=True)
+    share = np.divide(confusion, totals, out=np.zeros(confusion.shape), where=totals > 0)
+    figure = _new_figure(0.62 * k + 3.6, 0.55 * k + 2.4)
+    axes = figure.subplots()
+    shown = axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(confusion):
+        colour = "white" if share[i, j] > 0.5 else "black"
+        axes.text(j, i, str(int(count)), ha="center", va="center", fontsize=8, color=colour)
+    labels = [f"{name} ({i})" for i, name in enumerate(class_names)]
+    axes.set_xticks(range(k), [str(i) for i in range(k)], fontsize=8)
+    axes.set_yticks(range(k), labels, fontsize=8)
+    axes.set_xlabel("predicted class (number)")
+    axes.set_ylabel("true class")
+    bar = figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.03)
+    bar.set_label("share of the true class")
+    axes.set_title(title, fontsize=11)
+    return figure
+
+
+def per_class_figure(
+    accuracy: np.ndarray, class_names: Sequence[str], *, overall: float, title: str
+) -> Figure:
+    """Per-class test accuracy (K,) as horizontal bars with their values; NaN: no images.
+
+    A dashed line marks the overall accuracy. Returns a Figure 8 x 0.35 K + 1.4 inches.
+    """
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    k = len(class_names)
+    figure = _new_figure(8, 0.35 * k + 1.4)
+    axes = figure.subplots()
+    positions = np.arange(k)
+    axes.barh(positions, np.nan_to_num(accuracy), color="#4c72b0")
+    for i, value in enumerate(accuracy):
+        text = "no images" if np.isnan(value) else f"{value:.1%}"
+        axes.text(
+            min(np.nan_to_num(value), 1.0) + 0.01,
+            i,
+            text,
+            va="center",
+            fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+            zorder=3,
+        )
+    axes.axvline(overall, color="black", linestyle="--", linewidth=1, zorder=2)
+    axes.text(overall, -0.9, f"overall {overall:.1%}", ha="center", fontsize=8)
+    axes.set_yticks(positions, list(class_names), fontsize=9)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1.12)
+    axes.set_ylim(k - 0.5, -1.3)
+    axes.xaxis.set_major_formatter(lambda value, _pos: f"{value:.0%}")
+    axes.set_xlabel("test accuracy")
+    axes.set_title(title, fontsize=11)
+    return figure
+
+
+def misclassified_figure(
+    images: np.ndarray,
+    true: Sequence[int],
+    predicted: Sequence[int],
+    class_names: Sequence[str],
+    *,
+    confidence: Sequence[float] | None = None,
+    captions: Sequence[str] | None = None,
+    title: str,
+    columns: int = 8,
+) -> Figure:
+    """A gallery of mistakes: each image (N, H, W[, C]) titled with its true and predicted class.
+
+    ``confidence`` (N,), the probability given to the wrong class, is shown
+    beside the prediction; ``captions`` (N,) add a first title line (e.g. the
+    test index). Returns a Figure ``columns`` panels wide, 1.6 by 2.1 inches
+    per panel plus 0.5 inch of title.
+    """
+    count = len(images)
+    figure, grid, _ = _panel_grid(count, columns, 0.5, 0.0, cell=(1.6, 2.1), title_gap=0.5)
+    for n, axes in enumerate(grid.ravel()[:count]):
+        said = class_names[predicted[n]]
+        if confidence is not None:
+            said += f" {confidence[n]:.0%}"
+        lines = [captions[n]] if captions is not None else []
+        lines += [f"true: {class_names[true[n]]}", f"said: {said}"]
+        _show(axes, _gray(images[n]), "\n".join(lines))
+        axes.title.set_fontsize(8)
+    _grid_title(figure, title)
+    return figure
+
+
+def comparison_figure(histories: Mapping[str, Sequence[Mapping[str, float | None]]]) -> Figure:
+    """Test accuracy per epoch of several runs {run name: history rows} in one panel.
+
+    Returns a Figure 7 x 3.8 inches.
+    """
+    figure = _new_figure(7, 3.8)
+    axes = figure.subplots()
+    for name, history in histories.items():
+        epochs, values = _series(history, "test_accuracy")
+        if values:
+            axes.plot(epochs, values, "o-", label=name)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("test accuracy")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.yaxis.set_major_formatter(lambda value, _pos: f"{value:.0%}")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    axes.set_title("Test accuracy per epoch", fontsize=11)
     return figure

@@ -1,0 +1,210 @@
+"""Figures of a trained model: pixel sizes, panels, titles and colour bars."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from convlens import plots
+
+NAMES = tuple(f"class {i}" for i in range(10))
+
+
+def png_size(figure: Figure) -> tuple[int, int]:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    with Image.open(io.BytesIO(buffer.getvalue())) as image:
+        return image.size
+
+
+def assert_size(figure: Figure, width_in: float, height_in: float) -> None:
+    """The PNG is the documented size in inches at 100 dots per inch (to a pixel)."""
+    width, height = png_size(figure)
+    assert abs(width - 100 * width_in) <= 1 and abs(height - 100 * height_in) <= 1
+
+
+def panels(figure: Figure) -> list:
+    """Axes that show an image (colour bars and empty cells excluded)."""
+    return [axes for axes in figure.axes if axes.images]
+
+
+def colour_bars(figure: Figure) -> int:
+    return sum(1 for axes in figure.axes if hasattr(axes, "_colorbar"))
+
+
+@pytest.fixture(scope="module")
+def journey_data() -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, tuple]]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(3, 28, 28, 1), dtype=np.uint8)
+    shapes = {"conv2d": (26, 26, 64), "max_pooling2d": (13, 13, 64), "conv2d_1": (11, 11, 64)}
+    maps = {name: rng.random((3, *shape[:2])) for name, shape in shapes.items()}
+    maps["conv2d_1"][1] = 0.0  # a dead filter's map: one value, still drawable
+    return images, maps, shapes
+
+
+@pytest.mark.parametrize("scale", ["panel", "row"])
+def test_journey_grid_has_a_row_per_image_and_a_column_per_layer(journey_data, scale) -> None:
+    images, maps, shapes = journey_data
+    labels = [f"test image {i}" for i in range(3)]
+    figure = plots.journey_figure(
+        images,
+        maps,
+        filter_index=1,
+        layer_shapes=shapes,
+        row_labels=labels,
+        title="Journey",
+        scale=scale,
+    )
+    shown = panels(figure)
+    assert len(shown) == 3 * 4
+    titles = [axes.get_title() for axes in shown]
+    assert titles[:4] == [
+        "test image 0",
+        "conv2d\n(26, 26, 64)",
+        "max_pooling2d\n(13, 13, 64)",
+        "conv2d_1\n(11, 11, 64)",
+    ]
+    assert colour_bars(figure) == (9 if scale == "panel" else 3)
+    expected = "one colour scale per panel" if scale == "panel" else "one colour scale per row"
+    assert (
+        expected in figure.get_suptitle() and "Filter 1 (numbered from 0)" in figure.get_suptitle()
+    )
+    bars = 0.5 * 3 if scale == "panel" else 0.6
+    assert_size(
+        figure, plots.JOURNEY_PANEL * 4 + bars, plots.JOURNEY_PANEL * 3 + plots.JOURNEY_TITLE
+    )
+
+
+def test_journey_refuses_an_unknown_scale(journey_data) -> None:
+    images, maps, shapes = journey_data
+    with pytest.raises(ValueError):
+        plots.journey_figure(
+            images,
+            maps,
+            filter_index=0,
+            layer_shapes=shapes,
+            row_labels="abc",
+            title="t",
+            scale="column",
+        )
+
+
+def test_feature_maps_grid_has_one_panel_per_map() -> None:
+    maps = np.random.default_rng(1).random((13, 13, 20))
+    figure = plots.feature_maps_figure(maps, title="maps", columns=8)
+    assert len(panels(figure)) == 20 and colour_bars(figure) == 1
+    assert [axes.get_title() for axes in panels(figure)][:3] == ["0", "1", "2"]
+    assert "one colour scale for the whole layer" in figure.get_suptitle()
+    assert_size(figure, plots.MAP_PANEL * 8 + plots.BAR_WIDTH, plots.MAP_PANEL * 3 + 0.6)
+    each = plots.feature_maps_figure(maps, title="maps", columns=5, scale="panel")
+    assert len(panels(each)) == 20 and panels(each)[0].get_title().startswith("0: max ")
+    assert_size(each, plots.MAP_PANEL * 5, plots.MAP_PANEL * 4 + 0.6)
+
+
+@pytest.mark.parametrize("scale", ["panel", "shared"])
+def test_filters_grid_is_diverging_and_centred_on_zero(scale) -> None:
+    kernels = np.random.default_rng(2).normal(size=(3, 3, 1, 12))
+    kernels[..., 0] *= 10  # one strong filter
+    figure = plots.filters_figure(kernels, title="filters", columns=6, scale=scale)
+    shown = panels(figure)
+    assert len(shown) == 12 and colour_bars(figure) == 1
+    low, high = shown[1].images[0].get_clim()
+    assert low == -high and shown[1].images[0].get_cmap().name == plots.FILTER_CMAP
+    if scale == "panel":
+        assert high == 1 and shown[0].get_title().startswith("0: ±")
+    else:
+        assert high == pytest.approx(np.abs(kernels).max())
+    assert_size(figure, plots.MAP_PANEL * 6 + plots.BAR_WIDTH, plots.MAP_PANEL * 2 + 0.8)
+
+
+def test_filters_with_several_input_channels_are_summed() -> None:
+    kernels = np.ones((3, 3, 3, 2))
+    figure = plots.filters_figure(kernels, title="rgb")
+    assert "sum over its 3 input channels" in figure.get_suptitle()
+    assert panels(figure)[0].images[0].get_array().max() == 1.0  # 3 / its largest |weight| 3
+
+
+def test_training_curves_have_train_and_test_lines() -> None:
+    history = [
+        {
+            "epoch": 1.0,
+            "train_loss": 1.0,
+            "train_accuracy": 0.6,
+            "test_loss": 0.8,
+            "test_accuracy": 0.7,
+        },
+        {
+            "epoch": 2.0,
+            "train_loss": 0.5,
+            "train_accuracy": 0.8,
+            "test_loss": None,
+            "test_accuracy": None,
+        },
+    ]
+    figure = plots.training_curves_figure(history, title="curves", note="a note")
+    loss, accuracy = figure.axes
+    assert [line.get_label() for line in loss.lines] == ["train", "test"]
+    assert len(loss.lines[1].get_xdata()) == 1  # epoch 2 was not measured on test
+    assert accuracy.get_title() == "Accuracy" and "a note" in figure.get_suptitle()
+    assert_size(figure, 11, 4.2)
+
+
+def test_confusion_matrix_names_the_classes_and_counts_every_cell() -> None:
+    confusion = np.diag(np.full(10, 90)) + 1
+    figure = plots.confusion_figure(confusion, NAMES, title="Confusion")
+    axes = panels(figure)[0]
+    assert [t.get_text() for t in axes.get_yticklabels()][:2] == ["class 0 (0)", "class 1 (1)"]
+    assert len(axes.texts) == 100 and axes.texts[0].get_text() == "91"
+    assert colour_bars(figure) == 1
+    assert_size(figure, 0.62 * 10 + 3.6, 0.55 * 10 + 2.4)
+
+
+def test_per_class_accuracy_bars_with_values_and_overall_line() -> None:
+    accuracy = np.array([0.5, np.nan, 1.0])
+    figure = plots.per_class_figure(accuracy, NAMES[:3], overall=0.7, title="Per class")
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts[:3] == ["50.0%", "no images", "100.0%"] and "overall 70.0%" in texts
+    assert_size(figure, 8, 0.35 * 3 + 1.4)
+
+
+def test_misclassified_gallery_titles_true_and_predicted() -> None:
+    images = np.zeros((5, 28, 28, 1), dtype=np.uint8)
+    figure = plots.misclassified_figure(
+        images,
+        [0, 1, 2, 3, 4],
+        [1, 2, 3, 4, 5],
+        NAMES,
+        confidence=[0.9] * 5,
+        captions=[f"#{i}" for i in range(5)],
+        title="Mistakes",
+        columns=4,
+    )
+    shown = panels(figure)
+    assert len(shown) == 5
+    assert shown[0].get_title() == "#0\ntrue: class 0\nsaid: class 1 90%"
+    assert_size(figure, 1.6 * 4, 2.1 * 2 + 0.5)
+
+
+def test_comparison_has_a_line_per_run() -> None:
+    rows = [{"epoch": 1.0, "test_accuracy": 0.8}, {"epoch": 2.0, "test_accuracy": 0.9}]
+    figure = plots.comparison_figure({"cnn": rows, "dnn": rows[:1]})
+    assert [line.get_label() for line in figure.axes[0].lines] == ["cnn", "dnn"]
+    assert_size(figure, 7, 3.8)
+
+
+def test_inspection_figures_never_touch_pyplot() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from convlens import plots\n"
+        "plots.feature_maps_figure(np.zeros((4, 4, 2)), title='t')\n"
+        "plots.filters_figure(np.zeros((3, 3, 1, 2)), title='t')\n"
+        "plots.confusion_figure(np.eye(2, dtype=int), ['a', 'b'], title='t')\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
