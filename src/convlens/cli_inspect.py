@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convlens.cli import command
-from convlens.cli_lab import _check_figure_path, _write_figure
 from convlens.errors import ConvlensError
 
 if TYPE_CHECKING:
@@ -94,10 +93,13 @@ def _register_inspect(sub: argparse._SubParsersAction) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from convlens import report
+    from convlens import (
+        plots,  # matplotlib loads only when a figure is drawn
+        report,
+    )
     from convlens.runs import load_run
 
-    _check_figure_path(args.out)
+    plots.check_figure_path(args.out)
     _refuse_mixed_options(args)
     run = load_run(args.run)
     if args.weights:
@@ -105,7 +107,7 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"learned filters of {args.layer or 'the first Conv2D layer'} in {run.path}")
     else:
         figure = _maps_figure(args, run)
-    _write_figure(figure, args.out)
+    plots.save_figure(figure, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -10,7 +10,6 @@ exactly the pixels that convolve draws.
 from __future__ import annotations
 
 import argparse
-import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,14 +20,12 @@ import numpy as np
 from convlens import ops
 from convlens.cli import command
 from convlens.errors import ConvlensError
-from convlens.fsutil import atomic_write_bytes
 from convlens.images import read_image, to_model_input
 from convlens.sample_images import facade
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 BUILTIN_NAME = "the built-in building front"
 _KERNEL_HELP = 'your own kernel, rows split by ";", e.g. "-1,0,1;-2,0,2;-1,0,1"'
 # argparse takes "-1,0,1;..." for an option name because it starts with "-" and
@@ -125,7 +122,9 @@ def _register_explain_pixel(sub: argparse._SubParsersAction) -> None:
 
 
 def _convolve(args: argparse.Namespace) -> int:
-    _check_figure_path(args.out)
+    from convlens import plots  # matplotlib loads only when a figure is drawn
+
+    plots.check_figure_path(args.out)
     if args.pool < 0:
         raise ConvlensError(f"--pool must be 0 (no pooling) or more, not {args.pool}.")
     image, source = _load_grayscale(args.image)
@@ -146,7 +145,7 @@ def _convolve(args: argparse.Namespace) -> int:
     figure = _figure(
         image, kernels, filtered, pooled, f"{source}, {settings}", pool_label, args.display
     )
-    _write_figure(figure, args.out)
+    plots.save_figure(figure, args.out)
     print(f"wrote {args.out}")
     return 0
 
@@ -206,30 +205,6 @@ def _distinct_presets() -> dict[str, np.ndarray]:
         names.setdefault(kernel.tobytes(), []).append(name)
         kernels.setdefault(kernel.tobytes(), kernel)
     return {" = ".join(names[key]): kernel for key, kernel in kernels.items()}
-
-
-def _check_figure_path(path: Path) -> None:
-    """Refuse, before any work, a figure path we could not write."""
-    if path.suffix.lower() not in FIGURE_SUFFIXES:
-        raise ConvlensError(
-            f"--out {path} has no figure extension; end it in {', '.join(FIGURE_SUFFIXES)}."
-        )
-    if not path.parent.is_dir():
-        raise ConvlensError(
-            f"the folder {path.parent} does not exist; create it or choose another --out."
-        )
-
-
-def _write_figure(figure: Figure, path: Path) -> None:
-    """Render ``figure`` in memory, then write it atomically: never half-written."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=path.suffix.lower().lstrip("."))
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError as exc:
-        raise ConvlensError(
-            f"could not write {path} ({exc.strerror or exc}); choose a writable --out."
-        ) from None
 
 
 def _load_grayscale(path: str | None) -> tuple[np.ndarray, str]:

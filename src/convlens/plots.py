@@ -7,13 +7,17 @@ Images are shown in grayscale on the 0..255 scale the lesson uses.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from convlens.errors import ConvlensError
+from convlens.fsutil import atomic_write_bytes
 from convlens.ops import format_number
 
 DISPLAY_MODES = ("clip", "rescale")
@@ -537,3 +541,32 @@ def comparison_figure(histories: Mapping[str, Sequence[Mapping[str, float | None
     axes.legend(fontsize=8)
     axes.set_title("Test accuracy per epoch", fontsize=11)
     return figure
+
+
+# ---------------------------------------------------------------- saving
+
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
+def check_figure_path(path: Path) -> None:
+    """Refuse, before any work, a figure path that could not be written (one sentence)."""
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ConvlensError(
+            f"--out {path} has no figure extension; end it in {', '.join(FIGURE_SUFFIXES)}."
+        )
+    if not path.parent.is_dir():
+        raise ConvlensError(
+            f"the folder {path.parent} does not exist; create it or choose another --out."
+        )
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    """Render ``figure`` in memory, then write it atomically: never half-written."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lower().lstrip("."))
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:
+        raise ConvlensError(
+            f"could not write {path} ({exc.strerror or exc}); choose a writable --out."
+        ) from None
