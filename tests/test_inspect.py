@@ -10,7 +10,14 @@ from synthetic import pattern_images
 
 from convlens import inspect
 from convlens.errors import ConvlensError
-from convlens.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.layers import (
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+)
 from convlens.model import Sequential, preset
 
 CLASSES = tuple(f"class {i}" for i in range(10))
@@ -27,9 +34,24 @@ def built(model: Sequential) -> tuple[Sequential, torch.nn.Module]:
     return model, network
 
 
-@pytest.mark.parametrize("name", ["seed-cnn", "seed-dnn", "lenet5", "single-conv", "best"])
+def normalised_model() -> Sequential:
+    """Batch normalisation and dropout, which behave differently in training."""
+    return Sequential(
+        [
+            Conv2D(8, (3, 3), padding="same", use_bias=False, input_shape=(28, 28, 1)),
+            BatchNormalization(),
+            Conv2D(8, (3, 3), activation="relu"),
+            MaxPooling2D(2, 2),
+            Flatten(),
+            Dropout(0.3),
+            Dense(10, activation="softmax"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("name", ["seed-cnn", "seed-dnn", "lenet5", "single-conv", "normalised"])
 def test_every_layer_has_the_shape_the_summary_predicts(name: str, images: np.ndarray) -> None:
-    model, network = built(preset(name))
+    model, network = built(normalised_model() if name == "normalised" else preset(name))
     maps = inspect.activations((model, network), images)
     assert list(maps) == [row.name for row in model.rows]
     for row in model.rows:
@@ -54,7 +76,7 @@ def test_hooks_see_each_layers_own_output_in_one_pass(images: np.ndarray) -> Non
 
 
 def test_hooks_are_removed_and_the_mode_restored(images: np.ndarray) -> None:
-    model, network = built(preset("best"))
+    model, network = built(normalised_model())
     network.train()
     first = inspect.activations((model, network), images, ["dropout"])["dropout"]
     again = inspect.activations((model, network), images, ["dropout"])["dropout"]

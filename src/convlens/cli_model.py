@@ -16,7 +16,7 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="seed-cnn",
-        help="a preset (seed-cnn, seed-dnn, lenet5, single-conv, best) or a model JSON file "
+        help="a preset (seed-cnn, seed-dnn, lenet5, single-conv) or a model JSON file "
         "(default: seed-cnn, the lesson's CNN)",
     )
 

@@ -18,10 +18,8 @@ from typing import TYPE_CHECKING, Any
 from convlens.errors import ConvlensError
 from convlens.layers import (
     AveragePooling2D,
-    BatchNormalization,
     Conv2D,
     Dense,
-    Dropout,
     Flatten,
     Layer,
     MaxPooling2D,
@@ -329,40 +327,16 @@ def _single_conv() -> list[Layer]:
     ]
 
 
-def _best() -> list[Layer]:
-    # Wider, batch-normalised, three blocks; trained with augmentation (see train.py).
-    def block(filters: int, **first: Any) -> list[Layer]:
-        return [
-            Conv2D(filters, (3, 3), padding="same", use_bias=False, **first),
-            BatchNormalization(),
-            Conv2D(filters, (3, 3), padding="same", activation="relu"),
-        ]
-
-    return [
-        *block(64, input_shape=(28, 28, 1)),
-        MaxPooling2D(2, 2),
-        *block(128),
-        MaxPooling2D(2, 2),
-        *block(256),
-        MaxPooling2D(2, 2),
-        Flatten(),
-        Dropout(0.3),
-        Dense(256, activation="relu"),
-        Dense(10, activation="softmax"),
-    ]
-
-
 PRESETS = {
     "seed-cnn": (_seed_cnn, "the lesson's CNN: two Conv2D(64, 3x3) + MaxPooling2D(2, 2) blocks"),
     "seed-dnn": (_seed_dnn, "the lesson's dense-only baseline: Flatten, Dense(128), Dense(10)"),
     "lenet5": (_lenet5, "LeNet-5 on 32x32x1: 5x5 filters, 6 then 16 deep, average pooling"),
     "single-conv": (_single_conv, "the MNIST exercise: one Conv2D(32, 3x3) and one pooling"),
-    "best": (_best, "three batch-normalised conv blocks, 64-128-256 wide"),
 }
 
 
 def preset(name: str) -> Sequential:
-    """The named preset model (seed-cnn, seed-dnn, lenet5, single-conv, best)."""
+    """The named preset model (seed-cnn, seed-dnn, lenet5, single-conv)."""
     if name not in PRESETS:
         raise ConvlensError(
             f"unknown model {name!r}; use a preset ({', '.join(PRESETS)}) or a model JSON file."
