@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,14 +89,69 @@ def _add_train(sub) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--out", help="the run directory to write (default: runs/<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="RUN",
+        help="continue an interrupted run from its last epoch (default: the latest); "
+        "its model, data and recipe are the ones it started with",
+    )
     parser.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from convlens.model import PRESETS, resolve_model
     from convlens.progress import TrainingProgress
     from convlens.report import write_run_report
-    from convlens.train import recipe_config, train_to_run
+    from convlens.train import TrainingInterrupted, train_to_run
+
+    model, dataset, config, resume = (
+        _resumed_training(args) if args.resume is not None else _new_training(args)
+    )
+    first_epoch = resume.state.epoch + 1 if resume else 1
+    try:
+        with TrainingProgress(
+            config.epochs,
+            len(dataset.train),
+            config.batch_size,
+            enabled=not args.quiet,
+            first_epoch=first_epoch,
+        ) as progress:
+            path, result = train_to_run(
+                model,
+                dataset,
+                config,
+                out=args.out,
+                data_dir=args.data_dir,
+                resume=resume,
+                on_batch=progress.on_batch,
+                on_epoch=progress.on_epoch,
+                finish=lambda directory, fit: write_run_report(directory, dataset.test, fit.test),
+            )
+    except TrainingInterrupted as stop:
+        print(
+            f"interrupted: epochs 1-{stop.epochs_done} of {config.epochs} are saved; "
+            f"continue with `convlens train --resume {stop.run}`",
+            file=sys.stderr,
+        )
+        return 130
+    if result.history.stopped_early:
+        print(
+            f"stopped after epoch {len(result.history.epochs)}: "
+            f"training accuracy passed {config.target_accuracy}"
+        )
+    print(
+        f"test accuracy {result.test.accuracy:.4f} (loss {result.test.loss:.4f}) "
+        f"in {result.seconds:.1f} s"
+    )
+    print(f"run written to {path}")
+    return 0
+
+
+def _new_training(args: argparse.Namespace):
+    """Model, dataset and config from the command line, for a new run."""
+    from convlens.model import PRESETS, resolve_model
+    from convlens.train import recipe_config
 
     config = recipe_config(
         args.recipe,
@@ -114,29 +170,21 @@ def _run_train(args: argparse.Namespace) -> int:
         f"training {model.name} ({model.total_params:,} parameters) on {dataset.name}: "
         f"{len(dataset.train):,} train / {len(dataset.test):,} test images, recipe {config.recipe}"
     )
-    with TrainingProgress(
-        config.epochs, len(dataset.train), config.batch_size, enabled=not args.quiet
-    ) as progress:
-        path, result = train_to_run(
-            model,
-            dataset,
-            config,
-            out=args.out,
-            on_batch=progress.on_batch,
-            on_epoch=progress.on_epoch,
-            finish=lambda directory, fit: write_run_report(directory, dataset.test, fit.test),
-        )
-    if result.history.stopped_early:
-        print(
-            f"stopped after epoch {len(result.history.epochs)}: "
-            f"training accuracy passed {config.target_accuracy}"
-        )
+    return model, dataset, config, None
+
+
+def _resumed_training(args: argparse.Namespace):
+    """Model, dataset and config of the interrupted run named by --resume."""
+    from convlens.train import find_resumable
+
+    resume = find_resumable(args.resume or None)
+    args.data_dir = args.data_dir or resume.data_dir
+    dataset = _load_dataset(resume.dataset, args.data_dir, resume.model.input_shape)
     print(
-        f"test accuracy {result.test.accuracy:.4f} (loss {result.test.loss:.4f}) "
-        f"in {result.seconds:.1f} s"
+        f"resuming {resume.staged.final} after epoch {resume.state.epoch} of "
+        f"{resume.config.epochs} ({resume.model.name} on {dataset.name})"
     )
-    print(f"run written to {path}")
-    return 0
+    return resume.model, dataset, resume.config, resume
 
 
 # ---------------------------------------------------------------- evaluate

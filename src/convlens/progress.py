@@ -33,8 +33,10 @@ class TrainingProgress:
         batch_size: int,
         enabled: bool = True,
         console: Console | None = None,
+        first_epoch: int = 1,
     ) -> None:
         self.epochs = epochs
+        self.first_epoch = first_epoch
         self.batches = math.ceil(images / batch_size)
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
@@ -53,7 +55,9 @@ class TrainingProgress:
 
     def __enter__(self) -> TrainingProgress:
         self.progress.start()
-        self.task = self.progress.add_task("train", total=self.batches, **self._fields(1))
+        self.task = self.progress.add_task(
+            "train", total=self.batches, **self._fields(self.first_epoch)
+        )
         return self
 
     def __exit__(self, *exc_info: object) -> None:

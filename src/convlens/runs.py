@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convlens.checkpoint import CHECKPOINT_FILE
 from convlens.errors import ConvlensError
 from convlens.fsutil import atomic_write_text
 from convlens.model import SPEC_FILE, WEIGHTS_FILE, Sequential, load_model
@@ -52,40 +53,87 @@ class StagedRun:
     final: Path
 
 
+def partial_path(final: Path) -> Path:
+    """Where a run is built before it is published: a hidden .<name>.partial sibling."""
+    return final.with_name(f".{final.name}.partial")
+
+
+def _prepare_staging(final: Path, staging: Path, resume: bool) -> None:
+    if resume:
+        for stray in staging.glob(".*.tmp"):  # a write cut off by a kill
+            stray.unlink(missing_ok=True)
+        return
+    if (staging / CHECKPOINT_FILE).is_file():
+        raise ConvlensError(
+            f"an interrupted run of {final} is waiting; continue it with "
+            f"`convlens train --resume {final}` or remove {staging}."
+        )
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    probe = staging / ".write-test"
+    probe.write_bytes(b"0" * 4096)
+    probe.unlink()
+
+
 @contextmanager
 def staged_run(
-    out: str | Path | None, model_name: str, root: Path = RUNS_ROOT
+    out: str | Path | None, model_name: str, root: Path = RUNS_ROOT, resume: bool = False
 ) -> Iterator[StagedRun]:
-    """Yield a StagedRun; on success staging becomes the run directory, else it is removed.
+    """Yield a StagedRun; on success staging becomes the run directory.
 
     ``out`` names the run directory (it must not exist yet); by default a new
     name under ``root``. Fails before any work when the place is not writable.
+    On failure the staging directory is removed, unless it holds a checkpoint
+    (then the run can be resumed). ``resume`` reuses an existing staging directory.
     """
     final = Path(out) if out else _unique(root / new_run_name(model_name))
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise ConvlensError(f"{final} already exists; choose another --out or remove it.")
-    staging = final.with_name(f".{final.name}.partial")
+    staging = partial_path(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        probe = staging / ".write-test"
-        probe.write_bytes(b"0" * 4096)
-        probe.unlink()
+        _prepare_staging(final, staging, resume)
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not resume:
+            shutil.rmtree(staging, ignore_errors=True)
         raise ConvlensError(
             f"cannot write the run directory {final} ({exc.strerror or exc}); "
             f"choose a writable place with --out."
         ) from None
     try:
         yield StagedRun(staging, final)
+        (staging / CHECKPOINT_FILE).unlink(missing_ok=True)  # a finished run needs no resume
         if final.is_dir():
             final.rmdir()  # an empty directory the user named with --out
         os.replace(staging, final)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not (staging / CHECKPOINT_FILE).is_file():
+            shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def find_interrupted(run: str | Path | None = None, root: Path = RUNS_ROOT) -> StagedRun:
+    """The interrupted run ``run`` (its final path or its .partial), or the latest under root."""
+    if run is None:
+        waiting = [p for p in root.glob(".*.partial") if (p / CHECKPOINT_FILE).is_file()]
+        if not waiting:
+            raise ConvlensError(
+                f"there is no interrupted run in {root}/ to resume; start one with `convlens train`."
+            )
+        staging = max(waiting, key=lambda p: (p / CHECKPOINT_FILE).stat().st_mtime)
+        return StagedRun(staging, staging.with_name(staging.name[1 : -len(".partial")]))
+    path = Path(run)
+    if path.name.startswith(".") and path.name.endswith(".partial"):
+        path = path.with_name(path.name[1 : -len(".partial")])
+    staging = partial_path(path)
+    if not (staging / CHECKPOINT_FILE).is_file():
+        if is_run(path):
+            raise ConvlensError(f"{path} finished already; there is nothing to resume.")
+        raise ConvlensError(
+            f"there is no interrupted run at {path} (no {staging.name}/{CHECKPOINT_FILE}); "
+            f"check the path or start a new run."
+        )
+    return StagedRun(staging, path)
 
 
 def write_history(directory: Path, rows: list[dict[str, Any]]) -> None:

@@ -24,12 +24,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from convlens.checkpoint import CHECKPOINT_FILE, TrainingState, load_checkpoint, save_checkpoint
 from convlens.data import Dataset
 from convlens.errors import ConvlensError
 from convlens.evaluate import Evaluation, evaluate_tensors
 from convlens.model import Sequential, save_model
 from convlens.network import Network, images_to_tensor
-from convlens.runs import RUNS_ROOT, staged_run, write_history, write_metrics
+from convlens.runs import (
+    RUNS_ROOT,
+    StagedRun,
+    find_interrupted,
+    staged_run,
+    write_history,
+    write_metrics,
+)
 
 
 @dataclass(frozen=True)
@@ -211,11 +219,15 @@ def fit(
     callbacks: Sequence[Callback] = (),
     on_batch: ProgressFn | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_checkpoint: Callable[[TrainingState], None] | None = None,
+    resume: TrainingState | None = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train`` and evaluate on ``dataset.test``.
 
     Returns the trained network (eval mode), the per-epoch history and the
-    final test evaluation. Same seed and thread count give the same weights on CPU.
+    final test evaluation. Same seed and thread count give the same weights on
+    CPU. ``on_checkpoint`` receives the full state after every epoch;
+    ``resume`` continues from such a state exactly where it left off.
     """
     config = config or TrainConfig()
     _validate(config)
@@ -238,9 +250,16 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    history, step = History(), 0
+    history, step, first_epoch = History(), 0, 1
+    if resume is not None:
+        network.load_state_dict(resume.network)
+        optimizer.load_state_dict(resume.optimizer)
+        generator.set_state(resume.shuffle_rng)
+        torch.set_rng_state(resume.torch_rng)
+        history.epochs = [EpochRecord(**row) for row in resume.history]
+        step, first_epoch = resume.step, resume.epoch + 1
     test: Evaluation | None = None
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first_epoch, config.epochs + 1):
         epoch_start = time.perf_counter()
         batch_hook = (
             None if on_batch is None else (lambda b, loss, acc, e=epoch: on_batch(e, b, loss, acc))
@@ -264,6 +283,8 @@ def fit(
             learning_rate=lr_at(step - 1, total_steps, config),
         )
         history.epochs.append(record)
+        if on_checkpoint is not None:
+            on_checkpoint(_state(epoch, step, history, network, optimizer, generator))
         if on_epoch is not None:
             on_epoch(record)
         if any(callback.on_epoch_end(record) for callback in callbacks):
@@ -275,6 +296,25 @@ def fit(
         )
     network.eval()
     return FitResult(network, history, test, time.perf_counter() - started)
+
+
+def _state(
+    epoch: int,
+    step: int,
+    history: History,
+    network: Network,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> TrainingState:
+    return TrainingState(
+        epoch=epoch,
+        step=step,
+        history=history.as_rows(),
+        network=network.state_dict(),
+        optimizer=optimizer.state_dict(),
+        shuffle_rng=generator.get_state(),
+        torch_rng=torch.get_rng_state(),
+    )
 
 
 def run_metrics(
@@ -308,6 +348,42 @@ def run_metrics(
     }
 
 
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: what was saved and how to continue."""
+
+    def __init__(self, run: Path, epochs_done: int) -> None:
+        super().__init__(f"training interrupted after {epochs_done} epoch(s)")
+        self.run = run
+        self.epochs_done = epochs_done
+
+
+@dataclass
+class Resumable:
+    """An interrupted run that can continue: its staging directory and saved state."""
+
+    staged: StagedRun
+    state: TrainingState
+    model: Sequential
+    config: TrainConfig
+    dataset: str
+    data_dir: str | None
+
+
+def find_resumable(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Resumable:
+    """The interrupted run named ``run`` (its final path), or the latest one under ``root``."""
+    staged = find_interrupted(run, root)
+    state = load_checkpoint(staged.staging)
+    info = state.info
+    return Resumable(
+        staged=staged,
+        state=state,
+        model=Sequential.from_config(info["model"]),
+        config=TrainConfig(**info["config"]),
+        dataset=info["dataset"],
+        data_dir=info.get("data_dir"),
+    )
+
+
 def train_to_run(
     model: Sequential,
     dataset: Dataset,
@@ -317,17 +393,48 @@ def train_to_run(
     on_batch: ProgressFn | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     finish: Callable[[Path, FitResult], None] | None = None,
+    data_dir: str | Path | None = None,
+    resume: Resumable | None = None,
 ) -> tuple[Path, FitResult]:
     """Train and write a complete run directory; returns its path and the fit result.
 
-    ``finish(directory, result)`` may add files (the report) before the run is
-    published. The directory appears only when everything in it is written:
-    an error or Ctrl-C leaves no half-written run.
+    A checkpoint is saved at the end of every epoch; ``resume`` (from
+    find_resumable) continues an interrupted run to the same final weights.
+    ``finish(directory, result)`` may add files (the report) before the run
+    is published. The directory appears only when everything in it is
+    written; Ctrl-C after an epoch keeps the checkpoint and raises
+    TrainingInterrupted, before the first epoch it leaves nothing.
     """
-    config = config or TrainConfig()
+    config = resume.config if resume else (config or TrainConfig())
     model = model.with_class_names(dataset.class_names)
-    with staged_run(out, model.name, root) as run:
-        result = fit(model, dataset, config, on_batch=on_batch, on_epoch=on_epoch)
+    info = {
+        "model": model.config(),
+        "config": asdict(config),
+        "dataset": dataset.name,
+        "data_dir": None if data_dir is None else str(data_dir),
+    }
+    out = resume.staged.final if resume else out
+    with staged_run(out, model.name, root, resume=resume is not None) as run:
+
+        def checkpoint(state: TrainingState) -> None:
+            state.info = info
+            save_checkpoint(run.staging, state)
+
+        try:
+            result = fit(
+                model,
+                dataset,
+                config,
+                on_batch=on_batch,
+                on_epoch=on_epoch,
+                on_checkpoint=checkpoint,
+                resume=resume.state if resume else None,
+            )
+        except KeyboardInterrupt:
+            if (run.staging / CHECKPOINT_FILE).is_file():
+                epochs = load_checkpoint(run.staging).epoch
+                raise TrainingInterrupted(run.final, epochs) from None
+            raise
         save_model(run.staging, model, result.network)
         write_history(run.staging, result.history.as_rows())
         write_metrics(run.staging, run_metrics(model, dataset, config, result))
