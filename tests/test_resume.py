@@ -172,3 +172,25 @@ def test_a_cut_off_checkpoint_never_loads(tmp_path):
         with pytest.raises(ConvlensError, match="is damaged"):
             load_checkpoint(tmp_path)
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary behind
+
+
+def test_a_full_disk_is_one_sentence_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from convlens.model import preset
+    from convlens.train import TrainConfig, train_to_run
+
+    real_save = save_checkpoint
+
+    def disk_fills_after_one_epoch(directory, state):
+        if state.epoch >= 2:
+            raise OSError(28, "No space left on device")
+        return real_save(directory, state)
+
+    monkeypatch.setattr("convlens.train.save_checkpoint", disk_fills_after_one_epoch)
+    config = replace(TrainConfig(), epochs=3, batch_size=32)
+    with pytest.raises(ConvlensError, match="No space left on device.*intact") as caught:
+        train_to_run(preset("seed-dnn"), pattern_dataset(96, 32), config, out=tmp_path / "run")
+    assert "\n" not in str(caught.value)
+    assert load_checkpoint(partial_path(tmp_path / "run")).epoch == 1
+    assert not (tmp_path / "run").exists()

@@ -418,7 +418,15 @@ def train_to_run(
 
         def checkpoint(state: TrainingState) -> None:
             state.info = info
-            save_checkpoint(run.staging, state)
+            try:
+                save_checkpoint(run.staging, state)
+            except OSError as exc:
+                kept = "the previous epoch's checkpoint is intact; " if state.epoch > 1 else ""
+                raise ConvlensError(
+                    f"could not save epoch {state.epoch} in {run.staging} "
+                    f"({exc.strerror or exc}); {kept}free space or fix permissions, then "
+                    f"`convlens train --resume {run.final}` or start again."
+                ) from None
 
         try:
             result = fit(
