@@ -82,7 +82,8 @@ def evaluate_tensors(
     network: Network, images: torch.Tensor, labels: torch.Tensor, classes: int, flip: bool = False
 ) -> Evaluation:
     """Evaluate on prepared tensors: images (N, C, H, W) float, labels (N,) int64."""
-    logits = predict_logits(network, images, flip=flip)
+    logits = predict_logits(network, images, flip=flip).float().cpu()
+    labels = labels.cpu()
     loss = float(F.cross_entropy(logits, labels))
     predictions = logits.argmax(dim=1).numpy()
     truth = labels.numpy()

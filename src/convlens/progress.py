@@ -34,9 +34,11 @@ class TrainingProgress:
         enabled: bool = True,
         console: Console | None = None,
         first_epoch: int = 1,
+        printing: bool = True,
     ) -> None:
         self.epochs = epochs
         self.first_epoch = first_epoch
+        self.printing = printing  # False on every training process but the first
         self.batches = math.ceil(images / batch_size)
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
@@ -73,6 +75,8 @@ class TrainingProgress:
 
     def on_epoch(self, record: EpochRecord) -> None:
         """Print the epoch's line and reset the bar for the next one."""
+        if not self.printing:
+            return
         test = ""
         if record.test_accuracy is not None:
             test = f"  test loss {record.test_loss:.4f}  test accuracy {record.test_accuracy:.4f}"

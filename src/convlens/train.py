@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from convlens.checkpoint import CHECKPOINT_FILE, TrainingState, load_checkpoint, save_checkpoint
 from convlens.data import Dataset
+from convlens.distributed import SINGLE, Group, resolve_device
 from convlens.errors import ConvlensError
 from convlens.evaluate import Evaluation, evaluate_tensors
 from convlens.model import Sequential, save_model
@@ -54,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     target_accuracy: float | None = None  # stop once train accuracy passes this
     threads: int | None = None  # None: torch's default (all physical cores)
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda
     evaluate_each_epoch: bool = True
     flip_augment: bool = False  # mirror a random half of each batch while training
     test_time_flip: bool = False  # evaluate on the mean of each image's and its mirror's logits
@@ -172,44 +174,59 @@ def lr_at(step: int, total: int, config: TrainConfig) -> float:
 ProgressFn = Callable[[int, int, float, float], None]  # (epoch, batch, loss, accuracy)
 
 
+@dataclass
+class _Loop:
+    """The moving parts of one training run."""
+
+    network: torch.nn.Module  # the Network, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    generator: torch.Generator  # the data order (and flips), on the CPU
+    group: Group
+    batch_size: int  # per process: the global batch split over the processes
+    total_steps: int
+
+
 def _train_epoch(
-    network: Network,
-    optimizer: torch.optim.Optimizer,
+    loop: _Loop,
     images: torch.Tensor,
     labels: torch.Tensor,
-    config: TrainConfig,
-    generator: torch.Generator,
     first_step: int,
-    total_steps: int,
     on_batch: Callable[[int, float, float], None] | None,
 ) -> tuple[float, float, int]:
-    """One pass over shuffled data; returns (mean loss, accuracy, next step)."""
-    network.train()
-    order = torch.randperm(len(images), generator=generator)
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    correct = torch.zeros((), dtype=torch.int64)
+    """One pass over this process's shard of shuffled data; returns (loss, accuracy, next step).
+
+    Loss and accuracy are averaged over every process's images.
+    """
+    config, device = loop.config, images.device
+    loop.network.train()
+    order = loop.group.shard(torch.randperm(len(images), generator=loop.generator)).to(device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     step = first_step
-    for batch, start in enumerate(range(0, len(images), config.batch_size)):
-        index = order[start : start + config.batch_size]
+    for batch, start in enumerate(range(0, len(order), loop.batch_size)):
+        index = order[start : start + loop.batch_size]
         x, y = images[index], labels[index]  # (B, C, H, W) channels_last, (B,)
         if config.flip_augment:
-            mirror = torch.rand(len(x), generator=generator) < 0.5
+            mirror = (torch.rand(len(x), generator=loop.generator) < 0.5).to(device)
             x = torch.where(mirror[:, None, None, None], x.flip(3), x)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, total_steps, config)
-        logits = network(x)
+        for group in loop.optimizer.param_groups:
+            group["lr"] = lr_at(step, loop.total_steps, config)
+        logits = loop.network(x)
         loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
+        loop.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        loop.optimizer.step()
         step += 1
         with torch.no_grad():
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
         if on_batch is not None:
-            seen = min(start + config.batch_size, len(images))
+            seen = min(start + loop.batch_size, len(order))
             on_batch(batch, float(loss_sum) / seen, int(correct) / seen)
-    return float(loss_sum) / len(images), int(correct) / len(images), step
+    totals = torch.stack([loss_sum, correct.double(), torch.tensor(len(order), device=device)])
+    loss_total, correct_total, count = loop.group.sum(totals.double()).tolist()
+    return loss_total / count, correct_total / count, step
 
 
 def fit(
@@ -221,6 +238,7 @@ def fit(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     on_checkpoint: Callable[[TrainingState], None] | None = None,
     resume: TrainingState | None = None,
+    group: Group = SINGLE,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train`` and evaluate on ``dataset.test``.
 
@@ -228,6 +246,7 @@ def fit(
     final test evaluation. Same seed and thread count give the same weights on
     CPU. ``on_checkpoint`` receives the full state after every epoch;
     ``resume`` continues from such a state exactly where it left off.
+    ``group`` (from distributed.join) trains one shard per process.
     """
     config = config or TrainConfig()
     _validate(config)
@@ -239,17 +258,21 @@ def fit(
     if config.target_accuracy is not None:
         callbacks.append(StopAtAccuracy(config.target_accuracy))
     started = time.perf_counter()
-    train_x = images_to_tensor(dataset.train.images, model.input_shape)  # (N, C, H, W), once
+    device = resolve_device(config.device)
+    # The whole dataset, normalised once, lives on the training device.
+    train_x = images_to_tensor(dataset.train.images, model.input_shape).to(device)  # (N,C,H,W)
     train_y = torch.from_numpy(np.ascontiguousarray(dataset.train.labels, dtype=np.int64))
-    test_x = images_to_tensor(dataset.test.images, model.input_shape)
+    test_x = images_to_tensor(dataset.test.images, model.input_shape).to(device)
     test_y = torch.from_numpy(np.ascontiguousarray(dataset.test.labels, dtype=np.int64))
-    network = model.build(seed=config.seed).to(memory_format=torch.channels_last)
+    train_y, test_y = train_y.to(device), test_y.to(device)
+    network = model.build(seed=config.seed).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     generator = torch.Generator().manual_seed(config.seed)
-    steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    per_process = math.ceil(config.batch_size / group.world)
+    shard_size = len(group.shard(torch.arange(len(train_x))))
+    total_steps = math.ceil(shard_size / per_process) * config.epochs
     history, step, first_epoch = History(), 0, 1
     if resume is not None:
         network.load_state_dict(resume.network)
@@ -258,15 +281,17 @@ def fit(
         torch.set_rng_state(resume.torch_rng)
         history.epochs = [EpochRecord(**row) for row in resume.history]
         step, first_epoch = resume.step, resume.epoch + 1
+    trained = network
+    if group.world > 1:  # gradients averaged across processes after every backward
+        trained = torch.nn.parallel.DistributedDataParallel(network)
+    loop = _Loop(trained, optimizer, config, generator, group, per_process, total_steps)
     test: Evaluation | None = None
     for epoch in range(first_epoch, config.epochs + 1):
         epoch_start = time.perf_counter()
         batch_hook = (
             None if on_batch is None else (lambda b, loss, acc, e=epoch: on_batch(e, b, loss, acc))
         )
-        train_loss, train_acc, step = _train_epoch(
-            network, optimizer, train_x, train_y, config, generator, step, total_steps, batch_hook
-        )
+        train_loss, train_acc, step = _train_epoch(loop, train_x, train_y, step, batch_hook)
         last = epoch == config.epochs
         test = None
         if config.evaluate_each_epoch or last:
@@ -318,7 +343,7 @@ def _state(
 
 
 def run_metrics(
-    model: Sequential, dataset: Dataset, config: TrainConfig, result: FitResult
+    model: Sequential, dataset: Dataset, config: TrainConfig, result: FitResult, processes: int = 1
 ) -> dict:
     """metrics.json content: test/train accuracy and loss, epochs, seconds, and what ran."""
     last = result.history.epochs[-1]
@@ -344,6 +369,8 @@ def run_metrics(
         "per_class_accuracy": result.test.as_dict(dataset.class_names)["per_class_accuracy"],
         "config": asdict(config),
         "threads": torch.get_num_threads(),
+        "processes": processes,
+        "device": str(resolve_device(config.device)),
         "torch": torch.__version__,
     }
 
@@ -395,7 +422,8 @@ def train_to_run(
     finish: Callable[[Path, FitResult], None] | None = None,
     data_dir: str | Path | None = None,
     resume: Resumable | None = None,
-) -> tuple[Path, FitResult]:
+    group: Group = SINGLE,
+) -> tuple[Path | None, FitResult]:
     """Train and write a complete run directory; returns its path and the fit result.
 
     A checkpoint is saved at the end of every epoch; ``resume`` (from
@@ -407,6 +435,8 @@ def train_to_run(
     """
     config = resume.config if resume else (config or TrainConfig())
     model = model.with_class_names(dataset.class_names)
+    if not group.is_main:  # only rank 0 writes the run directory
+        return None, fit(model, dataset, config, group=group)
     info = {
         "model": model.config(),
         "config": asdict(config),
@@ -437,6 +467,7 @@ def train_to_run(
                 on_epoch=on_epoch,
                 on_checkpoint=checkpoint,
                 resume=resume.state if resume else None,
+                group=group,
             )
         except KeyboardInterrupt:
             if (run.staging / CHECKPOINT_FILE).is_file():
@@ -445,7 +476,7 @@ def train_to_run(
             raise
         save_model(run.staging, model, result.network)
         write_history(run.staging, result.history.as_rows())
-        write_metrics(run.staging, run_metrics(model, dataset, config, result))
+        write_metrics(run.staging, run_metrics(model, dataset, config, result, group.world))
         if finish is not None:
             finish(run.staging, result)
     return run.final, result
