@@ -9,6 +9,7 @@ everywhere.
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,15 @@ def _open_checked(source: Image.Image, name: str) -> np.ndarray:
         else:
             converted = source.convert(mode)
         array = np.asarray(converted, dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        struct.error,
+        Image.DecompressionBombError,
+    ) as exc:
+        # Pillow's decoders raise SyntaxError ("broken PNG file") and friends on corrupt data.
         raise ConvlensError(
             f"{name} could not be decoded as an image ({exc}); give a valid PNG, JPEG or BMP file."
         ) from None
@@ -60,7 +69,8 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as source:
             return _open_checked(source, str(path))
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError):
+        # ValueError/SyntaxError: Pillow's openers on a corrupt header ("Truncated IHDR chunk").
         raise ConvlensError(
             f"{path} is not an image Pillow can read; give a PNG, JPEG or BMP file."
         ) from None
@@ -73,7 +83,8 @@ def decode_image(data: bytes, name: str = "the upload") -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as source:
             return _open_checked(source, name)
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError):
+        # ValueError/SyntaxError: Pillow's openers on a corrupt header ("Truncated IHDR chunk").
         raise ConvlensError(
             f"{name} is not an image Pillow can read; give a PNG, JPEG or BMP file."
         ) from None

@@ -58,6 +58,17 @@ def _snake(keras_type: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", keras_type).lower()
 
 
+_LAYER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}")
+
+
+def _check_layer_name(name: Any) -> None:
+    """Refuse a layer name torch cannot use as a module name (it names the weights too)."""
+    if not (isinstance(name, str) and _LAYER_NAME.fullmatch(name)):
+        raise ConvlensError(
+            f"layer name {name!r} is not usable; use letters, digits, '_' and '-', like 'conv2d_1'."
+        )
+
+
 def _validate_input_shape(shape: Any) -> Shape:
     ok = isinstance(shape, (list, tuple)) and len(shape) == 3
     ok = ok and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
@@ -115,6 +126,7 @@ class Sequential:
             count = seen.get(stem, 0)
             seen[stem] = count + 1
             name = layer.name or (stem if count == 0 else f"{stem}_{count}")
+            _check_layer_name(name)
             layer = layer if layer.name else replace(layer, name=name)  # errors name the layer
             out = layer.output_shape(shape)
             rows.append(
@@ -211,6 +223,9 @@ class Sequential:
             raise ConvlensError(
                 'a model file must be a JSON object with "input_shape" and a "layers" list.'
             )
+        for entry in config["layers"]:
+            if isinstance(entry, dict) and not isinstance(entry.get("type", ""), str):
+                raise ConvlensError(f'a layer\'s "type" must be a string; got {entry["type"]!r}.')
         layers = [layer_from_config(entry) for entry in config["layers"]]
         names = config.get("class_names")
         if names is not None and not (
@@ -246,7 +261,13 @@ class Sequential:
         """A torch module computing this model (NCHW inside), with Keras's initialisation."""
         from convlens.network import build_network
 
-        return build_network(self, seed=seed)
+        try:
+            return build_network(self, seed=seed)
+        except KeyError as exc:  # torch refuses a module name that clashes with an attribute
+            raise ConvlensError(
+                f"the model cannot be built ({exc.args[0] if exc.args else exc}); "
+                f"rename that layer."
+            ) from None
 
 
 def format_summary(model: Sequential, explain: bool = True) -> str:
@@ -358,6 +379,11 @@ def read_spec(path: str | Path) -> Sequential:
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             f"fix the file."
         ) from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, or nesting too deep
+        reason = "it nests too deeply" if isinstance(exc, RecursionError) else exc
+        raise ConvlensError(
+            f"{path} is not a usable model file ({reason}); fix the file."
+        ) from None
     try:
         return Sequential.from_config(config)
     except ConvlensError as exc:
@@ -404,17 +430,42 @@ def load_model(directory: str | Path) -> tuple[Sequential, torch.nn.Module]:
         raise ConvlensError(
             f"{directory} has no {WEIGHTS_FILE}; train the model first (`convlens train`)."
         )
+    _check_weights_size(weights_path, model)
     try:
         state = load_tensors(weights_path.read_bytes())
     except (SafetensorError, OSError, ValueError) as exc:
         raise ConvlensError(
             f"{weights_path} is not a valid safetensors file ({exc}); retrain or restore it."
         ) from None
+    except KeyError as exc:  # a dtype the safetensors format knows but torch does not
+        raise ConvlensError(
+            f"{weights_path} holds tensors of type {exc} that convlens cannot read; "
+            f"retrain or restore it."
+        ) from None
     network = model.build()
     _check_weights(weights_path, network.state_dict(), state)
     network.load_state_dict(state)
     network.eval()
     return model, network
+
+
+_CHEAP_BUILD_BYTES = 64 << 20  # below this, building a mismatched network costs nothing
+
+
+def _check_weights_size(path: Path, model: Sequential) -> None:
+    """Refuse, before building, a spec too big for its weights file to hold.
+
+    A model.json claiming a huge layer would otherwise allocate it (gigabytes) only to find
+    that the weights do not match; small mismatches are left to _check_weights, which names
+    the tensor.
+    """
+    size, needed = path.stat().st_size, model.total_params * 4  # float32 parameters
+    if needed > size and needed > _CHEAP_BUILD_BYTES:
+        raise ConvlensError(
+            f"{path} is not a valid safetensors file for this model.json ({size:,} bytes, but "
+            f"its {model.total_params:,} parameters need {needed:,}); it is truncated or the "
+            f"two files do not belong together."
+        )
 
 
 def _check_weights(path: Path, expected: dict, found: dict) -> None:
