@@ -87,6 +87,7 @@ def _add_train(sub) -> None:
         "--target-accuracy", type=float, help="stop once training accuracy passes this, like 0.9"
     )
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--device", help="auto (CUDA when present, the default), cpu or cuda")
     parser.add_argument("--out", help="the run directory to write (default: runs/<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -101,6 +102,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from convlens.distributed import join, leave, resolve_device
     from convlens.progress import TrainingProgress
     from convlens.report import write_run_report
     from convlens.train import TrainingInterrupted, train_to_run
@@ -108,14 +110,16 @@ def _run_train(args: argparse.Namespace) -> int:
     model, dataset, config, resume = (
         _resumed_training(args) if args.resume is not None else _new_training(args)
     )
+    group = join(resolve_device(config.device))  # torchrun's processes, or this one alone
     first_epoch = resume.state.epoch + 1 if resume else 1
     try:
         with TrainingProgress(
             config.epochs,
             len(dataset.train),
             config.batch_size,
-            enabled=not args.quiet,
+            enabled=not args.quiet and group.is_main,
             first_epoch=first_epoch,
+            printing=group.is_main,
         ) as progress:
             path, result = train_to_run(
                 model,
@@ -124,6 +128,7 @@ def _run_train(args: argparse.Namespace) -> int:
                 out=args.out,
                 data_dir=args.data_dir,
                 resume=resume,
+                group=group,
                 on_batch=progress.on_batch,
                 on_epoch=progress.on_epoch,
                 finish=lambda directory, fit: write_run_report(directory, dataset.test, fit.test),
@@ -135,6 +140,10 @@ def _run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        leave(group)
+    if not group.is_main:
+        return 0
     if result.history.stopped_early:
         print(
             f"stopped after epoch {len(result.history.epochs)}: "
@@ -161,6 +170,7 @@ def _new_training(args: argparse.Namespace):
         seed=args.seed,
         target_accuracy=args.target_accuracy,
         threads=args.threads,
+        device=args.device,
     )
     model = resolve_model(args.model)
     dataset = _load_dataset(args.dataset, args.data_dir, model.input_shape)
@@ -253,7 +263,13 @@ def _confusion_table(names: tuple[str, ...], confusion: np.ndarray) -> str:
 @command
 def _add_predict(sub) -> None:
     parser = sub.add_parser("predict", help="classify PNG/JPEG images with a trained run")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files, or folders (searched recursively for PNG/JPEG/BMP/GIF/WEBP; "
+        "needs --out)",
+    )
     parser.add_argument("--run", help="run directory (default: the latest under runs/)")
     parser.add_argument(
         "--invert",
@@ -262,6 +278,12 @@ def _add_predict(sub) -> None:
     )
     parser.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--out", help="write one CSV row per image to this file (streams large folders)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="images per batch with --out (default 256)"
+    )
     parser.set_defaults(func=_run_predict)
 
 
@@ -270,6 +292,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     from convlens.images import read_image, to_model_input
     from convlens.runs import load_run
 
+    if args.out or any(Path(path).is_dir() for path in args.images):
+        return _run_predict_folder(args)
     run = load_run(args.run)
     height, width, channels = run.model.input_shape
     batch = np.stack(
@@ -290,6 +314,29 @@ def _run_predict(args: argparse.Namespace) -> int:
     for result in results:
         ranked = ", ".join(f"{c['class']} {c['probability']:.1%}" for c in result["top"])
         print(f"{result['image']}: {ranked}")
+    return 0
+
+
+def _run_predict_folder(args: argparse.Namespace) -> int:
+    from convlens.predict import predict_folder, progress_bar
+    from convlens.runs import load_run
+
+    if not args.out:
+        raise ConvlensError(
+            "a folder needs --out to name the CSV file its predictions go to; "
+            "add --out predictions.csv."
+        )
+    run = load_run(args.run)
+    with progress_bar() as on_progress:
+        summary = predict_folder(
+            run, args.images, args.out, args.batch_size, args.invert, on_progress
+        )
+    if summary.skipped:
+        listed = ", ".join(f"{path} ({why})" for path, why in summary.skipped)
+        count = len(summary.skipped)
+        what = "1 file that is not an image" if count == 1 else f"{count} files that are not images"
+        print(f"skipped {what}: {listed}", file=sys.stderr)
+    print(f"wrote predictions for {summary.predicted:,} images to {summary.out}")
     return 0
 
 
