@@ -220,3 +220,20 @@ def test_train_on_a_folder_of_your_own_images(capsys, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["class_names"] == ["circle", "square", "star"]
     assert json.loads((out / "model.json").read_text())["layers"][-1]["units"] == 3
+
+
+def test_evaluate_and_predict_take_a_device(capsys, trained_run, mnist_dir, tmp_path):
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--run",
+        str(trained_run),
+        "--data-dir",
+        str(mnist_dir),
+        "--device",
+        "cpu",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["accuracy"] > 0.5
+    code, _, err = run(capsys, "predict", "x.png", "--run", str(trained_run), "--device", "tpu")
+    assert code == 2 and "unknown device 'tpu'" in err

@@ -32,6 +32,12 @@ def _add_data_arguments(parser: argparse.ArgumentParser, default: str | None) ->
     parser.add_argument("--data-dir", help="where the dataset's IDX files are (searched first)")
 
 
+def _add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when present, the default), cpu or cuda"
+    )
+
+
 def _load_dataset(name: str, data_dir: str | None, input_shape: tuple[int, ...]):
     from convlens import data
 
@@ -204,16 +210,19 @@ def _resumed_training(args: argparse.Namespace):
 def _add_evaluate(sub) -> None:
     parser = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix")
     parser.add_argument("--run", help="run directory (default: the latest under runs/)")
+    _add_device_argument(parser)
     _add_data_arguments(parser, default=None)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    from convlens.distributed import resolve_device
     from convlens.evaluate import evaluate
     from convlens.runs import load_run
 
     run = load_run(args.run)
+    run.network.to(resolve_device(args.device))
     name = args.dataset or run.metrics.get("dataset", "fashion-mnist")
     dataset = _load_dataset(name, args.data_dir, run.model.input_shape)
     if dataset.num_classes != run.model.num_classes:
@@ -263,6 +272,7 @@ def _confusion_table(names: tuple[str, ...], confusion: np.ndarray) -> str:
 @command
 def _add_predict(sub) -> None:
     parser = sub.add_parser("predict", help="classify PNG/JPEG images with a trained run")
+    _add_device_argument(parser)
     parser.add_argument(
         "images",
         nargs="+",
@@ -288,6 +298,7 @@ def _add_predict(sub) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from convlens.distributed import resolve_device
     from convlens.evaluate import predict_proba
     from convlens.images import read_image, to_model_input
     from convlens.runs import load_run
@@ -295,6 +306,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.out or any(Path(path).is_dir() for path in args.images):
         return _run_predict_folder(args)
     run = load_run(args.run)
+    run.network.to(resolve_device(args.device))
     height, width, channels = run.model.input_shape
     batch = np.stack(
         [
@@ -318,6 +330,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _run_predict_folder(args: argparse.Namespace) -> int:
+    from convlens.distributed import resolve_device
     from convlens.predict import predict_folder, progress_bar
     from convlens.runs import load_run
 
@@ -327,6 +340,7 @@ def _run_predict_folder(args: argparse.Namespace) -> int:
             "add --out predictions.csv."
         )
     run = load_run(args.run)
+    run.network.to(resolve_device(args.device))
     with progress_bar() as on_progress:
         summary = predict_folder(
             run, args.images, args.out, args.batch_size, args.invert, on_progress

@@ -44,24 +44,25 @@ class Evaluation:
 def predict_logits(
     network: Network, images: torch.Tensor, batch_size: int = EVAL_BATCH, flip: bool = False
 ) -> torch.Tensor:
-    """Logits (N, classes) for a prepared image tensor (N, C, H, W), in eval mode, batched.
+    """Logits (N, classes), on the CPU, for a prepared image tensor (N, C, H, W), in eval mode.
 
     ``flip``: test-time augmentation, the mean of the logits of each image and
     its mirror image (left-right).
     """
     was_training = network.training
+    device = next(network.parameters()).device  # batches go where the network is (CPU or GPU)
     network.eval()
     try:
         outputs = []
         for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
+            batch = images[start : start + batch_size].to(device)
             logits = network(batch)
             if flip:
                 logits = (logits + network(batch.flip(3))) / 2
-            outputs.append(logits)
+            outputs.append(logits.cpu())
     finally:
         network.train(was_training)
-    return torch.cat(outputs)
+    return torch.cat(outputs)  # on the CPU
 
 
 def predict_proba(network: Network, images: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
