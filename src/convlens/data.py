@@ -24,7 +24,7 @@ from typing import BinaryIO
 import numpy as np
 
 from convlens.errors import ConvlensError
-from convlens.images import read_image, to_model_input
+from convlens.images import fit_to_input, read_image, to_model_input
 
 
 @dataclass(frozen=True)
@@ -582,8 +582,8 @@ def _stratified_split(data: Split, test_fraction: float, seed: int) -> tuple[Spl
 def _conform(split: Split, size: tuple[int, int] | None, channels: int | None) -> Split:
     """A named dataset's ``split`` at ``size`` with ``channels`` (None keeps what it has).
 
-    A larger size pads each image with zeros around the centre, as LeNet-5 reads 28x28
-    digits on a 32x32 input (and as images.fit_to_input does); a smaller one resizes.
+    A larger size pads each image with zeros around the centre (images.fit_to_input),
+    as LeNet-5 reads 28x28 digits on a 32x32 input; a smaller one resizes.
     One channel becomes three by repetition.
     """
     count, height, width, have = split.images.shape
@@ -596,12 +596,7 @@ def _conform(split: Split, size: tuple[int, int] | None, channels: int | None) -
         for i, image in enumerate(split.images):
             images[i] = to_model_input(image, size, channels)
         return Split(images, split.labels)
-    top, left = (size[0] - height) // 2, (size[1] - width) // 2
-    padding = ((0, 0), (top, size[0] - height - top), (left, size[1] - width - left), (0, 0))
-    images = np.pad(split.images, padding)  # (N, H, W, have)
-    if channels != have:  # named datasets are grey: 1 -> 3 channels
-        images = np.repeat(images, channels, axis=3)
-    return Split(images, split.labels)
+    return Split(fit_to_input(split.images, (*size, channels)), split.labels)  # zero-padded
 
 
 def _check_options(

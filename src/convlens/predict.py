@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import numpy as np
 
 from convlens.errors import ConvlensError
 from convlens.evaluate import predict_proba
+from convlens.fsutil import atomic_writer
 from convlens.images import IMAGE_SUFFIXES, read_image, to_model_input
 from convlens.runs import Run
 
@@ -171,28 +171,12 @@ def _atomic_csv(path: Path) -> Iterator[TextIO]:
     On any error the temp file is removed and ``path`` is left as it was.
     """
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ConvlensError(
-            f"cannot write {path} ({exc.strerror or exc}); choose a writable --out."
-        ) from None
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(temp, 0o666 & ~mask)  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+        with atomic_writer(path, "w", newline="", encoding="utf-8") as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
     except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
         raise ConvlensError(
             f"cannot write {path} ({exc.strerror or exc}); free some space or choose another --out."
         ) from None
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager
