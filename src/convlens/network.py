@@ -193,12 +193,13 @@ class Network(nn.Sequential):
         super().__init__(modules)
         self.final_softmax = final_softmax
         layers = list(self)
+        self._layers = tuple(layers)  # forward's walk, built once rather than every batch
         self._pool_first = {
             i for i in range(len(layers) - 1) if _commutes(layers[i], layers[i + 1])
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layers, i = list(self), 0
+        layers, i = self._layers, 0
         while i < len(layers):
             layer = layers[i]
             if i in self._pool_first and not (layer._forward_hooks or layers[i + 1]._forward_hooks):

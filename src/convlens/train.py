@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from convlens.checkpoint import CHECKPOINT_FILE, TrainingState, load_checkpoint, save_checkpoint
+from convlens.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from convlens.data import Dataset
 from convlens.distributed import SINGLE, Group, resolve_device
 from convlens.errors import ConvlensError
@@ -446,12 +446,15 @@ def train_to_run(
     out = resume.staged.final if resume else out
     with staged_run(out, model.name, root, resume=resume is not None) as run:
 
+        saved = [resume.state.epoch if resume else 0]  # the epoch of the checkpoint on disk
+
         def checkpoint(state: TrainingState) -> None:
             state.info = info
             try:
                 save_checkpoint(run.staging, state)
+                saved[0] = state.epoch
             except OSError as exc:
-                kept = "the previous epoch's checkpoint is intact; " if state.epoch > 1 else ""
+                kept = "the previous epoch's checkpoint is intact; " if saved[0] else ""
                 raise ConvlensError(
                     f"could not save epoch {state.epoch} in {run.staging} "
                     f"({exc.strerror or exc}); {kept}free space or fix permissions, then "
@@ -470,9 +473,8 @@ def train_to_run(
                 group=group,
             )
         except KeyboardInterrupt:
-            if (run.staging / CHECKPOINT_FILE).is_file():
-                epochs = load_checkpoint(run.staging).epoch
-                raise TrainingInterrupted(run.final, epochs) from None
+            if saved[0]:
+                raise TrainingInterrupted(run.final, saved[0]) from None
             raise
         save_model(run.staging, model, result.network)
         write_history(run.staging, result.history.as_rows())
