@@ -97,6 +97,10 @@ class Layer:
     name: str | None = field(default=None, kw_only=True)
     input_shape: tuple[int, ...] | None = field(default=None, kw_only=True)
 
+    def __post_init__(self) -> None:
+        if self.input_shape is not None:  # JSON gives lists; specs hold tuples
+            object.__setattr__(self, "input_shape", tuple(self.input_shape))
+
     def output_shape(self, input_shape: Shape) -> Shape:
         """The output shape, without batch, for this input shape (no batch)."""
         raise NotImplementedError
@@ -157,14 +161,13 @@ class Conv2D(Layer):
     use_bias: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not isinstance(self.filters, int) or isinstance(self.filters, bool) or self.filters < 1:
             raise ConvlensError(f"Conv2D filters must be a positive integer, not {self.filters!r}.")
         object.__setattr__(self, "kernel_size", _pair(self.kernel_size, "Conv2D kernel_size"))
         object.__setattr__(self, "strides", _pair(self.strides, "Conv2D strides"))
         object.__setattr__(self, "padding", _padding(self.padding))
         object.__setattr__(self, "activation", _activation(self.activation))
-        if self.input_shape is not None:
-            object.__setattr__(self, "input_shape", tuple(self.input_shape))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         height, width, _ = self._require_volume(input_shape)
@@ -230,13 +233,12 @@ class _Pooling2D(Layer):
     verb: ClassVar[str] = "pools"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         kind = self.keras_type
         object.__setattr__(self, "pool_size", _pair(self.pool_size, f"{kind} pool_size"))
         strides = self.pool_size if self.strides is None else self.strides
         object.__setattr__(self, "strides", _pair(strides, f"{kind} strides"))
         object.__setattr__(self, "padding", _padding(self.padding))
-        if self.input_shape is not None:
-            object.__setattr__(self, "input_shape", tuple(self.input_shape))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         height, width, depth = self._require_volume(input_shape)
@@ -309,11 +311,10 @@ class Dense(Layer):
     use_bias: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not isinstance(self.units, int) or isinstance(self.units, bool) or self.units < 1:
             raise ConvlensError(f"Dense units must be a positive integer, not {self.units!r}.")
         object.__setattr__(self, "activation", _activation(self.activation))
-        if self.input_shape is not None:
-            object.__setattr__(self, "input_shape", tuple(self.input_shape))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
@@ -351,6 +352,7 @@ class Dropout(Layer):
     rate: float = 0.5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not isinstance(self.rate, (int, float)) or not 0 <= self.rate < 1:
             raise ConvlensError(f"Dropout rate must be in [0, 1), not {self.rate!r}.")
 
@@ -373,6 +375,7 @@ class BatchNormalization(Layer):
     epsilon: float = 1e-3
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 <= self.momentum < 1 or self.epsilon <= 0:
             raise ConvlensError(
                 "BatchNormalization needs 0 <= momentum < 1 and epsilon > 0; "
