@@ -356,3 +356,37 @@ def test_ops_imports_nothing_of_the_package_but_errors() -> None:
     assert {name for name in imported if name.startswith("convlens")} == {"convlens.errors"}
     code = "import sys, convlens.ops; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(2, 12),
+    st.integers(2, 12),
+    st.integers(1, 3),
+    st.sampled_from(["max", "avg"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_explain_pool_is_the_pooled_pixel(height, width, size, mode, seed) -> None:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(-50, 50, (height, width)).astype(np.float64)
+    size = min(size, height, width)
+    pooled = ops.pool2d(image, size, mode=mode)
+    row, col = int(rng.integers(0, pooled.shape[0])), int(rng.integers(0, pooled.shape[1]))
+    explained = ops.explain_pool(image, row, col, size, mode=mode)
+    window = image[row * size : (row + 1) * size, col * size : (col + 1) * size]
+    np.testing.assert_array_equal(explained.values, window)
+    assert explained.value == pytest.approx(pooled[row, col])
+    if mode == "max":
+        i, j = explained.chosen
+        assert window[i, j] == window.max() and (i, j) == divmod(int(np.argmax(window)), size)
+    else:
+        assert explained.chosen is None
+    assert explained.equation().endswith("= " + ops.format_number(explained.value))
+
+
+def test_explain_pool_errors() -> None:
+    with pytest.raises(ConvlensError, match="outside the 2x2 pooled map"):
+        ops.explain_pool(np.zeros((5, 5)), 2, 0)
+    with pytest.raises(ConvlensError, match="2-D"):
+        ops.explain_pool(np.zeros((4, 4, 2)), 0, 0)
+    assert ops.explain_pool(np.array([[1, 9], [9, 3]]), 0, 0).chosen == (0, 1)  # first of ties

@@ -407,3 +407,62 @@ def explain_pixel(
         products=products,
         sum=float(products.sum()),
     )
+
+
+@dataclass(frozen=True)
+class PoolExplanation:
+    """The window behind one output pixel of ``pool2d`` on a 2-D map.
+
+    ``row``/``col`` are output coordinates; ``top``/``left`` the map
+    coordinates of the window's top-left cell; ``values`` the window's cells
+    (a read-only float64 (ph, pw) array); ``chosen`` the (i, j) of the largest
+    cell within the window for "max" (the first one on ties, in reading order),
+    None for "avg"; ``value`` the output pixel.
+    """
+
+    row: int
+    col: int
+    top: int
+    left: int
+    mode: str
+    values: np.ndarray
+    chosen: tuple[int, int] | None
+    value: float
+
+    def equation(self) -> str:
+        """``max(0, 64, 48, 192) = 192`` or ``avg(0, 64, 48, 192) = 76``."""
+        cells = ", ".join(format_number(v) for v in self.values.ravel())
+        return f"{self.mode}({cells}) = {format_number(self.value)}"
+
+
+def explain_pool(
+    image: np.ndarray,
+    row: int,
+    col: int,
+    size: int | tuple[int, int] = 2,
+    stride: int | tuple[int, int] | None = None,
+    mode: str = "max",
+) -> PoolExplanation:
+    """Explain output pixel (row, col) of ``pool2d(image, size, stride, mode)`` on a 2-D map."""
+    array = _as_real_array(image, "image")
+    if array.ndim != 2:
+        raise ConvlensError(f"the map has shape {array.shape}; give a 2-D (H, W) array.")
+    pooled = pool2d(array, size, stride, mode)  # checks size and mode
+    ph, pw = _pair(size, "pool size")
+    sh, sw = _pair(size if stride is None else stride, "pool stride")
+    for name, value, limit in (("row", row, pooled.shape[0]), ("col", col, pooled.shape[1])):
+        if not isinstance(value, (int, np.integer)) or not 0 <= value < limit:
+            raise ConvlensError(
+                f"{name} {value!r} is outside the {pooled.shape[0]}x{pooled.shape[1]} pooled "
+                f"map; give a {name} from 0 to {limit - 1}."
+            )
+    top, left = int(row) * sh, int(col) * sw
+    values = array[top : top + ph, left : left + pw].copy()
+    values.flags.writeable = False
+    chosen = None
+    if mode == "max":
+        flat = int(np.argmax(values))
+        chosen = (flat // pw, flat % pw)
+    return PoolExplanation(
+        int(row), int(col), top, left, mode, values, chosen, float(pooled[row, col])
+    )
