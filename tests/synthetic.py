@@ -64,3 +64,36 @@ def write_idx_dataset(directory: Path, dataset: Dataset, compress: bool = True) 
         else:
             (directory / stem).write_bytes(data)
     return directory
+
+
+def tiny_cnn(classes: int = 10):
+    """A small CNN (6 then 4 filters): every layer kind of the lesson's, fast to run."""
+    from convlens.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from convlens.model import Sequential
+
+    return Sequential(
+        [
+            Conv2D(6, (3, 3), activation="relu", input_shape=(28, 28, 1)),
+            MaxPooling2D(2, 2),
+            Conv2D(4, (3, 3), activation="relu"),
+            MaxPooling2D(2, 2),
+            Flatten(),
+            Dense(classes, activation="softmax"),
+        ],
+        name="tiny-cnn",
+    )
+
+
+def write_run(directory: Path, model, class_names: tuple[str, ...], dataset: str = "mnist") -> Path:
+    """An untrained run directory as `convlens train` lays it out (seeded weights, no training)."""
+    from convlens.model import save_model
+    from convlens.runs import write_metrics
+
+    model = model.with_class_names(class_names)
+    directory.mkdir(parents=True)
+    save_model(directory, model, model.build(seed=0))
+    write_metrics(
+        directory,
+        {"model": model.name, "test_accuracy": 0.5, "epochs": 1, "dataset": dataset},
+    )
+    return directory

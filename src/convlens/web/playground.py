@@ -1,0 +1,174 @@
+"""The playground's answers: an image filtered and pooled, one pixel of each explained.
+
+Everything is computed by convlens.ops on the image's grayscale luma, as
+`convlens convolve` does; this module only chooses, caches and packages.
+Hovering asks for one pixel at a time, so the last few filtered images are
+kept: explaining a pixel costs the window's nine products, not a convolution.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from convlens import ops
+from convlens.errors import ConvlensError
+from convlens.plots import display_values
+from convlens.web import pictures, schemas
+from convlens.web.store import StoredImage
+
+KERNEL_SIZE = 3
+_CACHED_RESULTS = 8
+
+
+def chosen_kernel(choice: schemas.FilterChoice) -> np.ndarray:
+    """The request's kernel: a preset by name, or nine finite numbers, as float64 (3, 3)."""
+    if (choice.filter is None) == (choice.kernel is None):
+        raise ConvlensError(
+            "give either filter (a preset's name) or kernel (nine numbers), not "
+            + ("both." if choice.filter is not None else "neither.")
+        )
+    if choice.filter is not None:
+        return ops.get_filter(choice.filter)
+    values = np.asarray(choice.kernel, dtype=np.float64).ravel()
+    if values.size != KERNEL_SIZE * KERNEL_SIZE:
+        raise ConvlensError(f"the kernel has {values.size} numbers; give nine (a 3x3 filter).")
+    if not np.all(np.isfinite(values)):
+        raise ConvlensError("the kernel holds a number that is not finite; give nine numbers.")
+    return values.reshape(KERNEL_SIZE, KERNEL_SIZE)
+
+
+def conv_formula(size: int, stride: int, padding: str, kernel: int = KERNEL_SIZE) -> str:
+    """How one side of the filtered image follows from the input's: "26 = (28 - 3) / 1 + 1"."""
+    if padding == "same":
+        return f"{math.ceil(size / stride)} = ceil({size} / {stride}) (same padding)"
+    out = (size - kernel) // stride + 1
+    rounding = f"floor(({size} - {kernel}) / {stride})" if stride > 1 else f"{size} - {kernel}"
+    return f"{out} = {rounding} + 1"
+
+
+def pool_formula(size: int, window: int) -> str:
+    """How one side of the pooled image follows: "13 = floor(26 / 2)"."""
+    return f"{(size - window) // window + 1} = floor({size} / {window})"
+
+
+def shape_formula(shape: tuple[int, int], formula) -> str:  # noqa: ANN001
+    """Rows and columns' formulas joined; one when the image is square."""
+    rows, cols = formula(shape[0]), formula(shape[1])
+    return rows if rows == cols else f"rows {rows}; columns {cols}"
+
+
+class Playground:
+    """Filters images, keeping the last few results for pixel explanations."""
+
+    def __init__(self) -> None:
+        self._results: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def filtered(self, image: StoredImage, kernel: np.ndarray, stride: int, padding: str):
+        """ops.conv2d of the image's luma, from the cache when the same was asked recently."""
+        key = (image.id, kernel.tobytes(), stride, padding)
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                return self._results[key]
+        result = ops.conv2d(image.luma, kernel, stride=stride, padding=padding)
+        result.flags.writeable = False
+        with self._lock:
+            self._results[key] = result
+            while len(self._results) > _CACHED_RESULTS:
+                self._results.popitem(last=False)
+        return result
+
+    def convolve(self, image: StoredImage, request: schemas.ConvolveRequest) -> dict:
+        """The input, the filtered image and the pooled image, each with shape and formula."""
+        kernel = chosen_kernel(request)
+        luma = image.luma
+        filtered = self.filtered(image, kernel, request.stride, request.padding)
+        shown, caption = display_values(filtered, request.display)
+        side = lambda n: conv_formula(n, request.stride, request.padding)  # noqa: E731
+        answer = {
+            "kernel": kernel.tolist(),
+            "input": picture(luma, luma, "", "the image's grayscale luma, 0..255"),
+            "filtered": picture(filtered, shown, shape_formula(luma.shape, side), caption),
+            "pooled": None,
+            "pool": request.pool,
+            "pool_size": request.pool_size,
+        }
+        if request.pool != "none":
+            pooled = ops.pool2d(filtered, request.pool_size, mode=request.pool)
+            pooled_shown, pooled_caption = display_values(pooled, request.display)
+            window = request.pool_size
+            answer["pooled"] = picture(
+                pooled,
+                pooled_shown,
+                shape_formula(filtered.shape, lambda n: pool_formula(n, window)),
+                f"{request.pool} of each {window}x{window} block of the filtered values; "
+                + pooled_caption,
+            )
+        return answer
+
+    def explain(self, image: StoredImage, request: schemas.ExplainRequest) -> dict:
+        """The arithmetic of one filtered pixel, and the value it is shown as."""
+        kernel = chosen_kernel(request)
+        explained = ops.explain_pixel(
+            image.luma, kernel, request.row, request.col, request.stride, request.padding
+        )
+        filtered = self.filtered(image, kernel, request.stride, request.padding)
+        return {
+            "row": explained.row,
+            "col": explained.col,
+            "top": explained.top,
+            "left": explained.left,
+            "in_padding": explained.in_padding,
+            "neighbourhood": explained.neighbourhood.tolist(),
+            "kernel": explained.kernel.tolist(),
+            "products": explained.products.tolist(),
+            "sum": explained.sum,
+            "equation": explained.equation(),
+            "shown": shown_value(filtered, explained.sum, request.display),
+        }
+
+    def explain_pool(self, image: StoredImage, request: schemas.ExplainPoolRequest) -> dict:
+        """The window of filtered values behind one pooled pixel, and which one was kept."""
+        if request.pool == "none":
+            raise ConvlensError("pooling is off (pool: none); choose max or avg to explain it.")
+        kernel = chosen_kernel(request)
+        filtered = self.filtered(image, kernel, request.stride, request.padding)
+        explained = ops.explain_pool(
+            filtered, request.row, request.col, request.pool_size, mode=request.pool
+        )
+        return {
+            "row": explained.row,
+            "col": explained.col,
+            "top": explained.top,
+            "left": explained.left,
+            "mode": explained.mode,
+            "values": explained.values.tolist(),
+            "chosen": None if explained.chosen is None else list(explained.chosen),
+            "value": explained.value,
+            "equation": explained.equation(),
+        }
+
+
+def shown_value(filtered: np.ndarray, value: float, display: str) -> float:
+    """A filtered value as the page shows it on 0..255 (clipped, or rescaled from min..max)."""
+    if display == "clip":
+        return float(min(max(value, 0.0), 255.0))
+    low, high = float(filtered.min()), float(filtered.max())
+    return (value - low) * 255.0 / (high - low) if high > low else 0.0
+
+
+def picture(values: np.ndarray, shown: np.ndarray, formula: str, caption: str) -> dict:
+    """A schemas.Picture: the shown 0..255 values as PNG, the true values' range."""
+    return {
+        "shape": list(values.shape),
+        "png": pictures.data_url(pictures.to_uint8(shown)),
+        "formula": formula,
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "caption": caption,
+    }

@@ -1,0 +1,95 @@
+"""Serving the explorer: on a socket we bind ourselves, so a free port is known before start.
+
+``serve`` runs in the foreground for `convlens explore`; ``serve_in_thread``
+runs in the background for tests and benchmarks and returns the address and
+a function that stops it.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+import webbrowser
+from collections.abc import Callable
+
+import uvicorn
+
+from convlens.errors import ConvlensError
+
+STARTUP_SECONDS = 30.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: a free one); a busy port is one sentence."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConvlensError(
+                f"port {port} is already in use; choose another with --port, or leave --port "
+                "out for a free one."
+            ) from None
+        raise ConvlensError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); check --host and --port."
+        ) from None
+    sock.listen(128)
+    return sock
+
+
+def address(sock: socket.socket) -> str:
+    """The page's URL for a bound socket."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"
+    return f"http://{shown}:{port}/"
+
+
+def _server(app) -> uvicorn.Server:  # noqa: ANN001
+    """A quiet uvicorn server for ``app`` (signals are caught only on the main thread)."""
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    return uvicorn.Server(config)
+
+
+def serve(app, host: str, port: int, open_browser: bool, announce: Callable[[str], None]) -> None:  # noqa: ANN001
+    """Serve ``app`` until Ctrl-C; ``announce`` gets the URL once the server listens."""
+    sock = bind(host, port)
+    url = address(sock)
+    server = _server(app)
+
+    def when_started() -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        announce(url)
+        if open_browser:
+            webbrowser.open(url)
+
+    threading.Thread(target=when_started, daemon=True).start()
+    server.run(sockets=[sock])
+
+
+def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0) -> tuple[str, Callable[[], None]]:  # noqa: ANN001
+    """Start ``app`` in a background thread; return its URL and a function that stops it."""
+    sock = bind(host, port)
+    server = _server(app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the explorer's server did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+    return address(sock), stop

@@ -1,0 +1,159 @@
+"""What the explorer's server holds between requests: images by id, runs by name.
+
+The client never names a file on the server. Images come in as bytes (or as
+built-ins and test-set samples) and are named by a hash of their pixels;
+runs are named by directory name and looked up among those the server lists
+(the runs folder, plus the one given with --run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convlens.data import Split
+from convlens.errors import ConvlensError
+from convlens.runs import METRICS_FILE, RUNS_ROOT, Run, is_run, load_run
+
+MAX_STORED_BYTES = 512 << 20  # images kept for this session, oldest dropped first
+MAX_LOADED_RUNS = 4
+
+
+class NotFound(ConvlensError):
+    """A name the client gave that the server does not hold (answered with 404)."""
+
+
+class TooLarge(ConvlensError):
+    """A request body over its limit (answered with 413)."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image as it arrived: uint8 (H, W, C), C 1 or 3, and where it came from."""
+
+    id: str
+    name: str
+    pixels: np.ndarray
+    label: str | None = None
+    test_index: int | None = None
+
+    @property
+    def luma(self) -> np.ndarray:
+        """The grayscale picture the playground filters: uint8 (H, W), ITU-R 601 luma."""
+        if self.pixels.shape[2] == 1:
+            return self.pixels[:, :, 0]
+        weights = np.array([0.299, 0.587, 0.114])
+        return np.clip(np.rint(self.pixels @ weights), 0, 255).astype(np.uint8)
+
+
+def image_id(pixels: np.ndarray) -> str:
+    """A short, stable id for an image: the start of the SHA-256 of its shape and pixels."""
+    digest = hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes())
+    return digest.hexdigest()[:16]
+
+
+class ImageStore:
+    """Images of this session, by id; the least recently used go past a byte budget."""
+
+    def __init__(self, max_bytes: int = MAX_STORED_BYTES) -> None:
+        self._images: OrderedDict[str, StoredImage] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        pixels: np.ndarray,
+        name: str,
+        label: str | None = None,
+        test_index: int | None = None,
+    ) -> StoredImage:
+        """Keep ``pixels`` (uint8 (H, W, C)) and return it with its id."""
+        image = StoredImage(image_id(pixels), name, pixels, label, test_index)
+        with self._lock:
+            self._images[image.id] = image
+            self._images.move_to_end(image.id)
+            total = sum(stored.pixels.nbytes for stored in self._images.values())
+            while total > self._max_bytes and len(self._images) > 1:
+                _, dropped = self._images.popitem(last=False)
+                total -= dropped.pixels.nbytes
+        return image
+
+    def get(self, image: str) -> StoredImage:
+        """The image with id ``image``; an unknown id ends in one sentence (404)."""
+        with self._lock:
+            found = self._images.get(image)
+            if found is not None:
+                self._images.move_to_end(image)
+        if found is None:
+            raise NotFound(
+                f"there is no image {image!r} on the server (it may have been dropped to save "
+                "memory); choose or upload the image again."
+            )
+        return found
+
+
+class LoadedRun:
+    """A run loaded once, with a lock: forward hooks must not mix between requests."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.lock = threading.Lock()
+        self._test: Split | None = None
+
+    def test_split(self) -> Split:
+        """The run's test split, fitted to its input, read once."""
+        from convlens.report import load_test_split
+
+        with self.lock:
+            if self._test is None:
+                self._test = load_test_split(self.run)
+            return self._test
+
+
+class RunRegistry:
+    """The runs the server may show: every finished run under ``root``, plus ``extra``."""
+
+    def __init__(self, root: Path = RUNS_ROOT, extra: Path | None = None) -> None:
+        self.root = Path(root)
+        self.extra = None if extra is None else Path(extra).resolve()
+        self._loaded: OrderedDict[str, LoadedRun] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def directories(self) -> dict[str, Path]:
+        """{run name: directory}, the most recently finished first (--run's first of all)."""
+        found = []
+        if self.root.is_dir():
+            found = [p for p in self.root.iterdir() if p.is_dir() and is_run(p)]
+        found.sort(key=lambda p: (p / METRICS_FILE).stat().st_mtime, reverse=True)
+        if self.extra is not None:
+            found = [self.extra, *(p for p in found if p.resolve() != self.extra)]
+        named: dict[str, Path] = {}
+        for path in found:
+            named.setdefault(path.name, path)
+        return named
+
+    def default(self) -> str | None:
+        """The run shown first: --run's, else the latest; None when there is none."""
+        return next(iter(self.directories()), None)
+
+    def get(self, name: str) -> LoadedRun:
+        """The run called ``name``, loaded once; an unlisted name ends in one sentence (404)."""
+        with self._lock:
+            if name in self._loaded:
+                self._loaded.move_to_end(name)
+                return self._loaded[name]
+        directories = self.directories()
+        if name not in directories:
+            listing = ", ".join(directories) or "none yet (train one with `convlens train`)"
+            raise NotFound(f"there is no run called {name!r}; choose one of: {listing}.")
+        loaded = LoadedRun(load_run(directories[name]))
+        with self._lock:
+            self._loaded[name] = loaded
+            while len(self._loaded) > MAX_LOADED_RUNS:
+                self._loaded.popitem(last=False)
+        return loaded
