@@ -445,7 +445,6 @@ def train_to_run(
     }
     out = resume.staged.final if resume else out
     with staged_run(out, model.name, root, resume=resume is not None) as run:
-
         saved = [resume.state.epoch if resume else 0]  # the epoch of the checkpoint on disk
 
         def checkpoint(state: TrainingState) -> None:
