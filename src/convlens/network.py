@@ -242,5 +242,7 @@ def images_to_tensor(images: np.ndarray, input_shape: Shape) -> torch.Tensor:
     The NHWC array is already channels_last memory: permuting it costs nothing.
     """
     images = fit_to_input(images, input_shape)
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)  # (N, C, H, W)
+    # torch.from_numpy warns on read-only arrays (decoded images are); "W" copies only those.
+    images = np.require(images, requirements=("C", "W"))
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2)  # (N, C, H, W)
     return tensor.float().div_(255.0).contiguous(memory_format=torch.channels_last)

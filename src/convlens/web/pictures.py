@@ -1,31 +1,50 @@
 """Arrays to PNG data URLs for the page: grayscale images, colour-mapped maps, map grids.
 
 Encoding is on the hot path of every answer (a 512x512 filter result, a
-layer's 64 maps), so PNGs are written with zlib level 1: about 3x faster
-than Pillow's default for a few percent more bytes on the loopback.
+layer's 64 maps), so PNGs are written here rather than by Pillow: rows with
+PNG's "no filter" byte, deflated at zlib level 1, or stored uncompressed
+(level 0) past 65,536 pixels. On a 510x510 filter result that is 0.6 ms
+instead of Pillow's 9-17 ms; the larger answer costs nothing on the loopback.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import math
+import struct
+import zlib
 from functools import cache
 
 import numpy as np
-from PIL import Image
 
-PNG_COMPRESS_LEVEL = 1
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STORED_PAST_PIXELS = 65_536  # larger images are stored, not deflated: 15x faster to encode
 GRID_GAP = 1  # pixels between tiles of a MapGrid
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC-32 of type and data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
-    """uint8 (H, W) grayscale or (H, W, 3) RGB -> PNG bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(
-        buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL
+    """uint8 (H, W) grayscale or (H, W, 3) RGB -> PNG bytes (8 bits, no interlace)."""
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3):
+        raise ValueError(
+            f"png_bytes takes uint8 (H, W) or (H, W, 3), not {pixels.dtype} {pixels.shape}"
+        )
+    height, width = pixels.shape[:2]
+    colour_type = 0 if pixels.ndim == 2 else 2  # grayscale or truecolour
+    rows = np.zeros((height, 1 + pixels[0].size), dtype=np.uint8)  # each row: filter byte 0
+    rows[:, 1:] = pixels.reshape(height, -1)
+    level = 0 if height * width > STORED_PAST_PIXELS else 1
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return (
+        PNG_SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+        + _chunk(b"IEND", b"")
     )
-    return buffer.getvalue()
 
 
 def data_url(pixels: np.ndarray) -> str:

@@ -91,8 +91,14 @@ class Playground:
         shown, caption = display_values(filtered, request.display)
         side = lambda n: conv_formula(n, request.stride, request.padding)  # noqa: E731
         answer = {
-            "kernel": kernel.tolist(),
-            "input": picture(luma, luma, "", "the image's grayscale luma, 0..255"),
+            "kernel": rounded_kernel(kernel),
+            "input": {
+                "shape": list(luma.shape),
+                "png": image.luma_png,
+                "min": float(luma.min()),
+                "max": float(luma.max()),
+                "caption": "the image's grayscale luma, 0..255",
+            },
             "filtered": picture(filtered, shown, shape_formula(luma.shape, side), caption),
             "pooled": None,
             "pool": request.pool,
@@ -127,7 +133,7 @@ class Playground:
             "neighbourhood": explained.neighbourhood.tolist(),
             "kernel": explained.kernel.tolist(),
             "products": explained.products.tolist(),
-            "sum": explained.sum,
+            "sum": float(ops.format_number(explained.sum)),
             "equation": explained.equation(),
             "shown": shown_value(filtered, explained.sum, request.display),
         }
@@ -154,12 +160,15 @@ class Playground:
         }
 
 
-def shown_value(filtered: np.ndarray, value: float, display: str) -> float:
-    """A filtered value as the page shows it on 0..255 (clipped, or rescaled from min..max)."""
-    if display == "clip":
-        return float(min(max(value, 0.0), 255.0))
-    low, high = float(filtered.min()), float(filtered.max())
-    return (value - low) * 255.0 / (high - low) if high > low else 0.0
+def rounded_kernel(kernel: np.ndarray) -> list[list[float]]:
+    """A kernel's numbers as the arithmetic writes them (1/9 -> 0.111111)."""
+    return [[float(ops.format_number(v)) for v in row] for row in kernel]
+
+
+def shown_value(filtered: np.ndarray, value: float, display: str) -> int:
+    """A filtered value as the page's picture shows it: its 0..255 pixel level."""
+    shown, _ = display_values(np.array([value, filtered.min(), filtered.max()]), display)
+    return int(pictures.to_uint8(shown[0]))
 
 
 def picture(values: np.ndarray, shown: np.ndarray, formula: str, caption: str) -> dict:

@@ -9,16 +9,20 @@ runs are named by directory name and looked up among those the server lists
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from convlens.data import Split
 from convlens.errors import ConvlensError
+from convlens.model import SPEC_FILE, read_spec
 from convlens.runs import METRICS_FILE, RUNS_ROOT, Run, is_run, load_run
+from convlens.web import pictures
 
 MAX_STORED_BYTES = 512 << 20  # images kept for this session, oldest dropped first
 MAX_LOADED_RUNS = 4
@@ -42,13 +46,18 @@ class StoredImage:
     label: str | None = None
     test_index: int | None = None
 
-    @property
+    @cached_property
     def luma(self) -> np.ndarray:
         """The grayscale picture the playground filters: uint8 (H, W), ITU-R 601 luma."""
         if self.pixels.shape[2] == 1:
             return self.pixels[:, :, 0]
         weights = np.array([0.299, 0.587, 0.114])
         return np.clip(np.rint(self.pixels @ weights), 0, 255).astype(np.uint8)
+
+    @cached_property
+    def luma_png(self) -> str:
+        """``luma`` as a PNG data URL, encoded once: every playground answer shows it."""
+        return pictures.data_url(self.luma)
 
 
 def image_id(pixels: np.ndarray) -> str:
@@ -140,6 +149,27 @@ class RunRegistry:
     def default(self) -> str | None:
         """The run shown first: --run's, else the latest; None when there is none."""
         return next(iter(self.directories()), None)
+
+    def describe(self, name: str) -> dict:
+        """A schemas.RunInfo read from model.json and metrics.json only (no weights loaded)."""
+        path = self.directories().get(name)
+        if path is None:
+            raise NotFound(f"there is no run called {name!r}; choose one of the listed runs.")
+        model = read_spec(path / SPEC_FILE)
+        try:
+            metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConvlensError(f"{path / METRICS_FILE} is not readable JSON ({exc}).") from None
+        epochs, accuracy = metrics.get("epochs"), metrics.get("test_accuracy")
+        classes = model.class_names or tuple(str(i) for i in range(model.num_classes))
+        return {
+            "name": name,
+            "model": model.name,
+            "test_accuracy": accuracy if isinstance(accuracy, (int, float)) else None,
+            "epochs": epochs if isinstance(epochs, int) else None,
+            "dataset": metrics.get("dataset") if isinstance(metrics.get("dataset"), str) else None,
+            "classes": list(classes),
+        }
 
     def get(self, name: str) -> LoadedRun:
         """The run called ``name``, loaded once; an unlisted name ends in one sentence (404)."""
