@@ -41,7 +41,7 @@ from convlens.images import decode_image
 from convlens.runs import RUNS_ROOT
 from convlens.sample_images import facade
 from convlens.web import model_views, schemas
-from convlens.web.playground import Playground
+from convlens.web.playground import Playground, rounded_kernel
 from convlens.web.store import ImageStore, NotFound, RunRegistry, TooLarge
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -64,31 +64,17 @@ class Explorer:
         self.playground = Playground()
         self.samples = model_views.SampleSource()
 
-    def run_info(self, name: str) -> dict:
-        """A schemas.RunInfo for a listed run."""
-        run = self.runs.get(name).run
-        metrics = run.metrics
-        epochs = metrics.get("epochs")
-        return {
-            "name": name,
-            "model": run.model.name,
-            "test_accuracy": metrics.get("test_accuracy"),
-            "epochs": epochs if isinstance(epochs, int) else None,
-            "dataset": metrics.get("dataset"),
-            "classes": list(run.class_names),
-        }
-
     def info(self) -> dict:
         """A schemas.InfoBody."""
         runs = []
         for name in self.runs.directories():
             try:
-                runs.append(self.run_info(name))
+                runs.append(self.runs.describe(name))
             except ConvlensError:
                 continue  # a damaged run is left out of the list rather than failing the page
         return {
             "version": convlens.__version__,
-            "filters": {name: kernel.tolist() for name, kernel in ops.FILTERS.items()},
+            "filters": {name: rounded_kernel(kernel) for name, kernel in ops.FILTERS.items()},
             "builtin_images": [
                 {"name": name, "title": title} for name, (title, _) in BUILTIN_IMAGES.items()
             ],
@@ -99,15 +85,13 @@ class Explorer:
 
     def image_info(self, image) -> dict:  # noqa: ANN001
         """A schemas.ImageInfo for a stored image."""
-        from convlens.web import pictures
-
         return {
             "id": image.id,
             "name": image.name,
             "height": int(image.pixels.shape[0]),
             "width": int(image.pixels.shape[1]),
             "channels": int(image.pixels.shape[2]),
-            "png": pictures.data_url(image.luma),
+            "png": image.luma_png,
             "label": image.label,
             "test_index": image.test_index,
         }
@@ -287,7 +271,7 @@ def add_model_routes(app: FastAPI, state: Explorer) -> None:
         """A run's model summary (every layer's shape and parameters, explained)."""
         model = state.runs.get(name).run.model
         return {
-            "run": state.run_info(name),
+            "run": state.runs.describe(name),
             "input_shape": list(model.input_shape),
             "layers": [model_views.layer_summary(row) for row in model.rows],
             "total_params": model.total_params,

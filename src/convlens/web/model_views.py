@@ -37,7 +37,7 @@ def layer_summary(row: LayerRow) -> dict:
 
 
 def model_input(image: StoredImage, input_shape: tuple[int, int, int], invert: str):
-    """The image as the model reads it, uint8 (H, W, C), and whether it was inverted.
+    """The image as the model reads it, uint8 (H, W, C), whether it was inverted, and how.
 
     Images no larger than the input are padded around the centre, as the
     datasets are when a model's input is larger (LeNet-5's 32x32); larger
@@ -46,12 +46,22 @@ def model_input(image: StoredImage, input_shape: tuple[int, int, int], invert: s
     """
     height, width, channels = input_shape
     pixels = image.pixels
-    if pixels.shape[0] <= height and pixels.shape[1] <= width:
+    h, w, c = pixels.shape
+    if h <= height and w <= width:
         fitted = fit_to_input(pixels[None], input_shape)[0]
+        how = (
+            "as it is" if (h, w) == (height, width) else f"padded from {h}x{w} to {height}x{width}"
+        )
     else:
         fitted = to_model_input(pixels, (height, width), channels)
+        how = f"resized from {h}x{w} to {height}x{width} by area"
+    if c != channels:
+        how += ", grayscale luma" if channels == 1 else ", gray repeated to RGB"
     inverted = invert == "yes" or (invert == "auto" and border_is_light(fitted))
-    return (255 - fitted if inverted else fitted), inverted
+    if inverted:
+        why = "its border is light" if invert == "auto" else "asked for"
+        how += f", inverted ({why}; the model was trained on light shapes on black)"
+    return (255 - fitted if inverted else fitted), inverted, f"{image.name}: {how}."
 
 
 def border_is_light(pixels: np.ndarray) -> bool:
@@ -72,7 +82,9 @@ def map_grid(maps: np.ndarray, colour_map: str = "inferno", symmetric: bool = Fa
         "rows": rows,
         "tile": list(maps.shape[:2]),
         "gap": pictures.GRID_GAP,
-        "ranges": ranges,
+        "ranges": pictures.compact(ranges),
+        "colour_map": colour_map,
+        "symmetric": symmetric,
     }
 
 
@@ -114,7 +126,7 @@ def filter_weights(loaded: LoadedRun) -> dict | None:
 def journey(loaded: LoadedRun, image: StoredImage, invert: str, run_name: str) -> dict:
     """A schemas.JourneyBody: every layer's output for one image, from one forward pass."""
     spec = loaded.run.model
-    pixels, inverted = model_input(image, spec.input_shape, invert)
+    pixels, inverted, how = model_input(image, spec.input_shape, invert)
     with loaded.lock:
         captured = inspect.activations(loaded.run, pixels[None])
     layers = []
@@ -130,7 +142,7 @@ def journey(loaded: LoadedRun, image: StoredImage, invert: str, run_name: str) -
     return {
         "run": run_name,
         "model": spec.name,
-        "input": image_picture(pixels),
+        "input": {**image_picture(pixels), "caption": how},
         "inverted": inverted,
         "layers": layers,
         "filters": filter_weights(loaded),

@@ -128,9 +128,9 @@ class ExplainBody(BaseModel):
     neighbourhood: list[list[float]]
     kernel: list[list[float]]
     products: list[list[float]]
-    sum: float
+    sum: float = Field(description="the output pixel, rounded as the equation shows it")
     equation: str
-    shown: float = Field(description="the value as displayed (after clip or rescale), 0..255")
+    shown: int = Field(description="the pixel as displayed (after clip or rescale), 0..255")
 
 
 class ExplainPoolRequest(ConvolveRequest):
@@ -181,7 +181,8 @@ class MapGrid(BaseModel):
 
     Tile k sits at grid row k // columns, column k % columns, at pixel
     (row * (tile_h + gap), col * (tile_w + gap)). Each tile is scaled on its
-    own: black is ``ranges[k][0]``, white ``ranges[k][1]`` (the inferno colour map).
+    own: the colour map's first colour is ``ranges[k][0]``, its last ``ranges[k][1]``
+    (``symmetric``: the range is -m..m, zero in the middle).
     """
 
     png: str
@@ -191,6 +192,8 @@ class MapGrid(BaseModel):
     tile: list[int]
     gap: int
     ranges: list[list[float]]
+    colour_map: str = Field(description="matplotlib's name: inferno for maps, RdBu_r for filters")
+    symmetric: bool
 
 
 class JourneyLayer(BaseModel):
