@@ -1,0 +1,90 @@
+// The explorer's HTTP client: one function per endpoint of src/convlens/web/schemas.py.
+// Every 4xx answer is {"error": "one sentence"}; it becomes an ApiError with that sentence.
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+async function answer(response) {
+  let body = null;
+  const type = response.headers.get("Content-Type") || "";
+  if (type.includes("application/json")) {
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+  }
+  if (response.ok) {
+    if (body === null) {
+      throw new ApiError("The server sent an answer the page cannot read.", response.status);
+    }
+    return body;
+  }
+  if (body && typeof body.error === "string") throw new ApiError(body.error, response.status);
+  const sentence = `The server could not answer (HTTP ${response.status}); see its log.`;
+  throw new ApiError(sentence, response.status);
+}
+
+async function request(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch {
+    throw new ApiError("The server cannot be reached; is `convlens explore` still running?", 0);
+  }
+  return answer(response);
+}
+
+function post(url, body) {
+  return request(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** GET /api/info -> InfoBody */
+export const info = () => request("/api/info");
+
+/** GET /api/images/builtin/{name} -> ImageInfo */
+export const builtinImage = (name) => request(`/api/images/builtin/${encodeURIComponent(name)}`);
+
+/** GET /api/samples?class_choice=&count=[&run=] -> SampleBody */
+export function samples(classChoice, count, run) {
+  const query = new URLSearchParams({ class_choice: String(classChoice), count: String(count) });
+  if (run) query.set("run", run);
+  return request(`/api/samples?${query}`);
+}
+
+/** POST /api/images (raw bytes, X-Filename) -> ImageInfo */
+export function uploadImage(blob, filename) {
+  return request("/api/images", {
+    method: "POST",
+    headers: {
+      "Content-Type": blob.type || "application/octet-stream",
+      // A header carries Latin-1 only: keep the name readable, drop what it cannot carry.
+      "X-Filename": String(filename).replace(/[^\x20-\x7e]/g, "_"),
+    },
+    body: blob,
+  });
+}
+
+/** POST /api/convolve (ConvolveRequest) -> ConvolveBody */
+export const convolve = (body) => post("/api/convolve", body);
+
+/** POST /api/explain (ExplainRequest) -> ExplainBody */
+export const explain = (body) => post("/api/explain", body);
+
+/** POST /api/explain-pool (ExplainPoolRequest) -> ExplainPoolBody */
+export const explainPool = (body) => post("/api/explain-pool", body);
+
+/** POST /api/journey (JourneyRequest) -> JourneyBody */
+export const journey = (body) => post("/api/journey", body);
+
+/** POST /api/class-filter (ClassFilterRequest) -> ClassFilterBody */
+export const classFilter = (body) => post("/api/class-filter", body);

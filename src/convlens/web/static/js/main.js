@@ -1,0 +1,127 @@
+// convlens explorer: the page's entry point. It loads /api/info and wires the three parts.
+//
+// Stable ids and test hooks (the browser tests rely on these; keep them):
+//
+// Part 1, playground (#playground, data-image-id = the current image's ImageInfo id)
+//   #image-source            fieldset; radios #source-builtin, #source-sample, #source-upload,
+//                            #source-draw (click their label[for=...]); #image-error under it
+//   #builtin-select          the built-in picture
+//   #sample-class, #sample-count, #sample-thumbs (buttons .sample-thumb, data-test-index)
+//   #upload                  input type=file (PNG/JPEG), POSTed raw to /api/images
+//   #draw-canvas             280x280 drawing canvas; #draw-clear; #brush-size; #draw-prediction
+//   #filter-select           presets from /api/info plus "custom"; #filter-error
+//   #kernel-grid             nine input.kernel-cell (data-index 0..8, row-major)
+//   #stride #padding #pool #pool-size #display; #geometry-error; #convolve-error
+//   #input-canvas #filtered-canvas #pooled-canvas   the pictures (canvas pixel = image pixel)
+//   #input-overlay #filtered-overlay #pooled-overlay  outlines drawn over them
+//   #input-shape #filtered-shape #pooled-shape, #*-formula, #*-caption
+//   #arithmetic              [data-testid=equation] ExplainBody.equation as returned
+//   #arithmetic-sum          [data-testid=sum] ExplainBody.sum; #arithmetic-shown; #explain-grids
+//                            (tables data-testid neighbourhood / kernel / products); #explain-error
+//   #pool-arithmetic         [data-testid=pool-equation] ExplainPoolBody.equation;
+//   #pool-value              [data-testid=pool-value]; #pool-grids (td.chosen: the maximum);
+//                            #pool-error
+//
+// Part 2, journey (#journey-section; hidden with #no-run / #no-run-hint shown when there is no run)
+//   #run-select #invert #journey-busy #journey-error
+//   #journey-input (canvas), #journey-input-shape, #prediction (#predicted: the class name)
+//   #journey                 data-image-id / data-run: what the layers shown are for;
+//                            one article.journey-layer per layer, data-layer=<name>,
+//                            data-type=<type>;
+//                            inside: .shape (keras_shape), .params (data-params), .map-tile buttons
+//                            (data-index), .zoom-canvas, .zoom-caption; #learned-filters in
+//                            the first conv's section
+//   #probabilities           li.prob-bar per class, data-class=<name>, data-probability,
+//                            data-index,
+//                            data-predicted="true" on the predicted one (also class .predicted)
+//
+// Part 3, class view (#class-section)
+//   #class-select (value: class name) #filter-index #class-count #class-busy #class-error
+//   #class-grid              table: thead th.layer-col (data-layer, .shape); tbody tr.class-row per
+//                            image (data-test-index), each with th.image-cell and one
+//                            td.class-cell per layer
+//
+// body[data-ready="true"] once /api/info has been read and the three parts are wired.
+// Every 4xx answer's sentence is shown in the .error[role=alert] next to the control that
+// caused it:
+// a failed /api/convolve after an image change in #image-error, after a filter change in
+// #filter-error, after a stride/padding/pool/display change in #geometry-error.
+
+import * as api from "./api.js";
+import { ClassView } from "./classview.js";
+import { percent, showError } from "./draw.js";
+import { Journey } from "./journey.js";
+import { Playground } from "./playground.js";
+
+const $ = (id) => document.getElementById(id);
+
+function runFacts(run) {
+  const parts = [`model ${run.model}`];
+  if (run.dataset) parts.push(`trained on ${run.dataset}`);
+  if (run.epochs !== null && run.epochs !== undefined) parts.push(`${run.epochs} epochs`);
+  if (run.test_accuracy !== null && run.test_accuracy !== undefined) {
+    parts.push(`test accuracy ${percent(run.test_accuracy)}`);
+  }
+  return parts.join(" · ");
+}
+
+async function start() {
+  let info;
+  try {
+    info = await api.info();
+  } catch (error) {
+    showError($("startup-error"), error.message);
+    return;
+  }
+  $("version").textContent = `v${info.version}`;
+
+  const playground = new Playground();
+  const journey = new Journey({
+    onPrediction: (predicted) => {
+      $("draw-prediction").textContent = predicted
+        ? `The model says ${predicted.name} (${percent(predicted.probability)}).`
+        : "";
+    },
+  });
+  const classView = new ClassView();
+
+  playground.filters.setPresets(info.filters);
+  playground.chooser.setBuiltins(info.builtin_images);
+  playground.onImageChange((image) => journey.setImage(image));
+
+  const runs = info.runs || [];
+  const select = $("run-select");
+  if (runs.length) {
+    for (const id of ["journey-section", "class-section", "nav-journey", "nav-class"]) {
+      $(id).hidden = false;
+    }
+    for (const run of runs) {
+      const option = document.createElement("option");
+      option.value = run.name;
+      option.textContent = `${run.name} (${run.model})`;
+      select.append(option);
+    }
+    const known = runs.some((r) => r.name === info.default_run);
+    select.value = known ? info.default_run : runs[0].name;
+    const choose = () => {
+      const run = runs.find((r) => r.name === select.value);
+      $("run-facts").textContent = runFacts(run);
+      playground.chooser.setRun(run);
+      journey.setRun(run);
+      classView.setRun(run);
+    };
+    select.addEventListener("change", choose);
+    choose();
+  } else {
+    $("no-run").hidden = false;
+    $("no-run-hint").textContent =
+      info.no_run_hint || "There is no trained run yet; train one with `convlens train`.";
+    playground.chooser.setRun(null);
+  }
+
+  // The first image: the first built-in picture.
+  if (info.builtin_images.length) playground.chooser.useBuiltin();
+  document.body.dataset.ready = "true";
+}
+
+start();
