@@ -1,0 +1,187 @@
+"""Time the explorer's answers over real HTTP, against its targets and a matplotlib reference.
+
+A real server (uvicorn, in this process's background thread) is asked, over a
+kept-alive HTTP connection as a browser would:
+
+- the journey of one 28x28 test image through the lesson's CNN
+  (POST /api/journey: every layer's maps as PNG grids, the learned filters,
+  the probabilities). Target: under 100 ms.
+- the playground's filter result for a 512x512 image (POST /api/convolve: a
+  3x3 filter, then 2x2 max pooling, both as PNGs). Each request uses a new
+  random kernel, so nothing is served from the server's cache. Target: under 50 ms.
+- one hovered pixel's arithmetic (POST /api/explain).
+
+The reference is what the command line does for the same pictures:
+matplotlib figures of every map of a layer (`convlens inspect --layer`) and
+of the filtered and pooled images (`convlens convolve`), saved as PNG. Times
+are medians of --repeat requests after two warm-up requests. Run it alone:
+
+    flock /tmp/convlens-bench.lock python benchmarks/explorer.py [--run runs/NAME]
+
+Without --run an untrained seed-cnn run is written to a temporary folder
+(the time does not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+from PIL import Image
+
+from convlens import ops, plots, report
+from convlens.model import preset, save_model
+from convlens.runs import load_run, write_metrics
+from convlens.web.app import create_app
+from convlens.web.server import serve_in_thread
+
+JOURNEY_TARGET_MS = 100
+FILTER_TARGET_MS = 50
+
+
+class Client:
+    """JSON over one kept-alive HTTP connection."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        self.connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+
+    def call(self, method: str, path: str, body: bytes | None = None, kind: str = "json"):
+        headers = {"Content-Type": f"application/{kind}"} if body is not None else {}
+        self.connection.request(method, path, body=body, headers=headers)
+        answer = self.connection.getresponse()
+        data = answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"{method} {path}: {answer.status} {data[:300]!r}")
+        return json.loads(data), len(data)
+
+
+def median_ms(action: Callable[[int], object], repeat: int) -> float:
+    """Median milliseconds of ``action(i)`` over ``repeat`` calls, after two warm-ups."""
+    action(-1)
+    action(-2)
+    times = []
+    for i in range(repeat):
+        start = time.perf_counter()
+        action(i)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def lesson_run(folder: Path) -> Path:
+    """An untrained run of the lesson's CNN, laid out as `convlens train` writes it."""
+    model = preset("seed-cnn")
+    run = folder / "seed-cnn"
+    run.mkdir()
+    save_model(run, model, model.build(seed=0))
+    write_metrics(run, {"model": model.name, "dataset": "fashion-mnist", "test_accuracy": None})
+    return run
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def matplotlib_journey(run_dir: Path, image: np.ndarray) -> Callable[[int], object]:
+    """The command line's route: every map of each conv and pooling layer as a figure PNG."""
+    run = load_run(run_dir)
+    test = type("Split", (), {"images": image[None], "labels": np.zeros(1, dtype=np.int64)})
+
+    def draw(_i: int) -> None:
+        for layer in ("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"):
+            report.figure_png(report.feature_maps_figure(run, test, 0, layer))
+
+    return draw
+
+
+def matplotlib_filter(image: np.ndarray, rng: np.random.Generator) -> Callable[[int], object]:
+    """The command line's route: `convlens convolve`'s figure of one filter, as PNG."""
+
+    def draw(_i: int) -> None:
+        kernel = rng.normal(size=(3, 3))
+        filtered = ops.conv2d(image, kernel)
+        pooled = ops.pool2d(filtered, 2)
+        figure = plots.convolution_figure(
+            image, kernel, filtered, pooled, title="benchmark", pool_label="max pooled 2x2"
+        )
+        report.figure_png(figure)
+
+    return draw
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, help="a run of the lesson's CNN (default: untrained)")
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        run_dir = args.run or lesson_run(Path(folder))
+        url, stop = serve_in_thread(create_app(run_dir.parent, run_dir))
+        try:
+            client = Client(url)
+            digit = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+            big = rng.integers(0, 256, (512, 512), dtype=np.uint8)
+            small_id = client.call("POST", "/api/images", png_bytes(digit), "octet-stream")[0]["id"]
+            big_id = client.call("POST", "/api/images", png_bytes(big), "octet-stream")[0]["id"]
+            journey_body = json.dumps({"run": run_dir.name, "image": small_id}).encode()
+            sizes = {}
+
+            def journey(_i: int) -> None:
+                sizes["journey"] = client.call("POST", "/api/journey", journey_body)[1]
+
+            def convolve(_i: int) -> None:
+                kernel = rng.normal(size=9).round(3).tolist()
+                body = json.dumps({"image": big_id, "kernel": kernel, "pool": "max"})
+                sizes["convolve"] = client.call("POST", "/api/convolve", body.encode())[1]
+
+            def explain(i: int) -> None:
+                body = {"image": big_id, "filter": "vertical", "row": i % 510, "col": 7}
+                client.call("POST", "/api/explain", json.dumps(body).encode())
+
+            results = [
+                (
+                    "journey, lesson's CNN, one 28x28 image",
+                    journey,
+                    JOURNEY_TARGET_MS,
+                    matplotlib_journey(run_dir, digit[:, :, None]),
+                ),
+                (
+                    "filter + 2x2 max pool, 512x512 image",
+                    convolve,
+                    FILTER_TARGET_MS,
+                    matplotlib_filter(big, rng),
+                ),
+                ("hovered pixel's arithmetic, 512x512 image", explain, None, None),
+            ]
+            print(f"explorer over HTTP at {url}; medians of {args.repeat} requests")
+            ours = [median_ms(action, args.repeat) for _, action, _, _ in results]
+            for (title, _, target, reference), ms in zip(results, ours, strict=True):
+                line = f"{title}: {ms:.1f} ms"
+                if target:
+                    line += f" (target {target} ms: {'met' if ms < target else 'NOT met'})"
+                if reference is not None:  # after ours: the slow figures outlast the keep-alive
+                    theirs = median_ms(reference, 3)
+                    line += f"; matplotlib figures of the same {theirs:.0f} ms ({theirs / ms:.0f}x)"
+                print(line, flush=True)
+            print(
+                f"answer sizes: journey {sizes['journey'] / 1024:.0f} KB, "
+                f"convolve {sizes['convolve'] / 1024:.0f} KB"
+            )
+        finally:
+            stop()
+
+
+if __name__ == "__main__":
+    main()
