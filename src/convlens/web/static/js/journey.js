@@ -208,7 +208,7 @@ export class Journey {
     );
   }
 
-  /** The first convolution's learned kernels: tiles on one diverging scale, numbers enlarged. */
+  /** The first convolution's learned kernels: each tile on its own diverging scale, numbers enlarged. */
   filtersBlock(filters, atlas) {
     const grid = filters.grid;
     const [th, tw] = grid.tile;
@@ -259,7 +259,7 @@ export class Journey {
       { class: "filters-block", id: "learned-filters" },
       el("div", {
         class: "block-label",
-        text: `Learned filters of ${filters.layer} (${grid.count}, one diverging scale)`,
+        text: `Learned filters of ${filters.layer} (${grid.count}, first input channel; each on its own scale, white = 0)`,
       }),
       el(
         "div",
