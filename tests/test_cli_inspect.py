@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from synthetic import pattern_dataset, write_idx_dataset
-from test_report import make_run, tiny_cnn
+from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset
+from test_report import make_run
 
 from convlens.cli import main
 from convlens.model import preset

@@ -10,31 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from synthetic import pattern_dataset
+from synthetic import pattern_dataset, tiny_cnn
 
 from convlens import report
 from convlens.evaluate import evaluate
-from convlens.layers import Conv2D, Dense, Flatten, MaxPooling2D
 from convlens.model import Sequential, preset, save_model
 from convlens.runs import load_run, write_history, write_metrics
 
 CLASSES = ("<script>alert('x')</script>", *(f"class {i}" for i in range(1, 9)), "Ankle boot")
 VOID = {"meta", "img", "br", "hr", "link", "input"}
-
-
-def tiny_cnn() -> Sequential:
-    """A small CNN (6 then 4 filters) so figures draw fast."""
-    return Sequential(
-        [
-            Conv2D(6, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-            MaxPooling2D(2, 2),
-            Conv2D(4, (3, 3), activation="relu"),
-            MaxPooling2D(2, 2),
-            Flatten(),
-            Dense(10, activation="softmax"),
-        ],
-        name="tiny-cnn",
-    )
 
 
 def make_run(directory: Path, model: Sequential, seconds: float = 13.0) -> Path:

@@ -180,24 +180,7 @@ export class Journey {
       );
       markSelected(tiles, k);
     };
-    const scale = pixelScale(th, tw, 52);
-    for (let k = 0; k < grid.count; k += 1) {
-      const canvas = el("canvas", { class: "pixelated" });
-      paint(canvas, atlas, scale, tileRect(grid, k));
-      const tile = el(
-        "button",
-        {
-          type: "button",
-          class: "map-tile",
-          dataset: { index: k },
-          title: `Map ${k}`,
-          "aria-label": `Map ${k}: enlarge`,
-        },
-        canvas,
-      );
-      tile.addEventListener("click", () => choose(k));
-      tiles.append(tile);
-    }
+    addTiles(tiles, grid, atlas, { size: 52, noun: "Map", extraClass: "", choose });
     const start = this.selected.get(name);
     choose(start !== undefined && start < grid.count ? start : 0);
     return el(
@@ -235,24 +218,7 @@ export class Journey {
       );
       markSelected(tiles, k);
     };
-    const scale = pixelScale(th, tw, 30);
-    for (let k = 0; k < grid.count; k += 1) {
-      const canvas = el("canvas", { class: "pixelated" });
-      paint(canvas, atlas, scale, tileRect(grid, k));
-      const tile = el(
-        "button",
-        {
-          type: "button",
-          class: "map-tile filter-tile",
-          dataset: { index: k },
-          title: `Filter ${k}`,
-          "aria-label": `Filter ${k}: enlarge`,
-        },
-        canvas,
-      );
-      tile.addEventListener("click", () => choose(k));
-      tiles.append(tile);
-    }
+    addTiles(tiles, grid, atlas, { size: 30, noun: "Filter", extraClass: " filter-tile", choose });
     choose(0);
     return el(
       "div",
@@ -353,4 +319,27 @@ function probabilities(body) {
     el("div", { class: "block-label", text: "Class probabilities" }),
     list,
   );
+}
+
+/** One button per tile of a MapGrid, each drawing its tile; a click calls choose(k). */
+function addTiles(tiles, grid, atlas, { size, noun, extraClass, choose }) {
+  const [th, tw] = grid.tile;
+  const scale = pixelScale(th, tw, size);
+  for (let k = 0; k < grid.count; k += 1) {
+    const canvas = el("canvas", { class: "pixelated" });
+    paint(canvas, atlas, scale, tileRect(grid, k));
+    const tile = el(
+      "button",
+      {
+        type: "button",
+        class: `map-tile${extraClass}`,
+        dataset: { index: k },
+        title: `${noun} ${k}`,
+        "aria-label": `${noun} ${k}: enlarge`,
+      },
+      canvas,
+    );
+    tile.addEventListener("click", () => choose(k));
+    tiles.append(tile);
+  }
 }
