@@ -237,3 +237,12 @@ def test_evaluate_and_predict_take_a_device(capsys, trained_run, mnist_dir, tmp_
     assert code == 0 and json.loads(out)["accuracy"] > 0.5
     code, _, err = run(capsys, "predict", "x.png", "--run", str(trained_run), "--device", "tpu")
     assert code == 2 and "unknown device 'tpu'" in err
+
+
+def test_the_best_preset_uses_its_recipe_and_learns(capsys, mnist_dir, tmp_path):
+    out = tmp_path / "best"
+    argv = ["train", "--model", "best", "--dataset", "mnist", "--data-dir", str(mnist_dir)]
+    code, printed, _ = run(capsys, *argv, "--epochs", "2", "--out", str(out), "--quiet")
+    assert code == 0 and "recipe best" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "best" and metrics["test_accuracy"] > 0.5

@@ -35,6 +35,15 @@ def test_lesson_recipe_is_exactly_the_lessons():
     assert lesson.schedule == "constant" and lesson.label_smoothing == 0.0
 
 
+def test_the_best_preset_trains_with_its_own_recipe_unless_told_otherwise():
+    from convlens.train import default_recipe
+
+    best = RECIPES["best"]
+    assert (best.epochs, best.batch_size, best.learning_rate) == (9, 128, 4e-3)
+    assert default_recipe("best") == "best"
+    assert default_recipe("seed-cnn") == default_recipe("my-model.json") == "fast"
+
+
 def test_onecycle_warms_up_then_decays_to_zero():
     config = TrainConfig(learning_rate=1.0, warmup_fraction=0.2)
     rates = [lr_at(step, 100, config) for step in range(100)]

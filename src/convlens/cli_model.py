@@ -82,8 +82,8 @@ def _add_train(sub) -> None:
     _add_data_arguments(parser, default="fashion-mnist")
     parser.add_argument(
         "--recipe",
-        default="fast",
-        help="fast (default) or lesson (the lesson's exact Adam 1e-3, batch 32, 5 epochs)",
+        help="fast (the default), lesson (the lesson's exact Adam 1e-3, batch 32, 5 epochs) "
+        "or best (the best preset's own, its default)",
     )
     parser.add_argument("--epochs", type=int, help="passes over the training set")
     parser.add_argument("--batch-size", type=int, help="images per optimiser step")
@@ -166,10 +166,10 @@ def _run_train(args: argparse.Namespace) -> int:
 def _new_training(args: argparse.Namespace):
     """Model, dataset and config from the command line, for a new run."""
     from convlens.model import PRESETS, resolve_model
-    from convlens.train import recipe_config
+    from convlens.train import default_recipe, recipe_config
 
     config = recipe_config(
-        args.recipe,
+        args.recipe or default_recipe(args.model),
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
