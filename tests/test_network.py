@@ -197,3 +197,16 @@ def test_a_hooked_layer_runs_unfused_so_it_shows_its_own_output():
     network.conv2d.register_forward_hook(lambda m, i, o: seen.setdefault("conv", o))
     network(torch.rand(1, 1, 28, 28))
     assert seen["conv"].shape == (1, 64, 26, 26) and seen["conv"].min() >= 0
+
+
+def test_built_and_loaded_networks_hold_kernels_in_channels_last_memory(tmp_path):
+    # oneDNN keeps NHWC from layer to layer only when kernels are NHWC too; NCHW kernels
+    # made a loaded run predict 2.5x slower (BENCHMARKS.md, inference).
+    from convlens.model import load_model, save_model
+
+    model = preset("seed-cnn")
+    save_model(tmp_path, model, model.build(seed=0))
+    for network in (model.build(seed=0), load_model(tmp_path)[1]):
+        for name in ("conv2d", "conv2d_1"):
+            weight = getattr(network, name).weight
+            assert weight.is_contiguous(memory_format=torch.channels_last), name
