@@ -23,7 +23,8 @@ from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset, write_run
 
 from convlens import inspect, ops
 from convlens.cli import main
-from convlens.model import preset
+from convlens.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model import Sequential, preset
 from convlens.runs import load_run
 from convlens.sample_images import facade
 from convlens.web import pictures
@@ -382,6 +383,34 @@ def test_journey_of_a_photo_resizes_and_inverts_it(client) -> None:
     assert shown[0, 0] < 10 and shown[14, 14] > 200  # light object on black, as trained
     kept = client.post("/api/journey", json={"run": "tiny", "image": image, "invert": "no"})
     assert kept.json()["inverted"] is False
+
+
+def test_a_run_on_photos_never_inverts_on_its_own(tmp_path) -> None:
+    """Only the light-on-black datasets (Fashion-MNIST, MNIST) invert a light-bordered image."""
+    rgb = Sequential(
+        [
+            Conv2D(4, (3, 3), activation="relu", input_shape=(32, 32, 3)),
+            MaxPooling2D(2, 2),
+            Flatten(),
+            Dense(3, activation="softmax"),
+        ]
+    )
+    write_run(tmp_path / "photos", rgb, ("cat", "dog", "fox"), dataset=str(tmp_path / "pets"))
+    client = TestClient(create_app(tmp_path), base_url="http://127.0.0.1")
+    image = upload(client, np.full((64, 48, 3), 200, dtype=np.uint8), "snow.png")["id"]
+    auto = client.post("/api/journey", json={"run": "photos", "image": image}).json()
+    assert auto["inverted"] is False and auto["input"]["shape"] == [32, 32, 3]
+    assert auto["input"]["caption"] == "snow.png: resized from 64x48 to 32x32 by area."
+    asked = client.post("/api/journey", json={"run": "photos", "image": image, "invert": "yes"})
+    assert (
+        asked.json()["inverted"] is True
+        and "inverted (as asked)" in asked.json()["input"]["caption"]
+    )
+    small = upload(client, np.zeros((28, 28), dtype=np.uint8), "digit.png")["id"]
+    padded = client.post("/api/journey", json={"run": "photos", "image": small}).json()
+    assert (
+        padded["input"]["caption"] == "digit.png: padded from 28x28 to 32x32, gray repeated to RGB."
+    )
 
 
 def test_a_dense_models_journey_has_no_maps_or_filters(client) -> None:

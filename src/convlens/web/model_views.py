@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from convlens import inspect
-from convlens.data import Split
+from convlens.data import SOURCES, Split
 from convlens.errors import ConvlensError
 from convlens.images import fit_to_input, to_model_input
 from convlens.model import LayerRow
@@ -36,13 +36,17 @@ def layer_summary(row: LayerRow) -> dict:
     }
 
 
-def model_input(image: StoredImage, input_shape: tuple[int, int, int], invert: str):
+def model_input(
+    image: StoredImage, input_shape: tuple[int, int, int], invert: str, light_on_dark: bool = True
+):
     """The image as the model reads it, uint8 (H, W, C), whether it was inverted, and how.
 
     Images no larger than the input are padded around the centre, as the
     datasets are when a model's input is larger (LeNet-5's 32x32); larger
     ones are resized by area. ``invert`` "auto" inverts when the border is
-    light, since the datasets are light objects on black.
+    light and the model was trained on light objects on black (``light_on_dark``:
+    Fashion-MNIST and MNIST are; a folder of photos is not, so it is never
+    inverted unless asked).
     """
     height, width, channels = input_shape
     pixels = image.pixels
@@ -57,10 +61,12 @@ def model_input(image: StoredImage, input_shape: tuple[int, int, int], invert: s
         how = f"resized from {h}x{w} to {height}x{width} by area"
     if c != channels:
         how += ", grayscale luma" if channels == 1 else ", gray repeated to RGB"
-    inverted = invert == "yes" or (invert == "auto" and border_is_light(fitted))
-    if inverted:
-        why = "its border is light" if invert == "auto" else "asked for"
-        how += f", inverted ({why}; the model was trained on light shapes on black)"
+    auto = invert == "auto" and light_on_dark and border_is_light(fitted)
+    inverted = invert == "yes" or auto
+    if auto:
+        how += ", inverted (its border is light; the model was trained on light shapes on black)"
+    elif inverted:
+        how += ", inverted (as asked)"
     return (255 - fitted if inverted else fitted), inverted, f"{image.name}: {how}."
 
 
@@ -126,7 +132,8 @@ def filter_weights(loaded: LoadedRun) -> dict | None:
 def journey(loaded: LoadedRun, image: StoredImage, invert: str, run_name: str) -> dict:
     """A schemas.JourneyBody: every layer's output for one image, from one forward pass."""
     spec = loaded.run.model
-    pixels, inverted, how = model_input(image, spec.input_shape, invert)
+    light_on_dark = str(loaded.run.metrics.get("dataset", "")).lower() in SOURCES
+    pixels, inverted, how = model_input(image, spec.input_shape, invert, light_on_dark)
     with loaded.lock:
         captured = inspect.activations(loaded.run, pixels[None])
     layers = []
