@@ -42,7 +42,7 @@ from convlens.runs import RUNS_ROOT
 from convlens.sample_images import facade
 from convlens.web import model_views, schemas
 from convlens.web.playground import Playground, rounded_kernel
-from convlens.web.store import ImageStore, NotFound, RunRegistry, TooLarge
+from convlens.web.store import ImageStore, NotFound, RunRegistry, StoredImage, TooLarge
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 STATIC_DIR = Path(str(resources.files("convlens.web") / "static"))
@@ -83,7 +83,7 @@ class Explorer:
             "no_run_hint": None if runs else NO_RUN_HINT,
         }
 
-    def image_info(self, image) -> dict:  # noqa: ANN001
+    def image_info(self, image: StoredImage) -> dict:
         """A schemas.ImageInfo for a stored image."""
         return {
             "id": image.id,
@@ -148,7 +148,9 @@ async def read_upload(request: Request) -> bytes:
     return bytes(body)
 
 
-def create_app(runs_root: Path = RUNS_ROOT, run: Path | None = None, host: str | None = None):
+def create_app(
+    runs_root: Path = RUNS_ROOT, run: Path | None = None, host: str | None = None
+) -> FastAPI:
     """The explorer: API and page for the runs under ``runs_root`` (and ``run``)."""
     app = FastAPI(
         title="convlens explorer",

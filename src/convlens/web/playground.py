@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -55,7 +57,7 @@ def pool_formula(size: int, window: int) -> str:
     return f"{(size - window) // window + 1} = floor({size} / {window})"
 
 
-def shape_formula(shape: tuple[int, int], formula) -> str:  # noqa: ANN001
+def shape_formula(shape: tuple[int, int], formula: Callable[[int], str]) -> str:
     """Rows and columns' formulas joined; one when the image is square."""
     rows, cols = formula(shape[0]), formula(shape[1])
     return rows if rows == cols else f"rows {rows}; columns {cols}"
@@ -89,7 +91,7 @@ class Playground:
         luma = image.luma
         filtered = self.filtered(image, kernel, request.stride, request.padding)
         shown, caption = display_values(filtered, request.display)
-        side = lambda n: conv_formula(n, request.stride, request.padding)  # noqa: E731
+        side = partial(conv_formula, stride=request.stride, padding=request.padding)
         answer = {
             "kernel": rounded_kernel(kernel),
             "input": {
@@ -111,7 +113,7 @@ class Playground:
             answer["pooled"] = picture(
                 pooled,
                 pooled_shown,
-                shape_formula(filtered.shape, lambda n: pool_formula(n, window)),
+                shape_formula(filtered.shape, partial(pool_formula, window=window)),
                 f"{request.pool} of each {window}x{window} block of the filtered values; "
                 + pooled_caption,
             )

@@ -15,6 +15,7 @@ import webbrowser
 from collections.abc import Callable
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from convlens.errors import ConvlensError
 
@@ -53,13 +54,15 @@ def address(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
-def _server(app) -> uvicorn.Server:  # noqa: ANN001
+def _server(app: ASGIApp) -> uvicorn.Server:
     """A quiet uvicorn server for ``app`` (signals are caught only on the main thread)."""
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     return uvicorn.Server(config)
 
 
-def serve(app, host: str, port: int, open_browser: bool, announce: Callable[[str], None]) -> None:  # noqa: ANN001
+def serve(
+    app: ASGIApp, host: str, port: int, open_browser: bool, announce: Callable[[str], None]
+) -> None:
     """Serve ``app`` until Ctrl-C; ``announce`` gets the URL once the server listens."""
     sock = bind(host, port)
     url = address(sock)
@@ -77,7 +80,9 @@ def serve(app, host: str, port: int, open_browser: bool, announce: Callable[[str
     server.run(sockets=[sock])
 
 
-def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0) -> tuple[str, Callable[[], None]]:  # noqa: ANN001
+def serve_in_thread(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0
+) -> tuple[str, Callable[[], None]]:
     """Start ``app`` in a background thread; return its URL and a function that stops it."""
     sock = bind(host, port)
     server = _server(app)
