@@ -77,3 +77,24 @@ def test_fit_to_input_pads_and_converts_channels():
     assert fit_to_input(rgb, (4, 4, 1))[0, 0, 0, 0] == 150  # 0.587 * 255, Pillow's luma
     with pytest.raises(ConvlensError, match="load them at 8x8"):
         fit_to_input(images, (8, 8, 1))
+
+
+def test_a_header_claiming_a_decompression_bomb_is_one_sentence_without_a_warning(tmp_path):
+    import struct
+    import warnings
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 12_000, 9_000, 8, 0, 0, 0, 0)  # 108 MP: Pillow warns past 89
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    path = tmp_path / "bomb.png"
+    path.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning would fail the test
+        for read in (lambda: decode_image(data, "bomb.png"), lambda: read_image(path)):
+            with pytest.raises(ConvlensError, match="claims more than 40 megapixels"):
+                read()

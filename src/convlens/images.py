@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +59,22 @@ def _open_checked(source: Image.Image, name: str) -> np.ndarray:
     return array  # (H, W, 1) or (H, W, 3)
 
 
+@contextmanager
+def _bombs_refused() -> Iterator[None]:
+    """Pillow's "decompression bomb" warning (over ~89 megapixels) raised, to be refused."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _too_large(name: str) -> ConvlensError:
+    """The sentence for a picture whose header claims more pixels than Pillow will open."""
+    return ConvlensError(
+        f"{name} claims more than {MAX_PIXELS // 1_000_000} megapixels, over the limit; "
+        "resize it and try again."
+    )
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file into a uint8 array of shape (H, W, 1) or (H, W, 3).
 
@@ -67,9 +86,11 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ConvlensError(f"{path} does not exist or is not a file; check the path.")
     try:
-        with Image.open(path) as source:
+        with _bombs_refused(), Image.open(path) as source:
             return _open_checked(source, str(path))
-    except (UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError):
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise _too_large(str(path)) from None
+    except (UnidentifiedImageError, ValueError, SyntaxError):
         # ValueError/SyntaxError: Pillow's openers on a corrupt header ("Truncated IHDR chunk").
         raise ConvlensError(
             f"{path} is not an image Pillow can read; give a PNG, JPEG or BMP file."
@@ -81,9 +102,11 @@ def read_image(path: str | Path) -> np.ndarray:
 def decode_image(data: bytes, name: str = "the upload") -> np.ndarray:
     """Decode image bytes (PNG/JPEG/BMP) into uint8 (H, W, 1) or (H, W, 3)."""
     try:
-        with Image.open(io.BytesIO(data)) as source:
+        with _bombs_refused(), Image.open(io.BytesIO(data)) as source:
             return _open_checked(source, name)
-    except (UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError):
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise _too_large(name) from None
+    except (UnidentifiedImageError, ValueError, SyntaxError):
         # ValueError/SyntaxError: Pillow's openers on a corrupt header ("Truncated IHDR chunk").
         raise ConvlensError(
             f"{name} is not an image Pillow can read; give a PNG, JPEG or BMP file."
