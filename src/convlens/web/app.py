@@ -66,12 +66,7 @@ class Explorer:
 
     def info(self) -> dict:
         """A schemas.InfoBody."""
-        runs = []
-        for name in self.runs.directories():
-            try:
-                runs.append(self.runs.describe(name))
-            except ConvlensError:
-                continue  # a damaged run is left out of the list rather than failing the page
+        runs = self.runs.describe_all()
         return {
             "version": convlens.__version__,
             "filters": {name: rounded_kernel(kernel) for name, kernel in ops.FILTERS.items()},

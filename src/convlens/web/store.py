@@ -155,21 +155,17 @@ class RunRegistry:
         path = self.directories().get(name)
         if path is None:
             raise NotFound(f"there is no run called {name!r}; choose one of the listed runs.")
-        model = read_spec(path / SPEC_FILE)
-        try:
-            metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConvlensError(f"{path / METRICS_FILE} is not readable JSON ({exc}).") from None
-        epochs, accuracy = metrics.get("epochs"), metrics.get("test_accuracy")
-        classes = model.class_names or tuple(str(i) for i in range(model.num_classes))
-        return {
-            "name": name,
-            "model": model.name,
-            "test_accuracy": accuracy if isinstance(accuracy, (int, float)) else None,
-            "epochs": epochs if isinstance(epochs, int) else None,
-            "dataset": metrics.get("dataset") if isinstance(metrics.get("dataset"), str) else None,
-            "classes": list(classes),
-        }
+        return _describe(name, path)
+
+    def describe_all(self) -> list[dict]:
+        """Every listed run's RunInfo, newest first; a damaged run is left out, not fatal."""
+        described = []
+        for name, path in self.directories().items():
+            try:
+                described.append(_describe(name, path))
+            except ConvlensError:
+                continue
+        return described
 
     def get(self, name: str) -> LoadedRun:
         """The run called ``name``, loaded once; an unlisted name ends in one sentence (404)."""
@@ -187,3 +183,22 @@ class RunRegistry:
             while len(self._loaded) > MAX_LOADED_RUNS:
                 self._loaded.popitem(last=False)
         return loaded
+
+
+def _describe(name: str, path: Path) -> dict:
+    """A schemas.RunInfo for the run directory ``path`` listed as ``name``."""
+    model = read_spec(path / SPEC_FILE)
+    try:
+        metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConvlensError(f"{path / METRICS_FILE} is not readable JSON ({exc}).") from None
+    epochs, accuracy = metrics.get("epochs"), metrics.get("test_accuracy")
+    classes = model.class_names or tuple(str(i) for i in range(model.num_classes))
+    return {
+        "name": name,
+        "model": model.name,
+        "test_accuracy": accuracy if isinstance(accuracy, (int, float)) else None,
+        "epochs": epochs if isinstance(epochs, int) else None,
+        "dataset": metrics.get("dataset") if isinstance(metrics.get("dataset"), str) else None,
+        "classes": list(classes),
+    }
