@@ -331,7 +331,8 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 def _run_predict_folder(args: argparse.Namespace) -> int:
     from convlens.distributed import resolve_device
-    from convlens.predict import predict_folder, progress_bar
+    from convlens.predict import predict_folder
+    from convlens.progress import prediction_bar
     from convlens.runs import load_run
 
     if not args.out:
@@ -341,7 +342,7 @@ def _run_predict_folder(args: argparse.Namespace) -> int:
         )
     run = load_run(args.run)
     run.network.to(resolve_device(args.device))
-    with progress_bar() as on_progress:
+    with prediction_bar() as on_progress:
         summary = predict_folder(
             run, args.images, args.out, args.batch_size, args.invert, on_progress
         )

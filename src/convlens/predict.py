@@ -177,35 +177,3 @@ def _atomic_csv(path: Path) -> Iterator[TextIO]:
         raise ConvlensError(
             f"cannot write {path} ({exc.strerror or exc}); free some space or choose another --out."
         ) from None
-
-
-@contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[ProgressHook | None]:
-    """A rich progress bar on stderr, only when stderr is a terminal; yields its hook or None.
-
-    The hook takes (files done, files in all), as predict_folder's on_progress.
-    """
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    if not (enabled and console.is_terminal):
-        yield None
-        return
-    columns = (
-        TextColumn("[bold]predict"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("predict", total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)

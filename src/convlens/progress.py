@@ -7,6 +7,8 @@ prints one plain line, so logs and non-terminals get the numbers too.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from convlens.predict import ProgressHook
 from convlens.train import EpochRecord
 
 UPDATE_EVERY = 10  # batches between bar refreshes: keeps the bar off the hot path
@@ -92,3 +95,25 @@ class TrainingProgress:
 
     def _fields(self, epoch: int) -> dict[str, float]:
         return {"epoch": epoch, "epochs": self.epochs, "loss": 0.0, "accuracy": 0.0}
+
+
+@contextmanager
+def prediction_bar(enabled: bool = True) -> Iterator[ProgressHook | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal; yields its hook or None.
+
+    The hook takes (files done, files in all), as predict.predict_folder's on_progress.
+    """
+    console = Console(stderr=True)
+    if not (enabled and console.is_terminal):
+        yield None
+        return
+    columns = (
+        TextColumn("[bold]predict"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("predict", total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
