@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from convlens import ops, plots, report
+from convlens.data import Split
 from convlens.model import preset, save_model
 from convlens.runs import load_run, write_metrics
 from convlens.web.app import create_app
@@ -96,7 +97,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 def matplotlib_journey(run_dir: Path, image: np.ndarray) -> Callable[[int], object]:
     """The command line's route: every map of each conv and pooling layer as a figure PNG."""
     run = load_run(run_dir)
-    test = type("Split", (), {"images": image[None], "labels": np.zeros(1, dtype=np.int64)})
+    test = Split(image[None], np.zeros(1, dtype=np.int64))
 
     def draw(_i: int) -> None:
         for layer in ("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"):
