@@ -35,6 +35,7 @@ class TrainingState:
     shuffle_rng: torch.Tensor  # the data-order generator's state (uint8)
     torch_rng: torch.Tensor  # torch's global generator state (dropout), uint8
     info: dict[str, Any] = field(default_factory=dict)  # model spec, config, data source
+    average: dict[str, torch.Tensor] | None = None  # the weight average's state, when one is kept
 
 
 def _flatten_optimizer(optimizer: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
@@ -61,6 +62,11 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict) -> dict[s
     return {"state": state, "param_groups": rest["param_groups"]}
 
 
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors whose key starts with ``prefix``, keyed without it."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def save_checkpoint(directory: Path, state: TrainingState) -> Path:
     """Write the state to directory/checkpoint.safetensors atomically; returns its path."""
     from safetensors.torch import save
@@ -68,6 +74,8 @@ def save_checkpoint(directory: Path, state: TrainingState) -> Path:
     optimizer_tensors, optimizer_rest = _flatten_optimizer(state.optimizer)
     tensors = {f"network.{k}": v.detach().contiguous().cpu() for k, v in state.network.items()}
     tensors.update(optimizer_tensors)
+    for key, value in (state.average or {}).items():
+        tensors[f"average.{key}"] = value.detach().contiguous().cpu()
     tensors["rng.shuffle"] = state.shuffle_rng.contiguous()
     tensors["rng.torch"] = state.torch_rng.contiguous()
     meta = {
@@ -94,7 +102,8 @@ def load_checkpoint(directory: Path) -> TrainingState:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {})["convlens"])
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        network = {k[len("network.") :]: v for k, v in tensors.items() if k.startswith("network.")}
+        network = _prefixed(tensors, "network.")
+        average = _prefixed(tensors, "average.")
         return TrainingState(
             epoch=int(meta["epoch"]),
             step=int(meta["step"]),
@@ -104,6 +113,7 @@ def load_checkpoint(directory: Path) -> TrainingState:
             shuffle_rng=tensors["rng.shuffle"],
             torch_rng=tensors["rng.torch"],
             info=dict(meta["info"]),
+            average=average or None,
         )
     except (SafetensorError, OSError, KeyError, TypeError, ValueError) as exc:
         raise ConvlensError(f"{path} is damaged ({exc}); start the run again.") from None

@@ -90,6 +90,13 @@ def _add_train(sub) -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--seed", type=int, help="random seed (same seed, same weights on CPU)")
     parser.add_argument(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        help="evaluate and save an exponential moving average of the weights with this "
+        "per-step decay, like 0.999 (0 turns it off; default: the recipe's)",
+    )
+    parser.add_argument(
         "--target-accuracy", type=float, help="stop once training accuracy passes this, like 0.9"
     )
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -174,6 +181,7 @@ def _new_training(args: argparse.Namespace):
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
+        ema_decay=args.ema,
         target_accuracy=args.target_accuracy,
         threads=args.threads,
         device=args.device,

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from convlens.averaging import WeightAverage
 from convlens.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from convlens.data import Dataset
 from convlens.distributed import SINGLE, Group, resolve_device
@@ -59,6 +60,7 @@ class TrainConfig:
     evaluate_each_epoch: bool = True
     flip_augment: bool = False  # mirror a random half of each batch while training
     test_time_flip: bool = False  # evaluate on the mean of each image's and its mirror's logits
+    ema_decay: float = 0.0  # > 0: evaluate and save an exponential average of the weights
     recipe: str = "fast"
 
 
@@ -108,6 +110,10 @@ def _validate(config: TrainConfig) -> None:
         raise ConvlensError(f"learning rate must be positive, not {config.learning_rate}.")
     if config.schedule not in ("onecycle", "constant"):
         raise ConvlensError(f"unknown schedule {config.schedule!r}; use onecycle or constant.")
+    if not 0 <= config.ema_decay < 1:
+        raise ConvlensError(
+            f"EMA decay must be in [0, 1), like 0.999 (0 turns it off); got {config.ema_decay}."
+        )
     target = config.target_accuracy
     if target is not None and not 0 < target <= 1:
         raise ConvlensError(f"target accuracy must be in (0, 1], like 0.9; got {target}.")
@@ -198,6 +204,7 @@ class _Loop:
     group: Group
     batch_size: int  # per process: the global batch split over the processes
     total_steps: int
+    average: WeightAverage | None = None  # updated after every optimiser step
 
 
 def _train_epoch(
@@ -230,6 +237,8 @@ def _train_epoch(
         loop.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         loop.optimizer.step()
+        if loop.average is not None:
+            loop.average.update(loop.network)
         step += 1
         with torch.no_grad():
             loss_sum += loss.detach() * len(y)
@@ -287,8 +296,11 @@ def fit(
     shard_size = len(group.shard(torch.arange(len(train_x))))
     total_steps = math.ceil(shard_size / per_process) * config.epochs
     history, step, first_epoch = History(), 0, 1
+    average = WeightAverage(network, config.ema_decay) if config.ema_decay else None
     if resume is not None:
         network.load_state_dict(resume.network)
+        if average is not None and resume.average:
+            average.load_state_dict(resume.average)
         optimizer.load_state_dict(resume.optimizer)
         generator.set_state(resume.shuffle_rng)
         torch.set_rng_state(resume.torch_rng)
@@ -297,7 +309,8 @@ def fit(
     trained = network
     if group.world > 1:  # gradients averaged across processes after every backward
         trained = torch.nn.parallel.DistributedDataParallel(network)
-    loop = _Loop(trained, optimizer, config, generator, group, per_process, total_steps)
+    loop = _Loop(trained, optimizer, config, generator, group, per_process, total_steps, average)
+    evaluated = network if average is None else average.network  # what is tested and saved
     test: Evaluation | None = None
     for epoch in range(first_epoch, config.epochs + 1):
         epoch_start = time.perf_counter()
@@ -309,7 +322,7 @@ def fit(
         test = None
         if config.evaluate_each_epoch or last:
             test = evaluate_tensors(
-                network, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
+                evaluated, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
             )
         record = EpochRecord(
             epoch=epoch,
@@ -322,7 +335,7 @@ def fit(
         )
         history.epochs.append(record)
         if on_checkpoint is not None:
-            on_checkpoint(_state(epoch, step, history, network, optimizer, generator))
+            on_checkpoint(_state(epoch, step, history, network, optimizer, generator, average))
         if on_epoch is not None:
             on_epoch(record)
         if any(callback.on_epoch_end(record) for callback in callbacks):
@@ -330,10 +343,10 @@ def fit(
             break
     if test is None:
         test = evaluate_tensors(
-            network, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
+            evaluated, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
         )
-    network.eval()
-    return FitResult(network, history, test, time.perf_counter() - started)
+    evaluated.eval()
+    return FitResult(evaluated, history, test, time.perf_counter() - started)
 
 
 def _state(
@@ -343,6 +356,7 @@ def _state(
     network: Network,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
+    average: WeightAverage | None,
 ) -> TrainingState:
     return TrainingState(
         epoch=epoch,
@@ -352,6 +366,7 @@ def _state(
         optimizer=optimizer.state_dict(),
         shuffle_rng=generator.get_state(),
         torch_rng=torch.get_rng_state(),
+        average=None if average is None else average.state_dict(),
     )
 
 
