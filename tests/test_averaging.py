@@ -1,5 +1,6 @@
 """The weight average (EMA): its formula, and that training evaluates and saves it."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -115,3 +116,14 @@ def test_the_average_is_checkpointed_and_restored(tmp_path):
     assert restored.updates == 3
     for a, b in zip(restored.network.parameters(), average.network.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_resumed_run_ends_on_the_same_average(patterns):
+    config = replace(SMALL, epochs=2, ema_decay=0.95)
+    states: list[TrainingState] = []
+    keep = lambda state: states.append(copy.deepcopy(state))  # noqa: E731 (it holds live tensors)
+    whole = fit(preset("seed-cnn"), patterns, config, on_checkpoint=keep)
+    resumed = fit(preset("seed-cnn"), patterns, config, resume=states[0])
+    for a, b in zip(whole.network.parameters(), resumed.network.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert states[0].average["updates"].item() == -(-len(patterns.train) // config.batch_size)
