@@ -186,8 +186,13 @@ def misclassified_figure(
 
 
 def _loss_note(run: Run) -> str:
-    smoothing = (run.metrics.get("config") or {}).get("label_smoothing") or 0
-    note = "train: averaged over each epoch while the weights change; test: after the epoch"
+    config = run.metrics.get("config") or {}
+    smoothing = config.get("label_smoothing") or 0
+    ema = config.get("ema_decay") or 0
+    tested = f"the weights' moving average (EMA {ema})" if ema else "the weights"
+    note = (
+        f"train: averaged over each epoch while the weights change; test: {tested} after the epoch"
+    )
     if smoothing:
         note += f"; train loss includes label smoothing {smoothing}, test loss does not"
     return note
