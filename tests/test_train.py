@@ -33,6 +33,13 @@ def test_lesson_recipe_is_exactly_the_lessons():
     lesson = RECIPES["lesson"]
     assert (lesson.learning_rate, lesson.batch_size, lesson.epochs) == (1e-3, 32, 5)
     assert lesson.schedule == "constant" and lesson.label_smoothing == 0.0
+    assert lesson.ema_decay == 0.0 and not lesson.flip_augment and not lesson.test_time_flip
+
+
+def test_the_fast_recipe_smooths_labels_and_averages_weights():
+    fast = RECIPES["fast"]
+    assert fast.schedule == "onecycle" and fast.label_smoothing == 0.1
+    assert 0 < fast.ema_decay < 1
 
 
 def test_the_best_preset_trains_with_its_own_recipe_unless_told_otherwise():

@@ -6,6 +6,8 @@ Fast-path ideas, each applied where the code does it:
   index_select copies, no per-batch Python decoding;
 - one-cycle learning rate (linear warm-up, then cosine decay to ~0) so few
   epochs reach a good minimum; label smoothing against over-confidence;
+- an exponential moving average of the weights (EMA) is what is evaluated and
+  saved (see RECIPES for what it bought);
 - all cores: torch uses every core it is given (``threads``).
 
 ``recipe="lesson"`` is the lesson's exact recipe: Adam 1e-3, batch 32, 5
@@ -64,8 +66,13 @@ class TrainConfig:
     recipe: str = "fast"
 
 
+# EMA 0.99 (an exponential average of the weights, averaging.py) in the fast and best
+# recipes: it leaves the final figure as it was (fast 0.9143 against 0.9142; best 0.9346
+# against 0.9349 with flips, seed 0) because the one-cycle rate ends near zero, but the
+# epochs before the last score higher and the test curve stops dipping: fast +0.90, +0.45,
+# +0.33 and +0.11 points after epochs 1-4; best 0.9239 against 0.8883 after epoch 5.
 RECIPES: dict[str, TrainConfig] = {
-    "fast": TrainConfig(),
+    "fast": TrainConfig(ema_decay=0.99),
     # The lesson: model.compile(optimizer='adam', ...); model.fit(x, y, epochs=5), Keras batch 32.
     "lesson": TrainConfig(
         epochs=5,
@@ -78,7 +85,9 @@ RECIPES: dict[str, TrainConfig] = {
     # The best preset's: nine epochs of about 93 s fill 15 minutes on a 2-core CPU;
     # batch 128 at peak 4e-3 (batch normalisation takes the larger rate): 0.9366 in 840 s.
     # Random shifts of up to 1 or 2 pixels cost accuracy in so few epochs (0.9341, 0.9287).
-    "best": TrainConfig(epochs=9, batch_size=128, learning_rate=4e-3, recipe="best"),
+    "best": TrainConfig(
+        epochs=9, batch_size=128, learning_rate=4e-3, ema_decay=0.99, recipe="best"
+    ),
 }
 
 
