@@ -1,0 +1,123 @@
+"""Recipe experiments: one training run, several ways to evaluate it after every epoch.
+
+Trains a preset with a recipe (optionally with flips in training, or SGD with
+Nesterov momentum and weight decay instead of Adam) and, after each epoch,
+prints the test accuracy of the last weights and of exponential moving
+averages (EMA) of the weights with several decays, each also with flip
+test-time augmentation when --flip is given. One run answers "does EMA or
+test-time flipping help this recipe?" without training once per variant.
+Wall times include the extra evaluations; read the accuracies.
+
+    flock /tmp/convlens-bench.lock python benchmarks/recipe_variants.py --model best --flip
+    flock /tmp/convlens-bench.lock python benchmarks/recipe_variants.py --model seed-cnn
+
+Results are recorded in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from convlens import data
+from convlens.averaging import WeightAverage
+from convlens.evaluate import evaluate_tensors
+from convlens.model import preset
+from convlens.network import images_to_tensor
+from convlens.train import TrainConfig, default_recipe, lr_at, recipe_config
+
+
+def optimizer_for(network: torch.nn.Module, args: argparse.Namespace, lr: float):
+    """Adam (the recipes'), AdamW when --weight-decay is given, or Nesterov SGD with --sgd."""
+    if args.sgd:
+        return torch.optim.SGD(
+            network.parameters(), lr=lr, momentum=args.sgd, nesterov=True,
+            weight_decay=args.weight_decay,
+        )  # fmt: skip
+    if args.weight_decay:
+        return torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=args.weight_decay)
+    return torch.optim.Adam(network.parameters(), lr=lr)
+
+
+def accuracies(named: dict[str, torch.nn.Module], test_x, test_y, flip: bool) -> str:
+    """One line: each network's test accuracy, and with flip TTA when ``flip``."""
+    cells = []
+    for name, network in named.items():
+        cell = f"{name} {evaluate_tensors(network, test_x, test_y, 10).accuracy:.4f}"
+        if flip:
+            cell += f"/tta {evaluate_tensors(network, test_x, test_y, 10, flip=True).accuracy:.4f}"
+        cells.append(cell)
+    return " | ".join(cells)
+
+
+def train(args: argparse.Namespace, config: TrainConfig) -> None:
+    """Train once, printing every evaluation after each epoch."""
+    started = time.perf_counter()
+    dataset = data.load("fashion-mnist")
+    model = preset(args.model).with_class_names(dataset.class_names)
+    train_x = images_to_tensor(dataset.train.images, model.input_shape)
+    train_y = torch.from_numpy(dataset.train.labels.astype(np.int64))
+    test_x = images_to_tensor(dataset.test.images, model.input_shape)
+    test_y = torch.from_numpy(dataset.test.labels.astype(np.int64))
+    network = model.build(seed=config.seed)
+    optimizer = optimizer_for(network, args, config.learning_rate)
+    decays = [float(d) for d in args.decays.split(",") if d]
+    averages = {f"ema{d}": WeightAverage(network, d) for d in decays}
+    generator = torch.Generator().manual_seed(config.seed)
+    total = math.ceil(len(train_x) / config.batch_size) * config.epochs
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        network.train()
+        order = torch.randperm(len(train_x), generator=generator)
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            x, y = train_x[index], train_y[index]
+            if args.flip:
+                mirror = torch.rand(len(x), generator=generator) < 0.5
+                x = torch.where(mirror[:, None, None, None], x.flip(3), x)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total, config)
+            loss = F.cross_entropy(network(x), y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            for average in averages.values():
+                average.update(network)
+        named = {"last": network} | {name: a.network for name, a in averages.items()}
+        line = accuracies(named, test_x, test_y, args.flip)
+        print(f"epoch {epoch} ({time.perf_counter() - started:.0f} s) | {line}", flush=True)
+
+
+def main() -> None:
+    """Parse the variant and run it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="seed-cnn")
+    parser.add_argument("--recipe", help="default: the model's own (fast, or best for best)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--flip", action="store_true", help="flips in training, flip TTA too")
+    parser.add_argument("--decays", default="0.99,0.995,0.998,0.999", help="EMA decays")
+    parser.add_argument("--sgd", type=float, default=0.0, help="Nesterov SGD with this momentum")
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    args = parser.parse_args()
+    config = recipe_config(
+        args.recipe or default_recipe(args.model),
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    print(config, flush=True)
+    train(args, config)
+
+
+if __name__ == "__main__":
+    main()
