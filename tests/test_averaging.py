@@ -57,6 +57,7 @@ def test_batch_norm_statistics_are_copied_not_averaged():
 def test_a_bad_decay_is_one_sentence():
     with pytest.raises(ConvlensError, match="EMA decay must be in \\[0, 1\\)"):
         recipe_config("fast", ema_decay=1.5)
+    assert recipe_config("fast", ema_decay=0.0).ema_decay == 0.0  # --ema 0 turns it off
 
 
 def snapshots_of_every_step(model, dataset, config) -> list[list[torch.Tensor]]:

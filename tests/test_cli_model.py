@@ -74,7 +74,16 @@ def test_train_writes_a_run_that_learns(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["dataset"] == "mnist"
     assert metrics["test_accuracy"] > 0.5  # chance is 0.1
+    assert metrics["config"]["ema_decay"] == 0.99  # the fast recipe's weight average
     assert (trained_run / "weights.safetensors").is_file()
+
+
+def test_a_bad_ema_decay_is_refused_before_training(capsys, mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--quiet"]
+    code, _, err = run(capsys, *args, "--ema", "1.5", "--out", str(out))
+    assert code == 2 and "EMA decay must be in [0, 1), like 0.999 (0 turns it off)" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
 
 
 def test_evaluate_reports_per_class_accuracy_and_confusion(capsys, trained_run, mnist_dir):

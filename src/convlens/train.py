@@ -305,16 +305,16 @@ def fit(
     shard_size = len(group.shard(torch.arange(len(train_x))))
     total_steps = math.ceil(shard_size / per_process) * config.epochs
     history, step, first_epoch = History(), 0, 1
-    average = WeightAverage(network, config.ema_decay) if config.ema_decay else None
     if resume is not None:
         network.load_state_dict(resume.network)
-        if average is not None and resume.average:
-            average.load_state_dict(resume.average)
         optimizer.load_state_dict(resume.optimizer)
         generator.set_state(resume.shuffle_rng)
         torch.set_rng_state(resume.torch_rng)
         history.epochs = [EpochRecord(**row) for row in resume.history]
         step, first_epoch = resume.step, resume.epoch + 1
+    average = WeightAverage(network, config.ema_decay) if config.ema_decay else None
+    if average is not None and resume is not None and resume.average:
+        average.load_state_dict(resume.average)
     trained = network
     if group.world > 1:  # gradients averaged across processes after every backward
         trained = torch.nn.parallel.DistributedDataParallel(network)
