@@ -5,7 +5,8 @@ Nesterov momentum and weight decay instead of Adam) and, after each epoch,
 prints the test accuracy of the last weights and of exponential moving
 averages (EMA) of the weights with several decays, each also with flip
 test-time augmentation when --flip is given. One run answers "does EMA or
-test-time flipping help this recipe?" without training once per variant.
+test-time flipping help this recipe?" without training once per variant;
+--label-smoothing and --schedule change the recipe itself (ablations).
 Wall times include the extra evaluations; read the accuracies.
 
     flock /tmp/convlens-bench.lock python benchmarks/recipe_variants.py --model best --flip
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--schedule", choices=("onecycle", "constant"))
     parser.add_argument("--flip", action="store_true", help="flips in training, flip TTA too")
     parser.add_argument("--decays", default="0.99,0.995,0.998,0.999", help="EMA decays")
     parser.add_argument("--sgd", type=float, default=0.0, help="Nesterov SGD with this momentum")
@@ -114,6 +117,8 @@ def main() -> None:
         learning_rate=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,
+        label_smoothing=args.label_smoothing,
+        schedule=args.schedule,
     )
     print(config, flush=True)
     train(args, config)
