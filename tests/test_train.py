@@ -38,8 +38,9 @@ def test_lesson_recipe_is_exactly_the_lessons():
 
 def test_the_fast_recipe_smooths_labels_and_averages_weights():
     fast = RECIPES["fast"]
-    assert fast.schedule == "onecycle" and fast.label_smoothing == 0.1
-    assert 0 < fast.ema_decay < 1
+    assert (fast.learning_rate, fast.batch_size, fast.epochs) == (2e-3, 64, 5)
+    assert fast.schedule == "constant" and fast.label_smoothing == 0.1
+    assert fast.ema_decay == 0.99  # the average takes the place of a decaying rate
 
 
 def test_the_best_preset_trains_with_its_own_recipe_unless_told_otherwise():
@@ -47,12 +48,13 @@ def test_the_best_preset_trains_with_its_own_recipe_unless_told_otherwise():
 
     best = RECIPES["best"]
     assert (best.epochs, best.batch_size, best.learning_rate) == (9, 128, 4e-3)
+    assert best.schedule == "onecycle" and best.ema_decay == 0.99
     assert default_recipe("best") == "best"
     assert default_recipe("seed-cnn") == default_recipe("my-model.json") == "fast"
 
 
 def test_onecycle_warms_up_then_decays_to_zero():
-    config = TrainConfig(learning_rate=1.0, warmup_fraction=0.2)
+    config = TrainConfig(learning_rate=1.0, schedule="onecycle", warmup_fraction=0.2)
     rates = [lr_at(step, 100, config) for step in range(100)]
     peak = rates.index(max(rates))
     assert rates[0] == pytest.approx(0.1)
