@@ -56,6 +56,37 @@ def accuracies(named: dict[str, torch.nn.Module], test_x, test_y, flip: bool) ->
     return " | ".join(cells)
 
 
+def epoch_batches(
+    network: torch.nn.Module,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    order: torch.Tensor,
+    batch_size: int,
+    keep: float,
+    pool: int,
+    last_loss: torch.Tensor | None,
+):
+    """Index tensors of the batches to train on, in ``order``.
+
+    Selective backprop when --keep < 1: each pool of candidates keeps its
+    highest-loss fraction, scored now (a no-grad forward pass) or, with
+    --stale, by each image's loss when it was last trained on.
+    """
+    if keep >= 1.0:
+        yield from order.split(batch_size)
+        return
+    pool = pool or round(batch_size / keep)
+    for candidates in order.split(pool):
+        if last_loss is not None:
+            losses = last_loss[candidates]
+        else:
+            with torch.no_grad():
+                logits = network(train_x[candidates])
+                losses = F.cross_entropy(logits, train_y[candidates], reduction="none")
+        kept = losses.topk(round(len(candidates) * keep)).indices.sort().values
+        yield from candidates[kept].split(batch_size)
+
+
 def train(args: argparse.Namespace, config: TrainConfig) -> None:
     """Train once, printing every evaluation after each epoch."""
     started = time.perf_counter()
@@ -70,20 +101,30 @@ def train(args: argparse.Namespace, config: TrainConfig) -> None:
     decays = [float(d) for d in args.decays.split(",") if d]
     averages = {f"ema{d}": WeightAverage(network, d) for d in decays}
     generator = torch.Generator().manual_seed(config.seed)
-    total = math.ceil(len(train_x) / config.batch_size) * config.epochs
+    total = math.ceil(len(train_x) / config.batch_size) * config.epochs  # onecycle: approximate with --keep
     step = 0
+    last_loss = torch.full((len(train_x),), math.inf)  # each image's loss when last trained on
     for epoch in range(1, config.epochs + 1):
         network.train()
         order = torch.randperm(len(train_x), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
+        selecting = args.keep < 1.0 and epoch >= args.select_from
+        stale = last_loss if selecting and args.stale else None
+        keep = args.keep if selecting else 1.0
+        chosen = epoch_batches(
+            network, train_x, train_y, order, config.batch_size, keep, args.pool, stale
+        )
+        for index in chosen:
             x, y = train_x[index], train_y[index]
             if args.flip:
                 mirror = torch.rand(len(x), generator=generator) < 0.5
                 x = torch.where(mirror[:, None, None, None], x.flip(3), x)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, config)
-            loss = F.cross_entropy(network(x), y, label_smoothing=config.label_smoothing)
+            each = F.cross_entropy(
+                network(x), y, label_smoothing=config.label_smoothing, reduction="none"
+            )
+            last_loss[index] = each.detach()
+            loss = each.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -110,6 +151,13 @@ def main() -> None:
     parser.add_argument("--decays", default="0.99,0.995,0.998,0.999", help="EMA decays")
     parser.add_argument("--sgd", type=float, default=0.0, help="Nesterov SGD with this momentum")
     parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument(
+        "--keep", type=float, default=1.0,
+        help="selective backprop: train on this fraction of each chunk, the highest-loss images",
+    )  # fmt: skip
+    parser.add_argument("--select-from", type=int, default=2, help="first epoch that selects")
+    parser.add_argument("--pool", type=int, default=0, help="candidates scored at once")
+    parser.add_argument("--stale", action="store_true", help="select by last trained-on loss")
     args = parser.parse_args()
     config = recipe_config(
         args.recipe or default_recipe(args.model),

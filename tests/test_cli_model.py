@@ -75,7 +75,11 @@ def test_train_writes_a_run_that_learns(trained_run):
     assert metrics["epochs"] == 2 and metrics["dataset"] == "mnist"
     assert metrics["test_accuracy"] > 0.5  # chance is 0.1
     assert metrics["config"]["ema_decay"] == 0.99  # the fast recipe's weight average
+    assert metrics["config"]["keep_fraction"] == pytest.approx(1 / 3)  # selective backprop
     assert (trained_run / "weights.safetensors").is_file()
+    history = (trained_run / "history.csv").read_text().splitlines()
+    trained = [int(row.split(",")[-1]) for row in history[1:]]
+    assert history[0].endswith(",images") and trained[0] == metrics["train_images"] > trained[1]
 
 
 def test_a_bad_ema_decay_is_refused_before_training(capsys, mnist_dir, tmp_path):
@@ -83,6 +87,15 @@ def test_a_bad_ema_decay_is_refused_before_training(capsys, mnist_dir, tmp_path)
     args = ["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--quiet"]
     code, _, err = run(capsys, *args, "--ema", "1.5", "--out", str(out))
     assert code == 2 and "EMA decay must be in [0, 1), like 0.999 (0 turns it off)" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_bad_keep_fraction_is_refused_before_training(capsys, mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--quiet"]
+    code, _, err = run(capsys, *args, "--keep", "0", "--out", str(out))
+    assert code == 2 and "keep fraction must be in (0, 1], like 0.33" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.iterdir())
 
 

@@ -34,13 +34,15 @@ def test_lesson_recipe_is_exactly_the_lessons():
     assert (lesson.learning_rate, lesson.batch_size, lesson.epochs) == (1e-3, 32, 5)
     assert lesson.schedule == "constant" and lesson.label_smoothing == 0.0
     assert lesson.ema_decay == 0.0 and not lesson.flip_augment and not lesson.test_time_flip
+    assert lesson.keep_fraction == 1.0  # every image, every epoch
 
 
 def test_the_fast_recipe_smooths_labels_and_averages_weights():
     fast = RECIPES["fast"]
-    assert (fast.learning_rate, fast.batch_size, fast.epochs) == (2e-3, 64, 5)
+    assert (fast.learning_rate, fast.batch_size, fast.epochs) == (2e-3, 64, 6)
     assert fast.schedule == "constant" and fast.label_smoothing == 0.1
     assert fast.ema_decay == 0.99  # the average takes the place of a decaying rate
+    assert (fast.keep_fraction, fast.select_from_epoch) == (1 / 3, 2)  # selective backprop
 
 
 def test_the_best_preset_trains_with_its_own_recipe_unless_told_otherwise():
@@ -49,6 +51,7 @@ def test_the_best_preset_trains_with_its_own_recipe_unless_told_otherwise():
     best = RECIPES["best"]
     assert (best.epochs, best.batch_size, best.learning_rate) == (9, 128, 4e-3)
     assert best.schedule == "onecycle" and best.ema_decay == 0.99
+    assert best.keep_fraction == 1.0
     assert default_recipe("best") == "best"
     assert default_recipe("seed-cnn") == default_recipe("my-model.json") == "fast"
 

@@ -36,6 +36,7 @@ class TrainingState:
     torch_rng: torch.Tensor  # torch's global generator state (dropout), uint8
     info: dict[str, Any] = field(default_factory=dict)  # model spec, config, data source
     average: dict[str, torch.Tensor] | None = None  # the weight average's state, when one is kept
+    selection: dict[str, torch.Tensor] | None = None  # selective backprop's per-image losses
 
 
 def _flatten_optimizer(optimizer: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
@@ -76,6 +77,8 @@ def save_checkpoint(directory: Path, state: TrainingState) -> Path:
     tensors.update(optimizer_tensors)
     for key, value in (state.average or {}).items():
         tensors[f"average.{key}"] = value.detach().contiguous().cpu()
+    for key, value in (state.selection or {}).items():
+        tensors[f"selection.{key}"] = value.detach().contiguous().cpu()
     tensors["rng.shuffle"] = state.shuffle_rng.contiguous()
     tensors["rng.torch"] = state.torch_rng.contiguous()
     meta = {
@@ -104,6 +107,7 @@ def load_checkpoint(directory: Path) -> TrainingState:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
         network = _prefixed(tensors, "network.")
         average = _prefixed(tensors, "average.")
+        selection = _prefixed(tensors, "selection.")
         return TrainingState(
             epoch=int(meta["epoch"]),
             step=int(meta["step"]),
@@ -114,6 +118,7 @@ def load_checkpoint(directory: Path) -> TrainingState:
             torch_rng=tensors["rng.torch"],
             info=dict(meta["info"]),
             average=average or None,
+            selection=selection or None,
         )
     except (SafetensorError, OSError, KeyError, TypeError, ValueError) as exc:
         raise ConvlensError(f"{path} is damaged ({exc}); start the run again.") from None

@@ -97,7 +97,18 @@ def _add_train(sub) -> None:
         "per-step decay, like 0.999 (0 turns it off; default: the recipe's)",
     )
     parser.add_argument(
-        "--target-accuracy", type=float, help="stop once training accuracy passes this, like 0.9"
+        "--keep",
+        type=float,
+        metavar="FRACTION",
+        help="from epoch 2, train each epoch on this fraction of the images, those with the "
+        "highest loss when last trained on (selective backprop), like 0.33; 1 trains on every "
+        "image (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--target-accuracy",
+        type=float,
+        help="stop once training accuracy passes this, like 0.9 (over the images trained on: "
+        "with --keep below 1, the hardest)",
     )
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--device", help="auto (CUDA when present, the default), cpu or cuda")
@@ -133,6 +144,8 @@ def _run_train(args: argparse.Namespace) -> int:
             enabled=not args.quiet and group.is_main,
             first_epoch=first_epoch,
             printing=group.is_main,
+            keep_fraction=config.keep_fraction,
+            select_from_epoch=config.select_from_epoch,
         ) as progress:
             path, result = train_to_run(
                 model,
@@ -182,6 +195,7 @@ def _new_training(args: argparse.Namespace):
         learning_rate=args.lr,
         seed=args.seed,
         ema_decay=args.ema,
+        keep_fraction=args.keep,
         target_accuracy=args.target_accuracy,
         threads=args.threads,
         device=args.device,

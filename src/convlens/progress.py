@@ -6,7 +6,6 @@ prints one plain line, so logs and non-terminals get the numbers too.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +20,7 @@ from rich.progress import (
 )
 
 from convlens.predict import ProgressHook
+from convlens.selection import batches_per_epoch
 from convlens.train import EpochRecord
 
 UPDATE_EVERY = 10  # batches between bar refreshes: keeps the bar off the hot path
@@ -38,11 +38,14 @@ class TrainingProgress:
         console: Console | None = None,
         first_epoch: int = 1,
         printing: bool = True,
+        keep_fraction: float = 1.0,
+        select_from_epoch: int = 1,
     ) -> None:
         self.epochs = epochs
         self.first_epoch = first_epoch
         self.printing = printing  # False on every training process but the first
-        self.batches = math.ceil(images / batch_size)
+        self.images, self.batch_size = images, batch_size
+        self.keep_fraction, self.select_from_epoch = keep_fraction, select_from_epoch
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self.progress = Progress(
@@ -61,7 +64,7 @@ class TrainingProgress:
     def __enter__(self) -> TrainingProgress:
         self.progress.start()
         self.task = self.progress.add_task(
-            "train", total=self.batches, **self._fields(self.first_epoch)
+            "train", total=self.batches(self.first_epoch), **self._fields(self.first_epoch)
         )
         return self
 
@@ -71,7 +74,7 @@ class TrainingProgress:
     def on_batch(self, epoch: int, batch: int, loss: float, accuracy: float) -> None:
         """Advance the bar (every UPDATE_EVERY batches and at the epoch's end)."""
         done = batch + 1
-        if self.enabled and (done % UPDATE_EVERY == 0 or done == self.batches):
+        if self.enabled and (done % UPDATE_EVERY == 0 or done == self.batches(epoch)):
             self.progress.update(
                 self.task, completed=done, epoch=epoch, loss=loss, accuracy=accuracy
             )
@@ -91,7 +94,14 @@ class TrainingProgress:
         )
         if self.enabled and record.epoch < self.epochs:
             # reset() replaces every field, so all of them are given again.
-            self.progress.reset(self.task, total=self.batches, **self._fields(record.epoch + 1))
+            following = record.epoch + 1
+            self.progress.reset(self.task, total=self.batches(following), **self._fields(following))
+
+    def batches(self, epoch: int) -> int:
+        """Optimiser steps in ``epoch``: fewer once selective backprop keeps a fraction."""
+        selecting = epoch >= self.select_from_epoch
+        keep = self.keep_fraction if selecting else 1.0
+        return batches_per_epoch(self.images, self.batch_size, keep)
 
     def _fields(self, epoch: int) -> dict[str, float]:
         return {"epoch": epoch, "epochs": self.epochs, "loss": 0.0, "accuracy": 0.0}

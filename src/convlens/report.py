@@ -195,6 +195,12 @@ def _loss_note(run: Run) -> str:
     )
     if smoothing:
         note += f"; train loss includes label smoothing {smoothing}, test loss does not"
+    keep = config.get("keep_fraction", 1.0)
+    if keep < 1:
+        note += (
+            f"; from epoch {config.get('select_from_epoch', 2)} train figures are over the "
+            f"{keep:.0%} of images trained on, the hardest"
+        )
     return note
 
 

@@ -1,0 +1,73 @@
+"""Selective backprop: train on the images the network still gets wrong.
+
+After the first epoch most training images are already classified well and
+teach the network little. From ``select_from_epoch`` on, the data order is
+cut into pools of ``round(batch_size / keep)`` images and each pool yields
+one batch: its ``batch_size`` images with the highest loss when last trained
+on (the loss the training forward pass computed anyway, so choosing costs
+nothing). An image left out keeps its old loss and is chosen again once the
+images trained on have fallen below it. Jiang et al., "Accelerating Deep
+Learning by Focusing on the Biggest Losers" (2019), score with a fresh
+forward pass; the stale losses are their cheaper variant, and measured better
+here (see train.RECIPES).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+from convlens.distributed import Group
+
+
+def pool_size(batch_size: int, keep: float) -> int:
+    """How many candidates one batch is chosen from (``batch_size`` when keeping all)."""
+    return max(batch_size, round(batch_size / keep))
+
+
+def batches_per_epoch(images: int, batch_size: int, keep: float) -> int:
+    """How many optimiser steps one epoch over ``images`` takes when keeping ``keep``."""
+    return math.ceil(images / pool_size(batch_size, keep))
+
+
+class LossMemory:
+    """Each training image's loss when it was last trained on (infinite before)."""
+
+    def __init__(self, images: int, device: torch.device | str = "cpu") -> None:
+        self.loss = torch.full((images,), math.inf, device=device)
+        self.touched = torch.zeros(images, dtype=torch.bool, device=device)
+
+    def batches(self, order: torch.Tensor, batch_size: int, keep: float) -> Iterator[torch.Tensor]:
+        """Index batches over ``order``: each pool's highest-loss images, in the pool's order."""
+        if keep >= 1.0:
+            yield from order.split(batch_size)
+            return
+        for pool in order.split(pool_size(batch_size, keep)):
+            count = min(batch_size, max(1, round(len(pool) * keep)))
+            chosen = self.loss[pool].topk(count).indices.sort().values
+            yield pool[chosen]
+
+    def record(self, index: torch.Tensor, losses: torch.Tensor) -> None:
+        """Remember the per-image ``losses`` of the images at ``index`` just trained on."""
+        self.loss[index] = losses.detach().float()
+        self.touched[index] = True
+
+    def share(self, group: Group) -> None:
+        """After an epoch: every process learns the losses the others recorded."""
+        if group.world > 1:
+            values = torch.where(self.touched, self.loss, torch.zeros_like(self.loss))
+            counts = self.touched.float()
+            group.sum(values)
+            group.sum(counts)
+            self.loss = torch.where(counts > 0, values / counts.clamp(min=1), self.loss)
+        self.touched.zero_()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The losses, for a checkpoint."""
+        return {"loss": self.loss.detach().cpu()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore losses saved by state_dict (a checkpoint of the same data)."""
+        self.loss = state["loss"].to(self.loss.device, torch.float32).clone()
