@@ -194,3 +194,29 @@ def test_a_full_disk_is_one_sentence_and_keeps_the_last_checkpoint(tmp_path, mon
     assert "\n" not in str(caught.value)
     assert load_checkpoint(partial_path(tmp_path / "run")).epoch == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_from_before_ema_and_selection_resumes_without_them(mnist_dir, tmp_path):
+    from dataclasses import replace
+
+    from convlens.train import find_resumable
+
+    out = tmp_path / "run"
+    process = start_and_wait(train_command(mnist_dir, out), out, 1)
+    process.kill()
+    process.communicate()
+    staging = partial_path(out)
+    state = load_checkpoint(staging)
+    config = {
+        k: v
+        for k, v in state.info["config"].items()
+        if k not in ("ema_decay", "keep_fraction", "select_from_epoch")
+    }
+    old = replace(state, average=None, selection=None, info={**state.info, "config": config})
+    save_checkpoint(staging, old)  # as a version without either wrote it
+    resumable = find_resumable(out)
+    assert resumable.config.ema_decay == 0.0 and resumable.config.keep_fraction == 1.0
+    done = run(resume_command(out))
+    assert done.returncode == 0, done.stderr
+    rows = (out / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[-1] for row in rows][1:] == ["480"] * (EPOCHS - 1)  # every image
