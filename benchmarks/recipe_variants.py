@@ -107,6 +107,11 @@ def train(args: argparse.Namespace, config: TrainConfig) -> None:
     for epoch in range(1, config.epochs + 1):
         network.train()
         order = torch.randperm(len(train_x), generator=generator)
+        if epoch == 1 and args.first_fraction < 1:
+            order = order[: round(len(order) * args.first_fraction)]
+        elif epoch == 2 and args.first_fraction < 1:  # the unseen rank as an average image
+            seen = torch.isfinite(last_loss)
+            last_loss[~seen] = last_loss[seen].mean()
         selecting = args.keep < 1.0 and epoch >= args.select_from
         stale = last_loss if selecting and args.stale else None
         keep = args.keep if selecting else 1.0
@@ -156,6 +161,10 @@ def main() -> None:
         help="selective backprop: train on this fraction of each chunk, the highest-loss images",
     )  # fmt: skip
     parser.add_argument("--select-from", type=int, default=2, help="first epoch that selects")
+    parser.add_argument(
+        "--first-fraction", type=float, default=1.0,
+        help="epoch 1 trains on this fraction only; the rest then rank at the mean loss",
+    )  # fmt: skip
     parser.add_argument("--pool", type=int, default=0, help="candidates scored at once")
     parser.add_argument("--stale", action="store_true", help="select by last trained-on loss")
     args = parser.parse_args()
