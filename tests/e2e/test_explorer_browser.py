@@ -361,6 +361,33 @@ def test_the_class_view_is_images_by_conv_and_pool_layers(page, model):
     page.wait_for_function("document.querySelectorAll('#class-grid tr.class-row').length === 2")
 
 
+def choose_test_image(page, class_index: int) -> None:
+    """Pick the first test-set thumbnail of a class in the playground."""
+    page.click("label[for='source-sample']")
+    page.select_option("#sample-class", str(class_index))
+    page.wait_for_function(
+        "name => document.querySelector('#sample-note').textContent.startsWith(name)",
+        arg=CLASSES[class_index],
+    )
+    page.locator("#sample-thumbs .sample-thumb").first.click()
+
+
+def test_the_class_view_follows_the_test_image_until_a_class_is_picked_there(page):
+    corner = "name => document.querySelector('#class-grid .corner')?.textContent.startsWith(name)"
+    choose_test_image(page, 3)
+    page.wait_for_function(corner, arg=CLASSES[3])
+    assert page.locator("#class-select").input_value() == CLASSES[3]
+
+    page.select_option("#class-select", CLASSES[1])
+    page.wait_for_function(corner, arg=CLASSES[1])
+    choose_test_image(page, 5)
+    page.wait_for_function(
+        "document.querySelector('#journey').dataset.imageId === "
+        "document.querySelector('#playground').dataset.imageId"
+    )
+    assert page.locator("#class-select").input_value() == CLASSES[1]  # the reader's choice stays
+
+
 def test_an_unknown_filter_number_shows_the_error(page):
     page.fill("#filter-index", "99")
     page.press("#filter-index", "Enter")

@@ -20,6 +20,10 @@ export class ClassView {
     this.select = $("class-select");
     this.table = $("class-grid");
     this.error = $("class-error");
+    this.chosen = false; // true once the reader picks a class here: then it stays theirs
+    this.select.addEventListener("change", () => {
+      this.chosen = true;
+    });
     for (const id of ["class-select", "filter-index", "class-count"]) {
       $(id).addEventListener("change", () => this.update());
     }
@@ -33,6 +37,14 @@ export class ClassView {
     );
     if (keep && run.classes.includes(keep)) this.select.value = keep;
     $("class-run").textContent = `Run ${run.name} (chosen above).`;
+    this.update();
+  }
+
+  /** Show the class of the playground's test image, until the reader picks a class here. */
+  follow(className) {
+    if (this.chosen || !this.run || !this.run.classes.includes(className)) return;
+    if (this.select.value === className) return;
+    this.select.value = className;
     this.update();
   }
 

@@ -36,7 +36,9 @@
 //                            data-predicted="true" on the predicted one (also class .predicted)
 //
 // Part 3, class view (#class-section)
-//   #class-select (value: class name) #filter-index #class-count #class-busy #class-error
+//   #class-select (value: class name; follows the class of the playground's test-set image
+//                 until the reader picks one there) #filter-index #class-count #class-busy
+//                 #class-error
 //   #class-grid              table: thead th.layer-col (data-layer, .shape); tbody tr.class-row per
 //                            image (data-test-index), each with th.image-cell and one
 //                            td.class-cell per layer
@@ -87,7 +89,10 @@ async function start() {
 
   playground.filters.setPresets(info.filters);
   playground.chooser.setBuiltins(info.builtin_images);
-  playground.onImageChange((image) => journey.setImage(image));
+  playground.onImageChange((image) => {
+    journey.setImage(image);
+    if (image.label) classView.follow(image.label); // a test-set image: its class below
+  });
 
   const runs = info.runs || [];
   const select = $("run-select");
