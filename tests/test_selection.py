@@ -41,12 +41,19 @@ def test_each_pool_gives_its_highest_loss_images_in_the_pools_order():
 
 def test_unseen_images_come_first_and_a_recorded_loss_replaces_the_old_one():
     memory = LossMemory(6)
-    memory.record(torch.tensor([0, 1, 2, 3]), torch.tensor([0.5, 0.1, 0.9, 0.2]))
+    memory.record(torch.tensor([0, 1, 2, 3]), torch.tensor([0.5, 0.1, 0.9, 0.2]), True)
     assert math.isinf(memory.loss[4]) and math.isinf(memory.loss[5])
     (batch,) = memory.batches(torch.arange(6), batch_size=3, keep=0.5)
     assert batch.tolist() == [2, 4, 5]  # the two never trained on, then the hardest
-    memory.record(torch.tensor([2]), torch.tensor([0.0]))
+    memory.record(torch.tensor([2]), torch.tensor([0.0]), True)
     assert memory.loss[2] == 0.0
+
+
+def test_the_summary_is_over_every_image_seen_as_of_its_last_time():
+    memory = LossMemory(5)
+    memory.record(torch.tensor([0, 1, 2, 3]), torch.ones(4), torch.tensor([1, 1, 0, 0]).bool())
+    memory.record(torch.tensor([2]), torch.tensor([3.0]), torch.tensor([True]))
+    assert memory.summary() == (pytest.approx(6.0 / 4), 3 / 4)  # image 4 never trained on
 
 
 def test_batches_per_epoch_counts_the_steps_taken():
@@ -72,16 +79,20 @@ class TwoProcesses(Group):
 
 def test_processes_share_the_losses_each_recorded():
     mine, theirs = LossMemory(4), LossMemory(4)
-    mine.record(torch.tensor([0, 1]), torch.tensor([0.5, 0.25]))
-    theirs.record(torch.tensor([2]), torch.tensor([0.75]))
-    their_values = torch.where(theirs.touched, theirs.loss, torch.zeros(4))
+    mine.record(torch.tensor([0, 1]), torch.tensor([0.5, 0.25]), torch.tensor([True, False]))
+    theirs.record(torch.tensor([2]), torch.tensor([0.75]), torch.tensor([True]))
+    their_values = torch.stack(
+        [torch.where(theirs.touched, theirs.loss, torch.zeros(4)), theirs.correct.float()]
+    )
     mine.share(TwoProcesses([their_values, theirs.touched.float()]))
     assert mine.loss[:3].tolist() == [0.5, 0.25, 0.75] and math.isinf(mine.loss[3])
+    assert mine.correct.tolist() == [True, False, True, False]
     assert not mine.touched.any()  # the next epoch starts a fresh record
 
 
 def test_fit_trains_on_every_image_then_on_the_kept_fraction(patterns):
-    result = fit(preset("seed-cnn"), patterns, SMALL)
+    states: list[TrainingState] = []
+    result = fit(preset("seed-cnn"), patterns, SMALL, on_checkpoint=states.append)
     images = [record.images for record in result.history.epochs]
     order = torch.arange(len(patterns.train))
     kept = sum(map(len, LossMemory(len(order)).batches(order, SMALL.batch_size, 1 / 3)))
@@ -89,6 +100,13 @@ def test_fit_trains_on_every_image_then_on_the_kept_fraction(patterns):
     assert kept < len(patterns.train) / 2
     assert keep_in_epoch(SMALL, 1) == 1.0 and keep_in_epoch(SMALL, 2) == 1 / 3
     assert total_steps(SMALL, 400, 32) == 13 + 2 * batches_per_epoch(400, 32, 1 / 3)
+    # Train figures are over every image, each as of the last time it was trained on.
+    for record, state in zip(result.history.epochs, states, strict=True):
+        memory = LossMemory(len(order))
+        memory.load_state_dict(state.selection)
+        correct = state.selection["correct"]
+        assert record.train_accuracy == correct.sum().item() / len(correct)
+        assert record.train_loss == pytest.approx(memory.summary()[0])
 
 
 def test_selection_still_learns(patterns):
@@ -115,6 +133,9 @@ def test_the_losses_are_checkpointed(tmp_path, patterns):
     saved = load_checkpoint(tmp_path).selection["loss"]
     assert saved.shape == (len(patterns.train),) and torch.isfinite(saved).all()
     assert torch.equal(saved, states[0].selection["loss"])
+    assert torch.equal(
+        load_checkpoint(tmp_path).selection["correct"], states[0].selection["correct"]
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5, math.nan])
@@ -129,6 +150,7 @@ def test_the_reports_curves_say_what_the_train_figures_are_over():
 
     config = {"ema_decay": 0.99, "keep_fraction": 1 / 3, "select_from_epoch": 2}
     note = _loss_note(Run(None, None, None, {"config": config}))
-    assert "from epoch 2 train figures are over the 33% of images trained on" in note
+    assert "from epoch 2 an epoch trains on 33% of the images, the hardest" in note
+    assert "train figures are over every image as of the last time it was trained on" in note
     plain = _loss_note(Run(None, None, None, {"config": {"keep_fraction": 1.0}}))
     assert "trained on" not in plain

@@ -107,8 +107,7 @@ def _add_train(sub) -> None:
     parser.add_argument(
         "--target-accuracy",
         type=float,
-        help="stop once training accuracy passes this, like 0.9 (over the images trained on: "
-        "with --keep below 1, the hardest)",
+        help="stop once training accuracy passes this, like 0.9",
     )
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--device", help="auto (CUDA when present, the default), cpu or cuda")

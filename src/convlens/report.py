@@ -198,8 +198,9 @@ def _loss_note(run: Run) -> str:
     keep = config.get("keep_fraction", 1.0)
     if keep < 1:
         note += (
-            f"; from epoch {config.get('select_from_epoch', 2)} train figures are over the "
-            f"{keep:.0%} of images trained on, the hardest"
+            f"; from epoch {config.get('select_from_epoch', 2)} an epoch trains on {keep:.0%} "
+            "of the images, the hardest, and train figures are over every image as of the "
+            "last time it was trained on"
         )
     return note
 

@@ -33,10 +33,12 @@ def batches_per_epoch(images: int, batch_size: int, keep: float) -> int:
 
 
 class LossMemory:
-    """Each training image's loss when it was last trained on (infinite before)."""
+    """Each training image's loss when it was last trained on (infinite before), and
+    whether the network classified it correctly then."""
 
     def __init__(self, images: int, device: torch.device | str = "cpu") -> None:
         self.loss = torch.full((images,), math.inf, device=device)
+        self.correct = torch.zeros(images, dtype=torch.bool, device=device)
         self.touched = torch.zeros(images, dtype=torch.bool, device=device)
 
     def batches(self, order: torch.Tensor, batch_size: int, keep: float) -> Iterator[torch.Tensor]:
@@ -49,25 +51,41 @@ class LossMemory:
             chosen = self.loss[pool].topk(count).indices.sort().values
             yield pool[chosen]
 
-    def record(self, index: torch.Tensor, losses: torch.Tensor) -> None:
-        """Remember the per-image ``losses`` of the images at ``index`` just trained on."""
+    def record(self, index: torch.Tensor, losses: torch.Tensor, correct: torch.Tensor) -> None:
+        """Remember the per-image ``losses`` and ``correct`` flags of the images just trained on."""
         self.loss[index] = losses.detach().float()
+        self.correct[index] = correct
         self.touched[index] = True
 
     def share(self, group: Group) -> None:
         """After an epoch: every process learns the losses the others recorded."""
         if group.world > 1:
-            values = torch.where(self.touched, self.loss, torch.zeros_like(self.loss))
+            zero = torch.zeros_like(self.loss)
+            values = torch.stack(
+                [torch.where(self.touched, self.loss, zero), (self.touched & self.correct).float()]
+            )
             counts = self.touched.float()
             group.sum(values)
             group.sum(counts)
-            self.loss = torch.where(counts > 0, values / counts.clamp(min=1), self.loss)
+            mean = values / counts.clamp(min=1)
+            self.loss = torch.where(counts > 0, mean[0], self.loss)
+            self.correct = torch.where(counts > 0, mean[1] > 0.5, self.correct)
         self.touched.zero_()
 
+    def summary(self) -> tuple[float, float]:
+        """(mean loss, accuracy) over every image trained on so far, each as of its last time."""
+        seen = torch.isfinite(self.loss)
+        count = max(int(seen.sum()), 1)
+        return float(self.loss[seen].double().sum()) / count, int(self.correct[seen].sum()) / count
+
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The losses, for a checkpoint."""
-        return {"loss": self.loss.detach().cpu()}
+        """The losses and correct flags, for a checkpoint."""
+        return {
+            "loss": self.loss.detach().cpu().clone(),
+            "correct": self.correct.detach().cpu().clone(),
+        }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore losses saved by state_dict (a checkpoint of the same data)."""
+        """Restore what state_dict saved (a checkpoint of the same data)."""
         self.loss = state["loss"].to(self.loss.device, torch.float32).clone()
+        self.correct = state["correct"].to(self.correct.device, torch.bool).clone()

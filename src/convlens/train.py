@@ -169,6 +169,7 @@ class EpochRecord:
     seconds: float
     learning_rate: float
     images: int | None = None  # trained on this epoch (fewer than the split when selecting)
+    # train_loss / train_accuracy: when selecting, over every image as of its last training
 
 
 @dataclass
@@ -277,8 +278,9 @@ def _train_epoch(
 ) -> tuple[float, float, int, int]:
     """One pass over this process's shard of shuffled data.
 
-    Returns (loss, accuracy, images trained on, next step); loss and accuracy
-    are averaged over every process's images trained on.
+    Returns (loss, accuracy, images trained on, next step). Loss and accuracy
+    are over every process's images: those trained on this epoch or, when
+    selecting (LossMemory), every image as of the last time it was trained on.
     """
     config, device = loop.config, images.device
     loop.network.train()
@@ -302,18 +304,19 @@ def _train_epoch(
         if loop.average is not None:
             loop.average.update(loop.network)
         if loop.memory is not None:
-            loop.memory.record(index, each)
+            loop.memory.record(index, each, logits.detach().argmax(1) == y)
         step, seen = step + 1, seen + len(y)
         with torch.no_grad():
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
         if on_batch is not None:
             on_batch(batch, float(loss_sum) / seen, int(correct) / seen)
-    if loop.memory is not None:
-        loop.memory.share(loop.group)
     totals = torch.stack([loss_sum, correct.double(), torch.tensor(seen, device=device)])
     loss_total, correct_total, count = loop.group.sum(totals.double()).tolist()
-    return loss_total / count, correct_total / count, int(count), step
+    if loop.memory is None:
+        return loss_total / count, correct_total / count, int(count), step
+    loop.memory.share(loop.group)
+    return *loop.memory.summary(), int(count), step
 
 
 def fit(
