@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from convlens.distributed import join, leave, resolve_device
     from convlens.progress import TrainingProgress
     from convlens.report import write_run_report
-    from convlens.train import TrainingInterrupted, train_to_run
+    from convlens.train import TrainingInterrupted, keep_in_epoch, train_to_run
 
     model, dataset, config, resume = (
         _resumed_training(args) if args.resume is not None else _new_training(args)
@@ -143,8 +144,7 @@ def _run_train(args: argparse.Namespace) -> int:
             enabled=not args.quiet and group.is_main,
             first_epoch=first_epoch,
             printing=group.is_main,
-            keep_fraction=config.keep_fraction,
-            select_from_epoch=config.select_from_epoch,
+            keep_in_epoch=partial(keep_in_epoch, config),
         ) as progress:
             path, result = train_to_run(
                 model,

@@ -6,7 +6,7 @@ prints one plain line, so logs and non-terminals get the numbers too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -38,14 +38,13 @@ class TrainingProgress:
         console: Console | None = None,
         first_epoch: int = 1,
         printing: bool = True,
-        keep_fraction: float = 1.0,
-        select_from_epoch: int = 1,
+        keep_in_epoch: Callable[[int], float] | None = None,
     ) -> None:
         self.epochs = epochs
         self.first_epoch = first_epoch
         self.printing = printing  # False on every training process but the first
         self.images, self.batch_size = images, batch_size
-        self.keep_fraction, self.select_from_epoch = keep_fraction, select_from_epoch
+        self.keep_in_epoch = keep_in_epoch  # the fraction each epoch trains on (None: all)
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self.progress = Progress(
@@ -99,8 +98,7 @@ class TrainingProgress:
 
     def batches(self, epoch: int) -> int:
         """Optimiser steps in ``epoch``: fewer once selective backprop keeps a fraction."""
-        selecting = epoch >= self.select_from_epoch
-        keep = self.keep_fraction if selecting else 1.0
+        keep = 1.0 if self.keep_in_epoch is None else self.keep_in_epoch(epoch)
         return batches_per_epoch(self.images, self.batch_size, keep)
 
     def _fields(self, epoch: int) -> dict[str, float]:

@@ -303,12 +303,12 @@ def _train_epoch(
         loop.optimizer.step()
         if loop.average is not None:
             loop.average.update(loop.network)
+        hits = logits.detach().argmax(1) == y
         if loop.memory is not None:
-            loop.memory.record(index, each, logits.detach().argmax(1) == y)
+            loop.memory.record(index, each, hits)
         step, seen = step + 1, seen + len(y)
-        with torch.no_grad():
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
+        loss_sum += loss.detach() * len(y)
+        correct += hits.sum()
         if on_batch is not None:
             on_batch(batch, float(loss_sum) / seen, int(correct) / seen)
     totals = torch.stack([loss_sum, correct.double(), torch.tensor(seen, device=device)])
