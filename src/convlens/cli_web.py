@@ -18,8 +18,9 @@ def _register_explore(sub: argparse._SubParsersAction) -> None:
         description="Start a local web server and open its page: a convolution and pooling "
         "playground (built-in, test-set, uploaded or drawn images; any 3x3 filter; every "
         "pixel's arithmetic on hover), the journey of an image through a run's model, and "
-        "test images of one class through one filter. Listens on 127.0.0.1 only unless "
-        "--host is given.",
+        "test images of one class through one filter, a model editor, training in the page "
+        "(watch the filters learn) and runs compared side by side. Listens on 127.0.0.1 only "
+        "unless --host is given.",
     )
     parser.add_argument("--run", type=Path, help="a run directory to show first")
     parser.add_argument(
@@ -27,6 +28,11 @@ def _register_explore(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=RUNS_ROOT,
         help=f"where the runs to choose from are (default: {RUNS_ROOT}/)",
+    )
+    parser.add_argument(
+        "--dataset",
+        help="a folder of images (one subfolder per class) that training from the page may "
+        "use, besides fashion-mnist and mnist",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
@@ -49,10 +55,20 @@ def _explore(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ConvlensError(f"--port must be 0..65535 (0 for a free one), not {args.port}.")
     run = None if args.run is None else resolve_run(args.run)
-    app = create_app(args.runs_dir, run, args.host)
+    named = ("fashion-mnist", "mnist")
+    if (
+        args.dataset is not None
+        and args.dataset.lower() not in named
+        and not Path(args.dataset).is_dir()
+    ):
+        raise ConvlensError(
+            f"--dataset {args.dataset} is not a folder; give a folder of images with one "
+            "subfolder per class (fashion-mnist and mnist are always offered)."
+        )
+    app = create_app(args.runs_dir, run, args.host, args.dataset)
 
     def announce(url: str) -> None:
         print(f"convlens explorer at {url}  (Ctrl-C to stop)", flush=True)
 
-    serve(app, args.host, args.port, not args.no_browser, announce)
+    serve(app, args.host, args.port, not args.no_browser, announce, app.state.jobs.shutdown)
     return 0

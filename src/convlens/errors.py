@@ -12,3 +12,15 @@ class ConvlensError(Exception):
 
 
 EXIT_USER_ERROR = 2
+
+
+class LayerError(ConvlensError):
+    """A model that cannot be built, naming the layer at fault by its position (from 0).
+
+    The explorer's model editor shows the sentence beside that layer; everyone
+    else reads it as the ConvlensError it is.
+    """
+
+    def __init__(self, message: str, layer: int) -> None:
+        super().__init__(message)
+        self.layer = layer

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convlens.errors import ConvlensError
+from convlens.errors import ConvlensError, LayerError
 from convlens.layers import (
     AveragePooling2D,
     BatchNormalization,
@@ -116,39 +116,33 @@ class Sequential:
         self.rows: tuple[LayerRow, ...] = self._compute_rows()
         last = self.layers[-1]
         if not isinstance(last, Dense):
-            raise ConvlensError(
+            raise LayerError(
                 f"the last layer is {last.keras_type}, but a classifier ends with "
-                f"Dense(number of classes, activation='softmax'); add one."
+                f"Dense(number of classes, activation='softmax'); add one.",
+                len(self.layers) - 1,
             )
 
     def _compute_rows(self) -> tuple[LayerRow, ...]:
         rows, seen, shape = [], {}, self.input_shape
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
             stem = _snake(layer.keras_type)
             count = seen.get(stem, 0)
             seen[stem] = count + 1
             name = layer.name or (stem if count == 0 else f"{stem}_{count}")
-            _check_layer_name(name)
-            layer = layer if layer.name else replace(layer, name=name)  # errors name the layer
-            out = layer.output_shape(shape)
-            rows.append(
-                LayerRow(
-                    name=name,
-                    layer=layer,
-                    input_shape=shape,
-                    output_shape=out,
-                    params=layer.param_count(shape),
-                    trainable=layer.trainable_count(shape),
-                    shape_why=layer.explain_shape(shape),
-                    params_why=layer.explain_params(shape),
-                )
-            )
-            shape = out
+            try:
+                row = _row(name, layer, shape)
+            except LayerError:
+                raise
+            except ConvlensError as exc:  # the editor shows it beside this layer
+                raise LayerError(str(exc), index) from None
+            rows.append(row)
+            shape = row.output_shape
         names = [row.name for row in rows]
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate:
-            raise ConvlensError(
-                f"two layers are named {duplicate!r}; give each layer its own name."
+            raise LayerError(
+                f"two layers are named {duplicate!r}; give each layer its own name.",
+                len(names) - 1 - names[::-1].index(duplicate),
             )
         return tuple(rows)
 
@@ -225,10 +219,17 @@ class Sequential:
             raise ConvlensError(
                 'a model file must be a JSON object with "input_shape" and a "layers" list.'
             )
-        for entry in config["layers"]:
+        for index, entry in enumerate(config["layers"]):
             if isinstance(entry, dict) and not isinstance(entry.get("type", ""), str):
-                raise ConvlensError(f'a layer\'s "type" must be a string; got {entry["type"]!r}.')
-        layers = [layer_from_config(entry) for entry in config["layers"]]
+                raise LayerError(
+                    f'a layer\'s "type" must be a string; got {entry["type"]!r}.', index
+                )
+        layers = []
+        for index, entry in enumerate(config["layers"]):
+            try:
+                layers.append(layer_from_config(entry))
+            except ConvlensError as exc:  # the editor shows it beside this layer
+                raise LayerError(str(exc), index) from None
         names = config.get("class_names")
         if names is not None and not (
             isinstance(names, list) and all(isinstance(n, str) for n in names)
@@ -270,6 +271,22 @@ class Sequential:
                 f"the model cannot be built ({exc.args[0] if exc.args else exc}); "
                 f"rename that layer."
             ) from None
+
+
+def _row(name: str, layer: Layer, shape: Shape) -> LayerRow:
+    """The summary row of ``layer`` (called ``name``) on an input of ``shape``."""
+    _check_layer_name(name)
+    layer = layer if layer.name else replace(layer, name=name)  # errors name the layer
+    return LayerRow(
+        name=name,
+        layer=layer,
+        input_shape=shape,
+        output_shape=layer.output_shape(shape),
+        params=layer.param_count(shape),
+        trainable=layer.trainable_count(shape),
+        shape_why=layer.explain_shape(shape),
+        params_why=layer.explain_params(shape),
+    )
 
 
 def format_summary(model: Sequential, explain: bool = True) -> str:

@@ -329,6 +329,7 @@ def fit(
     on_checkpoint: Callable[[TrainingState], None] | None = None,
     resume: TrainingState | None = None,
     group: Group = SINGLE,
+    watch: Callable[[Network], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train`` and evaluate on ``dataset.test``.
 
@@ -337,6 +338,8 @@ def fit(
     CPU. ``on_checkpoint`` receives the full state after every epoch;
     ``resume`` continues from such a state exactly where it left off.
     ``group`` (from distributed.join) trains one shard per process.
+    ``watch`` is called once with the network being trained, before its
+    first step (the explorer draws its filters as they learn).
     """
     config = config or TrainConfig()
     _validate(config)
@@ -382,6 +385,8 @@ def fit(
         trained = torch.nn.parallel.DistributedDataParallel(network)
     loop = _Loop(trained, optimizer, config, generator, group, per_process, steps, average, memory)
     evaluated = network if average is None else average.network  # what is tested and saved
+    if watch is not None:
+        watch(network)
     test: Evaluation | None = None
     for epoch in range(first_epoch, config.epochs + 1):
         epoch_start = time.perf_counter()
@@ -534,13 +539,14 @@ def train_to_run(
     data_dir: str | Path | None = None,
     resume: Resumable | None = None,
     group: Group = SINGLE,
+    watch: Callable[[Network], None] | None = None,
 ) -> tuple[Path | None, FitResult]:
     """Train and write a complete run directory; returns its path and the fit result.
 
     A checkpoint is saved at the end of every epoch; ``resume`` (from
     find_resumable) continues an interrupted run to the same final weights.
     ``finish(directory, result)`` may add files (the report) before the run
-    is published. The directory appears only when everything in it is
+    is published; ``watch`` is fit's. The directory appears only when everything in it is
     written; Ctrl-C after an epoch keeps the checkpoint and raises
     TrainingInterrupted, before the first epoch it leaves nothing.
     """
@@ -581,6 +587,7 @@ def train_to_run(
                 on_checkpoint=checkpoint,
                 resume=resume.state if resume else None,
                 group=group,
+                watch=watch,
             )
         except KeyboardInterrupt:
             if saved[0]:

@@ -15,14 +15,20 @@ at /api/openapi.json):
     POST /api/explain-pool        one pooled pixel's window
     POST /api/journey             one image through every layer of a run's model
     POST /api/class-filter        several images of a class, one filter, every layer
+    /api/jobs...                  training jobs (convlens.web.jobs_routes)
+    /api/models/..., /api/runs/{name}/model   the model editor (convlens.web.editor_routes)
+    /api/compare...               runs side by side (convlens.web.compare)
 
 Every error a client can cause is a 4xx answer {"error": "one sentence"}:
-400 for bad values, 404 for names the server does not hold, 413 for an
-upload over 10 MB, 422 for a body of the wrong form. The server keeps serving.
+400 for bad values, 404 for names the server does not hold, 409 for a
+second training job, 413 for an upload over 10 MB, 422 for a body of the
+wrong form; a model that cannot be built also names its layer ("layer"). The server keeps serving.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -36,11 +42,15 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import convlens
 from convlens import ops
-from convlens.errors import ConvlensError
+from convlens.errors import ConvlensError, LayerError
 from convlens.images import decode_image
 from convlens.runs import RUNS_ROOT
 from convlens.sample_images import facade
 from convlens.web import model_views, schemas
+from convlens.web.compare import compare_router
+from convlens.web.editor_routes import editor_router
+from convlens.web.jobs import JobConflict, JobManager
+from convlens.web.jobs_routes import jobs_router
 from convlens.web.playground import Playground, rounded_kernel
 from convlens.web.store import ImageStore, NotFound, RunRegistry, StoredImage, TooLarge
 
@@ -111,7 +121,11 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConvlensError)
     async def _user_error(_request: Request, exc: ConvlensError) -> JSONResponse:
         status = 404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400
-        return error_answer(status, str(exc))
+        status = 409 if isinstance(exc, JobConflict) else status
+        answer = error_answer(status, str(exc))
+        if isinstance(exc, LayerError):  # the model editor shows it beside that layer
+            answer = JSONResponse({"error": str(exc), "layer": exc.layer}, status_code=status)
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -143,11 +157,26 @@ async def read_upload(request: Request) -> bytes:
     return bytes(body)
 
 
+@asynccontextmanager
+async def _stop_jobs_at_shutdown(app: FastAPI) -> AsyncIterator[None]:
+    """A server stopping (Ctrl-C, SIGTERM) stops a running job as Ctrl-C would: resumable."""
+    yield
+    await run_in_threadpool(app.state.jobs.shutdown)
+
+
 def create_app(
-    runs_root: Path = RUNS_ROOT, run: Path | None = None, host: str | None = None
+    runs_root: Path = RUNS_ROOT,
+    run: Path | None = None,
+    host: str | None = None,
+    dataset: str | Path | None = None,
 ) -> FastAPI:
-    """The explorer: API and page for the runs under ``runs_root`` (and ``run``)."""
+    """The explorer: API and page for the runs under ``runs_root`` (and ``run``).
+
+    Training jobs write their runs into ``runs_root``, on Fashion-MNIST, MNIST
+    or ``dataset`` (a folder of images).
+    """
     app = FastAPI(
+        lifespan=_stop_jobs_at_shutdown,
         title="convlens explorer",
         version=convlens.__version__,
         description=__doc__,
@@ -166,6 +195,10 @@ def create_app(
     add_image_routes(app, state)
     add_playground_routes(app, state)
     add_model_routes(app, state)
+    app.state.jobs = JobManager(Path(runs_root), dataset)
+    app.include_router(jobs_router(app.state.jobs))
+    app.include_router(editor_router(state.runs))
+    app.include_router(compare_router(state.runs, state.images))
     return app
 
 

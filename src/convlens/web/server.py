@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from convlens.errors import ConvlensError
 
 STARTUP_SECONDS = 30.0
+GRACE_SECONDS = 2
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -56,17 +57,35 @@ def address(sock: socket.socket) -> str:
 
 def _server(app: ASGIApp) -> uvicorn.Server:
     """A quiet uvicorn server for ``app`` (signals are caught only on the main thread)."""
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",  # its shutdown stops a training job, leaving it resumable
+        timeout_graceful_shutdown=GRACE_SECONDS,  # pages following a job keep a stream open
+    )
     return uvicorn.Server(config)
 
 
 def serve(
-    app: ASGIApp, host: str, port: int, open_browser: bool, announce: Callable[[str], None]
+    app: ASGIApp,
+    host: str,
+    port: int,
+    open_browser: bool,
+    announce: Callable[[str], None],
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
-    """Serve ``app`` until Ctrl-C; ``announce`` gets the URL once the server listens."""
+    """Serve ``app`` until Ctrl-C; ``announce`` gets the URL once the server listens.
+
+    ``on_stop`` runs as soon as the server is asked to stop (Ctrl-C, SIGTERM),
+    before it waits for open connections: a training job is stopped and saved
+    then, and the pages following it see it end.
+    """
     sock = bind(host, port)
     url = address(sock)
     server = _server(app)
+    if on_stop is not None:
+        threading.Thread(target=_when_stopping, args=(server, on_stop), daemon=True).start()
 
     def when_started() -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -78,6 +97,13 @@ def serve(
 
     threading.Thread(target=when_started, daemon=True).start()
     server.run(sockets=[sock])
+
+
+def _when_stopping(server: uvicorn.Server, on_stop: Callable[[], None]) -> None:
+    """Call ``on_stop`` once ``server`` has been asked to exit."""
+    while not server.should_exit:
+        time.sleep(0.1)
+    on_stop()
 
 
 def serve_in_thread(

@@ -1,0 +1,111 @@
+"""Comparing runs: the figures of two or more side by side, and one image through each.
+
+    GET  /api/compare?run=A&run=B  accuracy, parameters, training time, curves, per class
+    POST /api/compare/predict      the same image's prediction in each run
+
+Everything is read from the run directories (metrics.json, history.csv,
+model.json) as `convlens report --run A --run B` reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from convlens.data import SOURCES
+from convlens.errors import ConvlensError
+from convlens.evaluate import predict_proba
+from convlens.model import SPEC_FILE, read_spec
+from convlens.runs import METRICS_FILE, read_history
+from convlens.web import model_views
+from convlens.web.experiment_schemas import CompareBody, ComparePredictBody, ComparePredictRequest
+from convlens.web.schemas import ErrorBody
+from convlens.web.store import ImageStore, NotFound, RunRegistry
+
+ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+MAX_COMPARED = 8
+RUN_NAMES = Annotated[list[str], Query(description="two or more run names")]
+
+
+def compare_router(runs: RunRegistry, images: ImageStore) -> APIRouter:
+    """The comparison routes over the server's runs and images."""
+    router = APIRouter(prefix="/api/compare", tags=["compare"])
+
+    @router.get("", response_model=CompareBody, responses=ERRORS)
+    def compare(run: RUN_NAMES) -> dict:
+        """The runs' figures side by side."""
+        if not 1 <= len(run) <= MAX_COMPARED:
+            raise ConvlensError(f"compare 1 to {MAX_COMPARED} runs, not {len(run)}.")
+        directories = runs.directories()
+        missing = next((name for name in run if name not in directories), None)
+        if missing is not None:
+            raise NotFound(f"there is no run called {missing!r}; choose one of the listed runs.")
+        return {"runs": [run_figures(name, directories[name]) for name in run]}
+
+    @router.post("/predict", response_model=ComparePredictBody, responses=ERRORS)
+    def predict(request: ComparePredictRequest) -> dict:
+        """The same image through every run: each run's class probabilities."""
+        image = images.get(request.image)
+        return {
+            "image": image.id,
+            "label": image.label,
+            "predictions": [prediction(runs, name, image, request.invert) for name in request.runs],
+        }
+
+    return router
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def run_figures(name: str, path) -> dict:
+    """A CompareRun from a run directory's metrics.json, history.csv and model.json."""
+    model = read_spec(path / SPEC_FILE)
+    try:
+        metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConvlensError(f"{path / METRICS_FILE} is not readable JSON ({exc}).") from None
+    classes = list(model.class_names or (str(i) for i in range(model.num_classes)))
+    per_class = metrics.get("per_class_accuracy")
+    per_class = per_class if isinstance(per_class, list) else []
+    epochs = metrics.get("epochs")
+    return {
+        "name": name,
+        "model": model.name,
+        "dataset": metrics.get("dataset") if isinstance(metrics.get("dataset"), str) else None,
+        "test_accuracy": _number(metrics.get("test_accuracy")),
+        "total_params": model.total_params,
+        "seconds": _number(metrics.get("seconds")),
+        "epochs": epochs if isinstance(epochs, int) else None,
+        "images_per_second": _number(metrics.get("images_per_second")),
+        "class_names": classes,
+        "per_class_accuracy": [_number(v) for v in per_class],
+        "history": read_history(path),
+    }
+
+
+def prediction(runs: RunRegistry, name: str, image, invert: str) -> dict:
+    """A RunPrediction: ``image`` as the run's model reads it, and its probabilities."""
+    loaded = runs.get(name)
+    spec = loaded.run.model
+    light_on_dark = str(loaded.run.metrics.get("dataset", "")).lower() in SOURCES
+    pixels, inverted, _ = model_views.model_input(image, spec.input_shape, invert, light_on_dark)
+    with loaded.lock:
+        probabilities = predict_proba(loaded.run.network, pixels[None], spec.input_shape)[0]
+    names = loaded.run.class_names
+    listed = [
+        {"index": i, "name": names[i], "probability": float(p)} for i, p in enumerate(probabilities)
+    ]
+    return {
+        "run": name,
+        "input_png": model_views.image_picture(pixels)["png"],
+        "inverted": inverted,
+        "predicted": max(listed, key=lambda p: p["probability"]),
+        "probabilities": listed,
+    }

@@ -1,0 +1,58 @@
+"""Routes of the model editor: presets, a run's model, and a model's summary on every edit.
+
+GET  /api/models/presets      every preset's model JSON and description
+GET  /api/runs/{name}/model   a run's model JSON (no weights read)
+POST /api/models/summary      the summary of a model JSON (400 {"error", "layer"} if broken)
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from convlens.model import PRESETS, SPEC_FILE, Sequential, preset, read_spec
+from convlens.web import model_views
+from convlens.web.experiment_schemas import ModelProblem, ModelRequest, ModelSummary
+from convlens.web.schemas import ErrorBody
+from convlens.web.store import NotFound, RunRegistry
+
+
+def editor_router(runs: RunRegistry) -> APIRouter:
+    """The editor's routes; runs are looked up in ``runs`` by name."""
+    router = APIRouter(tags=["model editor"])
+
+    @router.get("/api/models/presets")
+    def presets() -> dict:
+        """{name: {"description", "model"}} for every preset."""
+        return {
+            name: {"description": description, "model": preset(name).config()}
+            for name, (_, description) in PRESETS.items()
+        }
+
+    @router.get("/api/runs/{name}/model", responses={404: {"model": ErrorBody}})
+    def run_model(name: str) -> dict:
+        """The model JSON of a listed run."""
+        path = runs.directories().get(name)
+        if path is None:
+            raise NotFound(f"there is no run called {name!r}; choose one of the listed runs.")
+        return read_spec(path / SPEC_FILE).config()
+
+    @router.post(
+        "/api/models/summary", response_model=ModelSummary, responses={400: {"model": ModelProblem}}
+    )
+    def summary(request: ModelRequest) -> dict:
+        """Every layer's shape and parameters, explained, as `convlens summary` prints them."""
+        return model_summary(Sequential.from_config(request.model))
+
+    return router
+
+
+def model_summary(model: Sequential) -> dict:
+    """A ModelSummary of ``model``."""
+    return {
+        "name": model.name,
+        "input_shape": list(model.input_shape),
+        "layers": [model_views.layer_summary(row) for row in model.rows],
+        "total_params": model.total_params,
+        "trainable_params": model.trainable_params,
+        "model": model.config(),
+    }

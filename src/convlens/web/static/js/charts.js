@@ -1,0 +1,96 @@
+// Line charts on a canvas, for the training curves and the comparison of runs.
+// Drawing only: every number comes from the server.
+
+export const COLOURS = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#f5b800", "#0ca678", "#d6336c", "#495057"];
+
+/**
+ * Draw ``series`` ([{name, colour, points: [[x, y], ...], dots: bool}]) on ``canvas``.
+ * ``options``: {title, xLabel, yMin, yMax, percent}. The y range is fitted to the data
+ * unless given; the canvas keeps its CSS size and draws at the device's resolution.
+ */
+export function lineChart(canvas, series, options = {}) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || 420;
+  const height = canvas.clientHeight || 220;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  const c = canvas.getContext("2d");
+  c.setTransform(ratio, 0, 0, ratio, 0, 0);
+  c.clearRect(0, 0, width, height);
+  const pad = { left: 48, right: 12, top: 24, bottom: 30 };
+  const all = series.flatMap((s) => s.points);
+  c.fillStyle = "#1b2230";
+  c.font = "600 12px system-ui, sans-serif";
+  c.fillText(options.title || "", pad.left, 15);
+  if (!all.length) {
+    c.fillStyle = "#8a93a3";
+    c.font = "12px system-ui, sans-serif";
+    c.fillText("no points yet", pad.left, height / 2);
+    return;
+  }
+  const xs = all.map((p) => p[0]);
+  const ys = all.map((p) => p[1]);
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  if (options.xMin !== undefined) x0 = options.xMin;
+  if (x1 === x0) x1 = x0 + 1;
+  let y0 = options.yMin !== undefined ? options.yMin : Math.min(...ys);
+  let y1 = options.yMax !== undefined ? options.yMax : Math.max(...ys);
+  if (y1 - y0 < 1e-9) {
+    y0 -= 0.5;
+    y1 += 0.5;
+  }
+  const spanY = y1 - y0;
+  if (options.yMin === undefined) y0 -= spanY * 0.05;
+  if (options.yMax === undefined) y1 += spanY * 0.05;
+  const X = (x) => pad.left + ((x - x0) / (x1 - x0)) * (width - pad.left - pad.right);
+  const Y = (y) => height - pad.bottom - ((y - y0) / (y1 - y0)) * (height - pad.top - pad.bottom);
+  // Axes and ticks.
+  c.strokeStyle = "#e1e5ee";
+  c.fillStyle = "#5d6677";
+  c.font = "11px system-ui, sans-serif";
+  c.lineWidth = 1;
+  for (let i = 0; i <= 4; i += 1) {
+    const y = y0 + ((y1 - y0) * i) / 4;
+    c.beginPath();
+    c.moveTo(pad.left, Y(y));
+    c.lineTo(width - pad.right, Y(y));
+    c.stroke();
+    const text = options.percent ? `${(y * 100).toFixed(0)}%` : y.toFixed(y1 - y0 < 0.1 ? 3 : 2);
+    c.fillText(text, 4, Y(y) + 4);
+  }
+  c.fillText(options.xLabel || "", width - pad.right - c.measureText(options.xLabel || "").width, height - 8);
+  c.fillText(String(Math.round(x0)), pad.left, height - 8);
+  // Lines, then dots, then the legend.
+  series.forEach((s, index) => {
+    const colour = s.colour || COLOURS[index % COLOURS.length];
+    c.strokeStyle = colour;
+    c.fillStyle = colour;
+    c.lineWidth = 2;
+    c.setLineDash(s.dashed ? [5, 4] : []);
+    if (!s.dots || s.points.length > 1) {
+      c.beginPath();
+      s.points.forEach(([x, y], i) => (i ? c.lineTo(X(x), Y(y)) : c.moveTo(X(x), Y(y))));
+      c.stroke();
+    }
+    c.setLineDash([]);
+    if (s.dots) {
+      for (const [x, y] of s.points) {
+        c.beginPath();
+        c.arc(X(x), Y(y), 3.5, 0, 2 * Math.PI);
+        c.fill();
+      }
+    }
+  });
+  let legendX = width - pad.right;
+  c.font = "11px system-ui, sans-serif";
+  for (let index = series.length - 1; index >= 0; index -= 1) {
+    const s = series[index];
+    const text = s.name;
+    const w = c.measureText(text).width;
+    legendX -= w + 22;
+    c.fillStyle = s.colour || COLOURS[index % COLOURS.length];
+    c.fillRect(legendX, 8, 12, 4);
+    c.fillStyle = "#1b2230";
+    c.fillText(text, legendX + 15, 14);
+  }
+}
