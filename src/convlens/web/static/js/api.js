@@ -88,3 +88,53 @@ export const journey = (body) => post("/api/journey", body);
 
 /** POST /api/class-filter (ClassFilterRequest) -> ClassFilterBody */
 export const classFilter = (body) => post("/api/class-filter", body);
+
+/** GET /api/models/presets -> {name: {description, model}} */
+export const modelPresets = () => request("/api/models/presets");
+
+/** GET /api/runs/{name}/model -> a model JSON object */
+export const runModel = (name) => request(`/api/runs/${encodeURIComponent(name)}/model`);
+
+/** POST /api/models/summary ({model}) -> ModelSummary; a broken model: ApiError with .layer */
+export async function modelSummary(model) {
+  const response = await fetch("/api/models/summary", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ model }),
+  }).catch(() => {
+    throw new ApiError("The server cannot be reached; is `convlens explore` still running?", 0);
+  });
+  if (response.status === 400) {
+    const body = await response.json();
+    const error = new ApiError(body.error, 400);
+    error.layer = body.layer ?? null;
+    throw error;
+  }
+  return answer(response);
+}
+
+/** GET /api/jobs -> JobsInfo */
+export const jobsInfo = () => request("/api/jobs");
+
+/** POST /api/jobs (JobRequest) -> {id, run} */
+export const startJob = (body) => post("/api/jobs", body);
+
+/** GET /api/jobs/{id} -> JobStatus */
+export const jobStatus = (id) => request(`/api/jobs/${encodeURIComponent(id)}`);
+
+/** DELETE /api/jobs/{id} -> JobStatus */
+export const cancelJob = (id) =>
+  request(`/api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+
+/** The URL of a job's Server-Sent Events. */
+export const jobEventsUrl = (id) => `/api/jobs/${encodeURIComponent(id)}/events`;
+
+/** GET /api/compare?run=A&run=B -> CompareBody */
+export function compareRuns(names) {
+  const query = new URLSearchParams();
+  for (const name of names) query.append("run", name);
+  return request(`/api/compare?${query}`);
+}
+
+/** POST /api/compare/predict ({runs, image, invert}) -> ComparePredictBody */
+export const comparePredict = (body) => post("/api/compare/predict", body);

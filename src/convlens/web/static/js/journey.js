@@ -98,8 +98,8 @@ export class Journey {
     const [h, w] = body.input.shape;
     paint($("journey-input"), image, pixelScale(h, w, 168));
     $("journey-input-shape").textContent = `(${body.input.shape.join(", ")})`;
+    // The caption says already whether and why the image was inverted.
     const notes = [body.input.caption, body.input.formula].filter(Boolean);
-    if (body.inverted) notes.push("Inverted: the model was trained on light shapes on black.");
     $("journey-input-caption").textContent = notes.join(" ");
     const p = body.predicted;
     $("prediction").replaceChildren(

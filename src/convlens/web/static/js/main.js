@@ -43,7 +43,10 @@
 //                            image (data-test-index), each with th.image-cell and one
 //                            td.class-cell per layer
 //
-// body[data-ready="true"] once /api/info has been read and the three parts are wired.
+// Parts 4-6, the experiment: editor.js, jobs.js and compare.js document their own hooks.
+// A job that finishes adds its run to #run-select and the comparison at once.
+//
+// body[data-ready="true"] once /api/info has been read and the parts are wired.
 // Every 4xx answer's sentence is shown in the .error[role=alert] next to the control that
 // caused it:
 // a failed /api/convolve after an image change in #image-error, after a filter change in
@@ -51,7 +54,10 @@
 
 import * as api from "./api.js";
 import { ClassView } from "./classview.js";
+import { Comparison } from "./compare.js";
 import { percent, showError } from "./draw.js";
+import { Editor } from "./editor.js";
+import { Trainer } from "./jobs.js";
 import { Journey } from "./journey.js";
 import { Playground } from "./playground.js";
 
@@ -89,39 +95,69 @@ async function start() {
 
   playground.filters.setPresets(info.filters);
   playground.chooser.setBuiltins(info.builtin_images);
+  const comparison = new Comparison();
   playground.onImageChange((image) => {
     journey.setImage(image);
+    comparison.setImage(image);
     if (image.label) classView.follow(image.label); // a test-set image: its class below
   });
 
-  const runs = info.runs || [];
+  let runs = info.runs || [];
   const select = $("run-select");
-  if (runs.length) {
-    for (const id of ["journey-section", "class-section", "nav-journey", "nav-class"]) {
-      $(id).hidden = false;
-    }
+  const choose = () => {
+    const run = runs.find((r) => r.name === select.value);
+    $("run-facts").textContent = runFacts(run);
+    playground.chooser.setRun(run);
+    journey.setRun(run);
+    classView.setRun(run);
+  };
+  select.addEventListener("change", choose);
+  const showRuns = (chosen) => {
+    select.replaceChildren();
     for (const run of runs) {
       const option = document.createElement("option");
       option.value = run.name;
       option.textContent = `${run.name} (${run.model})`;
       select.append(option);
     }
-    const known = runs.some((r) => r.name === info.default_run);
-    select.value = known ? info.default_run : runs[0].name;
-    const choose = () => {
-      const run = runs.find((r) => r.name === select.value);
-      $("run-facts").textContent = runFacts(run);
-      playground.chooser.setRun(run);
-      journey.setRun(run);
-      classView.setRun(run);
-    };
-    select.addEventListener("change", choose);
+    for (const id of ["journey-section", "class-section", "nav-journey", "nav-class"]) {
+      $(id).hidden = !runs.length;
+    }
+    $("no-run").hidden = Boolean(runs.length);
+    if (!runs.length) {
+      $("no-run-hint").textContent =
+        info.no_run_hint || "There is no trained run yet; train one with `convlens train`.";
+      playground.chooser.setRun(null);
+      return;
+    }
+    select.value = runs.some((r) => r.name === chosen) ? chosen : runs[0].name;
     choose();
-  } else {
-    $("no-run").hidden = false;
-    $("no-run-hint").textContent =
-      info.no_run_hint || "There is no trained run yet; train one with `convlens train`.";
-    playground.chooser.setRun(null);
+  };
+  showRuns(info.default_run);
+
+  // The experiment: the editor's model is what the trainer trains; a finished job's run
+  // joins the run selector and the comparison.
+  const trainer = new Trainer({
+    onRunWritten: async (name) => {
+      try {
+        runs = (await api.info()).runs || [];
+      } catch (error) {
+        showError($("startup-error"), error.message);
+        return;
+      }
+      showRuns(select.value || name);
+      editor.setRuns(runs);
+      comparison.setRuns(runs, name);
+    },
+  });
+  const editor = new Editor({ onChange: (model) => trainer.setModel(model) });
+  comparison.setRuns(runs);
+  try {
+    const [presets, jobs] = await Promise.all([api.modelPresets(), api.jobsInfo()]);
+    editor.setSources(presets, runs);
+    trainer.setOptions(jobs);
+  } catch (error) {
+    showError($("startup-error"), error.message);
   }
 
   // The first image: the first built-in picture.

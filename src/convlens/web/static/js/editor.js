@@ -1,0 +1,418 @@
+// Part 4: the model editor. It holds a model JSON object (as model.json holds it), lets the
+// reader add, remove, reorder layers and edit their arguments, and after every edit asks the
+// server for the summary (POST /api/models/summary: the same spec code as `convlens summary`).
+// A model that cannot be built shows the server's sentence beside the layer at fault.
+//
+// Test hooks: #editor-start (select: "preset:NAME" / "run:NAME"), #editor-load,
+// button[data-exercise] (filters-16, filters-32, filters-64, no-second-conv, third-conv,
+// dense-baseline), #editor-input (three inputs data-axis 0..2), #editor-layers with
+// li.editor-layer[data-index][data-type], inputs/selects [data-arg], .layer-shape,
+// .layer-params[data-params], .layer-why, .layer-error (role=alert), buttons .move-up,
+// .move-down, .remove-layer; #editor-add-type, #editor-add; #editor-total[data-params];
+// #editor-error; #editor-download; #editor[data-state] = "ok" | "error" | "busy".
+
+import * as api from "./api.js";
+import { el, showError } from "./draw.js";
+
+const $ = (id) => document.getElementById(id);
+
+const ACTIVATIONS = ["relu", "linear", "softmax", "sigmoid", "tanh", "elu", "gelu"];
+const PADDINGS = ["valid", "same"];
+// The arguments the editor shows, per layer type: [name, kind].
+const ARGUMENTS = {
+  Conv2D: [
+    ["filters", "int"],
+    ["kernel_size", "pair"],
+    ["strides", "pair"],
+    ["padding", PADDINGS],
+    ["activation", ACTIVATIONS],
+  ],
+  MaxPooling2D: [
+    ["pool_size", "pair"],
+    ["strides", "pair?"],
+    ["padding", PADDINGS],
+  ],
+  AveragePooling2D: [
+    ["pool_size", "pair"],
+    ["strides", "pair?"],
+    ["padding", PADDINGS],
+  ],
+  Flatten: [],
+  Dense: [
+    ["units", "int"],
+    ["activation", ACTIVATIONS],
+  ],
+  Dropout: [["rate", "float"]],
+  BatchNormalization: [],
+};
+const NEW_LAYER = {
+  Conv2D: { type: "Conv2D", filters: 64, kernel_size: [3, 3], activation: "relu" },
+  MaxPooling2D: { type: "MaxPooling2D", pool_size: [2, 2] },
+  AveragePooling2D: { type: "AveragePooling2D", pool_size: [2, 2] },
+  Flatten: { type: "Flatten" },
+  Dense: { type: "Dense", units: 128, activation: "relu" },
+  Dropout: { type: "Dropout", rate: 0.3 },
+  BatchNormalization: { type: "BatchNormalization" },
+};
+
+/** A deep copy of a model JSON object without layer names (the summary names them). */
+function unnamed(model) {
+  const copy = JSON.parse(JSON.stringify(model));
+  for (const layer of copy.layers) delete layer.name;
+  delete copy.class_names;
+  return copy;
+}
+
+/** The lesson's exercises: each a function from the lesson's CNN (and the presets) to a model. */
+const EXERCISES = [
+  ["filters-16", "16 filters", (cnn) => withFilters(cnn, 16)],
+  ["filters-32", "32 filters", (cnn) => withFilters(cnn, 32)],
+  ["filters-64", "64 filters", (cnn) => withFilters(cnn, 64)],
+  ["no-second-conv", "Without the 2nd conv + pooling", withoutSecondConv],
+  ["third-conv", "With a 3rd conv", withThirdConv],
+  ["dense-baseline", "Dense baseline", (_cnn, presets) => unnamed(presets["seed-dnn"].model)],
+];
+
+function withFilters(cnn, filters) {
+  const model = unnamed(cnn);
+  model.name = `seed-cnn-${filters}`;
+  for (const layer of model.layers) if (layer.type === "Conv2D") layer.filters = filters;
+  return model;
+}
+
+function withoutSecondConv(cnn) {
+  const model = unnamed(cnn);
+  model.name = "seed-cnn-one-conv";
+  const convs = model.layers.map((l, i) => [l, i]).filter(([l]) => l.type === "Conv2D");
+  if (convs.length < 2) return model;
+  const at = convs[1][1];
+  const next = model.layers[at + 1];
+  const count = next && next.type.endsWith("Pooling2D") ? 2 : 1;
+  model.layers.splice(at, count);
+  return model;
+}
+
+function withThirdConv(cnn) {
+  const model = unnamed(cnn);
+  model.name = "seed-cnn-three-convs";
+  const flatten = model.layers.findIndex((l) => l.type === "Flatten");
+  model.layers.splice(flatten, 0, { ...NEW_LAYER.Conv2D });
+  return model;
+}
+
+export class Editor {
+  constructor({ onChange = () => {} } = {}) {
+    this.onChange = onChange; // (model JSON or null when broken, summary) after each summary
+    this.model = null;
+    this.summary = null;
+    this.presets = {};
+    this.runs = [];
+    this.generation = 0;
+    this.timer = null;
+    this.root = $("editor");
+    this.build();
+  }
+
+  build() {
+    this.start = el("select", { id: "editor-start", "aria-label": "Start from" });
+    const load = el("button", { type: "button", id: "editor-load", class: "button", text: "Load" });
+    load.addEventListener("click", () => this.loadChoice());
+    const exercises = el("div", { class: "exercises", role: "group", "aria-label": "The lesson's exercises" });
+    for (const [key, title, make] of EXERCISES) {
+      const button = el("button", { type: "button", class: "button chip", dataset: { exercise: key }, text: title });
+      button.addEventListener("click", () => {
+        if (!this.presets["seed-cnn"]) return;
+        this.setModel(make(this.presets["seed-cnn"].model, this.presets));
+      });
+      exercises.append(button);
+    }
+    this.inputs = [0, 1, 2].map((axis) =>
+      el("input", {
+        type: "number",
+        min: "1",
+        step: "1",
+        class: "axis",
+        dataset: { axis },
+        "aria-label": ["Input height", "Input width", "Input channels"][axis],
+      }),
+    );
+    this.inputs.forEach((input, axis) =>
+      input.addEventListener("input", () => {
+        this.model.input_shape[axis] = integerOr(input.value);
+        this.changed();
+      }),
+    );
+    this.nameInput = el("input", { id: "editor-name", type: "text", "aria-label": "Model name", maxlength: "60" });
+    this.nameInput.addEventListener("input", () => {
+      this.model.name = this.nameInput.value || "sequential";
+      this.changed();
+    });
+    this.list = el("ol", { id: "editor-layers", class: "editor-layers" });
+    this.addType = el("select", { id: "editor-add-type", "aria-label": "Layer type to add" });
+    for (const type of Object.keys(NEW_LAYER)) this.addType.append(el("option", { value: type, text: type }));
+    const add = el("button", { type: "button", id: "editor-add", class: "button", text: "Add layer" });
+    add.addEventListener("click", () => this.addLayer(this.addType.value));
+    this.total = el("p", { id: "editor-total", class: "editor-total" });
+    this.error = el("p", { id: "editor-error", class: "error", role: "alert", hidden: true });
+    const download = el("button", { type: "button", id: "editor-download", class: "button", text: "Download model JSON" });
+    download.addEventListener("click", () => this.download());
+    this.root.append(
+      el(
+        "div",
+        { class: "toolbar card editor-toolbar" },
+        el("div", { class: "field" }, el("label", { for: "editor-start", text: "Start from" }), this.start),
+        load,
+        el("div", { class: "field grow" }, el("span", { class: "label", text: "The lesson's exercises" }), exercises),
+      ),
+      el(
+        "div",
+        { class: "card editor-card" },
+        el(
+          "div",
+          { class: "editor-head" },
+          el("div", { class: "field" }, el("label", { for: "editor-name", text: "Name" }), this.nameInput),
+          el("div", { class: "field" }, el("span", { class: "label", text: "Input (height, width, channels)" }), el("div", { id: "editor-input", class: "axes" }, ...this.inputs)),
+          el("div", { class: "editor-add" }, this.addType, add),
+        ),
+        this.error,
+        this.list,
+        el("div", { class: "editor-foot" }, this.total, download),
+      ),
+    );
+  }
+
+  /** The presets (GET /api/models/presets) and the runs that may be started from. */
+  async setSources(presets, runs) {
+    this.presets = presets;
+    this.setRuns(runs);
+    if (!this.model && presets["seed-cnn"]) this.setModel(unnamed(presets["seed-cnn"].model));
+  }
+
+  setRuns(runs) {
+    this.runs = runs;
+    const chosen = this.start.value;
+    this.start.replaceChildren();
+    const group = (label) => el("optgroup", { label });
+    const presets = group("Presets");
+    for (const [name, { description }] of Object.entries(this.presets)) {
+      presets.append(el("option", { value: `preset:${name}`, text: name, title: description }));
+    }
+    this.start.append(presets);
+    if (runs.length) {
+      const fromRuns = group("A run's model");
+      for (const run of runs) fromRuns.append(el("option", { value: `run:${run.name}`, text: run.name }));
+      this.start.append(fromRuns);
+    }
+    if (chosen && [...this.start.options].some((o) => o.value === chosen)) this.start.value = chosen;
+  }
+
+  async loadChoice() {
+    const [kind, name] = this.start.value.split(/:(.*)/s);
+    if (kind === "preset") {
+      this.setModel(unnamed(this.presets[name].model));
+      return;
+    }
+    try {
+      this.setModel(unnamed(await api.runModel(name)));
+    } catch (error) {
+      showError(this.error, error.message);
+    }
+  }
+
+  setModel(model) {
+    this.model = model;
+    this.nameInput.value = model.name || "sequential";
+    model.input_shape.forEach((n, axis) => (this.inputs[axis].value = n));
+    this.renderLayers();
+    this.changed(0);
+  }
+
+  addLayer(type) {
+    // New layers go before the classifier (a model ends in Dense); move them with the arrows.
+    const at = Math.max(0, this.model.layers.length - 1);
+    this.model.layers.splice(at, 0, JSON.parse(JSON.stringify(NEW_LAYER[type])));
+    this.renderLayers();
+    this.changed(0);
+  }
+
+  move(index, by) {
+    const layers = this.model.layers;
+    const to = index + by;
+    if (to < 0 || to >= layers.length) return;
+    [layers[index], layers[to]] = [layers[to], layers[index]];
+    this.renderLayers();
+    this.changed(0);
+  }
+
+  remove(index) {
+    this.model.layers.splice(index, 1);
+    this.renderLayers();
+    this.changed(0);
+  }
+
+  renderLayers() {
+    const items = this.model.layers.map((layer, index) => this.layerItem(layer, index));
+    this.list.replaceChildren(...items);
+  }
+
+  layerItem(layer, index) {
+    const fields = (ARGUMENTS[layer.type] || []).map(([name, kind]) => this.argumentField(layer, name, kind));
+    const button = (cls, text, label, action) => {
+      const b = el("button", { type: "button", class: `icon-button ${cls}`, text, title: label, "aria-label": `${label} (layer ${index + 1})` });
+      b.addEventListener("click", action);
+      return b;
+    };
+    return el(
+      "li",
+      { class: "editor-layer", dataset: { index, type: layer.type } },
+      el(
+        "div",
+        { class: "editor-layer-row" },
+        el("span", { class: "layer-index", text: String(index + 1) }),
+        el("span", { class: "layer-type-name", text: layer.type }),
+        el("div", { class: "layer-args" }, ...fields),
+        el("span", { class: "layer-shape mono" }),
+        el("span", { class: "layer-params" }),
+        el(
+          "span",
+          { class: "layer-buttons" },
+          button("move-up", "↑", "Move up", () => this.move(index, -1)),
+          button("move-down", "↓", "Move down", () => this.move(index, 1)),
+          button("remove-layer", "✕", "Remove", () => this.remove(index)),
+        ),
+      ),
+      el("p", { class: "layer-why" }),
+      el("p", { class: "layer-error error", role: "alert", hidden: true }),
+    );
+  }
+
+  argumentField(layer, name, kind) {
+    const id = `arg-${Math.random().toString(36).slice(2, 9)}`;
+    let input;
+    if (Array.isArray(kind)) {
+      input = el("select", { id, dataset: { arg: name } }, ...kind.map((v) => el("option", { value: v, text: v })));
+      input.value = layer[name] ?? (name === "activation" ? "linear" : "valid");
+    } else {
+      input = el("input", { id, type: "text", inputmode: "numeric", class: "arg-input", dataset: { arg: name } });
+      input.value = showValue(layer[name]);
+      if (kind === "pair?") input.placeholder = "pool";
+    }
+    input.addEventListener(input.tagName === "SELECT" ? "change" : "input", () => {
+      const value = readValue(input.value, kind);
+      if (value === undefined) delete layer[name];
+      else layer[name] = value;
+      this.changed();
+    });
+    return el("label", { class: "arg", for: id }, el("span", { text: name.replace("_", " ") }), input);
+  }
+
+  /** Ask for the summary a moment after the last edit (at once when ``delay`` is 0). */
+  changed(delay = 200) {
+    clearTimeout(this.timer);
+    this.root.dataset.state = "busy";
+    this.timer = setTimeout(() => this.refresh(), delay);
+  }
+
+  async refresh() {
+    const generation = ++this.generation;
+    const model = JSON.parse(JSON.stringify(this.model));
+    try {
+      const summary = await api.modelSummary(model);
+      if (generation !== this.generation) return;
+      this.showSummary(summary);
+      this.summary = summary;
+      this.root.dataset.state = "ok";
+      this.onChange(model, summary);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.showProblem(error);
+      this.summary = null;
+      this.root.dataset.state = "error";
+      this.onChange(null, null);
+    }
+  }
+
+  showSummary(summary) {
+    showError(this.error, "");
+    summary.layers.forEach((row, index) => {
+      const item = this.list.children[index];
+      if (!item) return;
+      item.querySelector(".layer-shape").textContent = row.keras_shape;
+      const params = item.querySelector(".layer-params");
+      params.dataset.params = row.params;
+      params.textContent = `${row.params.toLocaleString("en-US")} params`;
+      item.querySelector(".layer-why").replaceChildren(
+        el("span", { text: `Shape: ${row.shape_why}. ` }),
+        el("span", { text: `Params: ${row.params_why}.` }),
+      );
+      showError(item.querySelector(".layer-error"), "");
+      item.classList.remove("broken");
+    });
+    this.total.dataset.params = summary.total_params;
+    this.total.textContent = `Total: ${summary.total_params.toLocaleString("en-US")} parameters (${summary.trainable_params.toLocaleString("en-US")} trainable)`;
+  }
+
+  showProblem(error) {
+    for (const item of this.list.children) {
+      item.querySelector(".layer-shape").textContent = "";
+      const params = item.querySelector(".layer-params");
+      params.textContent = "";
+      delete params.dataset.params;
+      item.querySelector(".layer-why").replaceChildren();
+      showError(item.querySelector(".layer-error"), "");
+      item.classList.remove("broken");
+    }
+    const item = error.layer !== null && error.layer !== undefined ? this.list.children[error.layer] : null;
+    if (item) {
+      showError(item.querySelector(".layer-error"), error.message);
+      item.classList.add("broken");
+      showError(this.error, "");
+    } else {
+      showError(this.error, error.message);
+    }
+    delete this.total.dataset.params;
+    this.total.textContent = "The model cannot be built yet: fix the layer in red.";
+  }
+
+  download() {
+    const model = this.summary ? this.summary.model : this.model;
+    const blob = new Blob([`${JSON.stringify(model, null, 2)}\n`], { type: "application/json" });
+    const link = el("a", { href: URL.createObjectURL(blob), download: `${model.name || "model"}.json` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  }
+}
+
+function showValue(value) {
+  if (value === undefined || value === null) return "";
+  if (Array.isArray(value)) return value[0] === value[1] ? String(value[0]) : value.join("x");
+  return String(value);
+}
+
+function integerOr(text) {
+  const n = Number(text);
+  return text.trim() !== "" && Number.isInteger(n) ? n : text;
+}
+
+/** The input's text as JSON the server checks: numbers when they read as numbers, else the text. */
+function readValue(text, kind) {
+  const trimmed = text.trim();
+  if (Array.isArray(kind)) return text;
+  if (kind === "pair?" && trimmed === "") return undefined;
+  if (kind === "pair" || kind === "pair?") {
+    const parts = trimmed.split(/\s*[x×,]\s*/);
+    if (parts.length === 1) {
+      const n = integerOr(parts[0]);
+      return typeof n === "number" ? [n, n] : trimmed;
+    }
+    const pair = parts.map(integerOr);
+    return pair.every((n) => typeof n === "number") ? pair : trimmed;
+  }
+  if (kind === "float") {
+    const n = Number(trimmed);
+    return trimmed !== "" && Number.isFinite(n) ? n : trimmed;
+  }
+  return integerOr(trimmed);
+}
