@@ -72,8 +72,8 @@ def run_figures(name: str, path) -> dict:
     except (OSError, ValueError) as exc:
         raise ConvlensError(f"{path / METRICS_FILE} is not readable JSON ({exc}).") from None
     classes = list(model.class_names or (str(i) for i in range(model.num_classes)))
-    per_class = metrics.get("per_class_accuracy")
-    per_class = per_class if isinstance(per_class, list) else []
+    per_class = metrics.get("per_class_accuracy")  # {class name: accuracy} as train writes it
+    per_class = per_class if isinstance(per_class, dict) else {}
     epochs = metrics.get("epochs")
     return {
         "name": name,
@@ -85,7 +85,7 @@ def run_figures(name: str, path) -> dict:
         "epochs": epochs if isinstance(epochs, int) else None,
         "images_per_second": _number(metrics.get("images_per_second")),
         "class_names": classes,
-        "per_class_accuracy": [_number(v) for v in per_class],
+        "per_class_accuracy": [_number(per_class.get(name)) for name in classes],
         "history": read_history(path),
     }
 

@@ -42,6 +42,10 @@ export function lineChart(canvas, series, options = {}) {
   const spanY = y1 - y0;
   if (options.yMin === undefined) y0 -= spanY * 0.05;
   if (options.yMax === undefined) y1 += spanY * 0.05;
+  if (options.percent) {
+    y0 = Math.max(0, y0);
+    y1 = Math.min(1, y1);
+  }
   const X = (x) => pad.left + ((x - x0) / (x1 - x0)) * (width - pad.left - pad.right);
   const Y = (y) => height - pad.bottom - ((y - y0) / (y1 - y0)) * (height - pad.top - pad.bottom);
   // Axes and ticks.

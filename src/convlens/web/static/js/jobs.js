@@ -241,7 +241,7 @@ export class Trainer {
       this.filtersCaption.textContent = "This model has no convolution: there are no filters to watch.";
       return;
     }
-    await drawGrid(this.filters, d.filters.grid, 10);
+    await drawGrid(this.filters, d.filters.grid, 12);
     await drawGrid(this.maps, d.maps.grid, 3);
     this.redraws.filters += 1;
     this.redraws.maps += 1;
@@ -304,14 +304,15 @@ async function drawGrid(canvas, grid, scale) {
   const atlas = await loadImage(grid.png);
   const [th, tw] = grid.tile;
   const columns = Math.min(grid.count, grid.columns);
-  const gap = 2;
+  const gap = 3;
   const width = columns * (tw * scale + gap);
   const rows = Math.ceil(grid.count / columns);
   canvas.width = width;
   canvas.height = rows * (th * scale + gap);
   const c = canvas.getContext("2d");
   c.imageSmoothingEnabled = false;
-  c.clearRect(0, 0, canvas.width, canvas.height);
+  c.fillStyle = "#ffffff";
+  c.fillRect(0, 0, canvas.width, canvas.height);
   for (let k = 0; k < grid.count; k += 1) {
     const [sx, sy, sw, sh] = tileRect(grid, k);
     const x = (k % columns) * (tw * scale + gap);
