@@ -18,6 +18,14 @@ are medians of --repeat requests after two warm-up requests. Run it alone:
 
     flock /tmp/convlens-bench.lock python benchmarks/explorer.py [--run runs/NAME]
 
+With --during-job the same requests are timed while a training job (the
+lesson's CNN, one epoch on the first --train-images real Fashion-MNIST
+images) runs in its own process (target: every answer under 250 ms), and
+the job's time is compared with `convlens train` at the same thread count
+and with the same job followed by a page (its Server-Sent Events read):
+
+    flock /tmp/convlens-bench.lock python benchmarks/explorer.py --during-job
+
 Without --run an untrained seed-cnn run is written to a temporary folder
 (the time does not depend on the weights).
 """
@@ -28,17 +36,22 @@ import argparse
 import http.client
 import io
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 from PIL import Image
 
-from convlens import ops, plots, report
+from convlens import data, ops, plots, report
 from convlens.data import Split
 from convlens.model import preset, save_model
 from convlens.runs import load_run, write_metrics
@@ -47,6 +60,7 @@ from convlens.web.server import serve_in_thread
 
 JOURNEY_TARGET_MS = 100
 FILTER_TARGET_MS = 50
+DURING_JOB_TARGET_MS = 250  # the playground and journey while a job trains (issue 14)
 
 
 class Client:
@@ -61,7 +75,7 @@ class Client:
         self.connection.request(method, path, body=body, headers=headers)
         answer = self.connection.getresponse()
         data = answer.read()
-        if answer.status != 200:
+        if not 200 <= answer.status < 300:
             raise RuntimeError(f"{method} {path}: {answer.status} {data[:300]!r}")
         return json.loads(data), len(data)
 
@@ -121,11 +135,160 @@ def matplotlib_filter(image: np.ndarray, rng: np.random.Generator) -> Callable[[
     return draw
 
 
+def real_subset(folder: Path, train: int, test: int) -> Path:
+    """The first ``train``/``test`` real Fashion-MNIST images as IDX files (CONVLENS_DATA)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from synthetic import write_idx_dataset
+
+    full = data.load("fashion-mnist")
+    subset = replace(
+        full,
+        train=Split(full.train.images[:train], full.train.labels[:train]),
+        test=Split(full.test.images[:test], full.test.labels[:test]),
+    )
+    write_idx_dataset(folder / "fashion-mnist", subset)
+    return folder
+
+
+def follow_job(url: str, job: str) -> int:
+    """Read a job's Server-Sent Events to the end, as a watching page does; returns their count."""
+    count = 0
+    with urllib.request.urlopen(f"{url}api/jobs/{job}/events", timeout=3600) as stream:
+        for line in stream:
+            count += line.startswith(b"event: ")
+    return count
+
+
+def job_seconds(client: Client, runs: Path, body: dict, watch_url: str | None) -> tuple[float, str]:
+    """Run one job to its end (with a page following its events when ``watch_url``)."""
+    job_id = client.call("POST", "/api/jobs", json.dumps(body).encode())[0]["id"]
+    if watch_url is not None:
+        follow_job(watch_url, job_id)
+    while (status := client.call("GET", f"/api/jobs/{job_id}")[0])["state"] not in (
+        "done",
+        "failed",
+        "cancelled",
+    ):
+        time.sleep(0.5)
+    if status["state"] != "done":
+        raise RuntimeError(f"the job ended {status['state']}: {status['error']}")
+    metrics = json.loads((runs / status["run"] / "metrics.json").read_text())
+    return metrics["seconds"], status["run"]
+
+
+def during_job(args: argparse.Namespace) -> None:
+    """Answer times while a job trains, and what a watching page costs the job."""
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        os.environ["CONVLENS_DATA"] = str(real_subset(root / "data", args.train_images, 2000))
+        run_dir = lesson_run(root)
+        runs = root / "runs"
+        app = create_app(runs, run_dir)
+        url, stop = serve_in_thread(app)
+        try:
+            client = Client(url)
+            digit = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+            big = rng.integers(0, 256, (512, 512), dtype=np.uint8)
+            small_id = client.call("POST", "/api/images", png_bytes(digit), "octet-stream")[0]["id"]
+            big_id = client.call("POST", "/api/images", png_bytes(big), "octet-stream")[0]["id"]
+            journey_body = json.dumps({"run": run_dir.name, "image": small_id}).encode()
+
+            def journey(_i: int) -> None:
+                client.call("POST", "/api/journey", journey_body)
+
+            def convolve(_i: int) -> None:
+                kernel = rng.normal(size=9).round(3).tolist()
+                body = json.dumps({"image": big_id, "kernel": kernel, "pool": "max"})
+                client.call("POST", "/api/convolve", body.encode())
+
+            idle = {
+                name: median_ms(action, args.repeat)
+                for name, action in (("journey", journey), ("convolve", convolve))
+            }
+            body = {"model": "seed-cnn", "dataset": "fashion-mnist", "epochs": 1, "seed": 0}
+            started = client.call("POST", "/api/jobs", json.dumps(body).encode())[0]["id"]
+            while client.call("GET", f"/api/jobs/{started}")[0]["state"] != "running":
+                time.sleep(0.2)
+            time.sleep(3)  # past loading: the job is training
+            busy = {}
+            for name, action in (("journey", journey), ("convolve", convolve)):
+                times = []
+                for i in range(args.repeat):
+                    begin = time.perf_counter()
+                    action(i)
+                    times.append((time.perf_counter() - begin) * 1000)
+                busy[name] = (statistics.median(times), max(times))
+            state = client.call("GET", f"/api/jobs/{started}")[0]["state"]
+            threads = client.call("GET", "/api/jobs")[0]["threads"]
+            print(
+                f"explorer over HTTP at {url}; a job trains seed-cnn on {args.train_images:,} "
+                f"real Fashion-MNIST images with {threads} torch thread(s) of {os.cpu_count()} "
+                f"cores; {args.repeat} requests each"
+            )
+            for name in idle:
+                median, worst = busy[name]
+                verdict = "met" if worst < DURING_JOB_TARGET_MS else "NOT met"
+                print(
+                    f"{name}: {idle[name]:.1f} ms idle, {median:.1f} ms median and "
+                    f"{worst:.1f} ms worst during the job (target {DURING_JOB_TARGET_MS} ms: "
+                    f"{verdict}); job still {state} after the requests"
+                )
+            while client.call("GET", f"/api/jobs/{started}")[0]["state"] == "running":
+                time.sleep(0.5)
+            # What a watching page costs: the same job, followed and not, against the CLI.
+            unwatched, _ = job_seconds(client, runs, body, None)
+            watched, _ = job_seconds(client, runs, body, url)
+            cli_run = root / "cli-run"
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "convlens",
+                    "train",
+                    "--model",
+                    "seed-cnn",
+                    "--dataset",
+                    "fashion-mnist",
+                    "--epochs",
+                    "1",
+                    "--seed",
+                    "0",
+                    "--threads",
+                    str(threads),
+                    "--quiet",
+                    "--out",
+                    str(cli_run),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            cli = json.loads((cli_run / "metrics.json").read_text())["seconds"]
+            print(
+                f"one epoch of seed-cnn on {args.train_images:,} images: `convlens train "
+                f"--threads {threads}` {cli:.1f} s; a job nobody watches {unwatched:.1f} s "
+                f"({unwatched / cli:.2f}x); a job a page follows {watched:.1f} s "
+                f"({watched / unwatched:.2f}x the unwatched job)"
+            )
+        finally:
+            app.state.jobs.shutdown()
+            stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, help="a run of the lesson's CNN (default: untrained)")
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument(
+        "--during-job",
+        action="store_true",
+        help="time the answers while a training job runs, and the cost of a watching page",
+    )
+    parser.add_argument("--train-images", type=int, default=12000, help="with --during-job")
     args = parser.parse_args()
+    if args.during_job:
+        during_job(args)
+        return
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         run_dir = args.run or lesson_run(Path(folder))

@@ -477,6 +477,15 @@ def test_openapi_describes_every_route(client) -> None:
         "/api/runs/{name}",
         "/api/journey",
         "/api/class-filter",
+        # the experiment (tests/test_web_jobs.py, tests/test_web_experiment.py)
+        "/api/jobs",
+        "/api/jobs/{job_id}",
+        "/api/jobs/{job_id}/events",
+        "/api/models/presets",
+        "/api/models/summary",
+        "/api/runs/{name}/model",
+        "/api/compare",
+        "/api/compare/predict",
     }
     assert client.get("/docs").status_code == 404  # the interactive docs would need a CDN
 
