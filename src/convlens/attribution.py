@@ -209,7 +209,9 @@ def _run_method(network, spec, inputs, targets, method, row, steps, patch, strid
     if method == "gradcam":
         return _gradcam(network, inputs, target, row), None, f"Grad-CAM on {row.name}"
     if method == "saliency":
-        grads = Saliency(network).attribute(inputs.clone().requires_grad_(True), target=target, abs=True)
+        grads = Saliency(network).attribute(
+            inputs.clone().requires_grad_(True), target=target, abs=True
+        )
         return grads.amax(1), None, "|gradient| of the score, largest over channels"
     if method == "integrated-gradients":
         if not 1 <= steps <= 1024:
@@ -265,7 +267,7 @@ def _occlusion(occlusion, spec, inputs, target, patch, stride):
 def describe(method: str, class_name: str) -> str:
     """What a map shows, in one line for a figure's title or the page."""
     if method == "saliency":
-        return f"bright: pixels whose change moves the score for {class_name} most"
+        return f"red: pixels whose change would move the score for {class_name} most"
     if method == "occlusion":
         return f"red: pixels whose covering with black lowered the score for {class_name}"
     return f"red: pixels that raised the score for {class_name}"
@@ -275,4 +277,3 @@ def top_classes(probabilities: np.ndarray, class_names: Sequence[str], count: in
     """The ``count`` likeliest classes of one image: [(name, probability)], likeliest first."""
     order = np.argsort(-probabilities, kind="stable")[:count]
     return [(class_names[int(k)], float(probabilities[int(k)])) for k in order]
-
