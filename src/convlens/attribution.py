@@ -9,8 +9,10 @@ interpretability library, tested upstream; not written again here):
 
 - ``gradcam``: Grad-CAM (Selvaraju et al. 2017) on a layer with maps (the
   last Conv2D by default): each map weighted by the mean gradient of the score
-  over it, summed, negative parts cut to 0, then resized bilinearly to the
-  input's size (captum LayerGradCam + LayerAttribution.interpolate).
+  over it, summed, negative parts cut to 0 (captum LayerGradCam), then
+  brought to the input's size by linear interpolation between the centres of
+  the map pixels' receptive fields (receptive.py): a plain resize of the
+  lesson's 11x11 conv2d_1 map to 28x28 would shift it by up to 3 pixels.
 - ``saliency``: the input gradient (Simonyan et al. 2014): |d score / d pixel|,
   the largest over the colour channels. High where a small change of the pixel
   changes the score most (a sensitivity, not a sign).
@@ -45,6 +47,7 @@ from convlens.errors import ConvlensError
 from convlens.layers import Conv2D
 from convlens.model import LayerRow, Sequential
 from convlens.network import Network, images_to_tensor
+from convlens.receptive import ReceptiveField
 
 METHODS = ("gradcam", "saliency", "integrated-gradients", "occlusion")
 IG_STEPS = 32  # Gauss-Legendre nodes; completeness error on the lesson CNN: see BENCHMARKS.md
@@ -207,7 +210,8 @@ def _run_method(network, spec, inputs, targets, method, row, steps, patch, strid
 
     target = targets.tolist()
     if method == "gradcam":
-        return _gradcam(network, inputs, target, row), None, f"Grad-CAM on {row.name}"
+        note = f"Grad-CAM on {row.name} (each pixel of its maps sees {_dims(row, spec)})"
+        return _gradcam(network, spec, inputs, target, row), None, note
     if method == "saliency":
         grads = Saliency(network).attribute(
             inputs.clone().requires_grad_(True), target=target, abs=True
@@ -229,16 +233,31 @@ def _run_method(network, spec, inputs, targets, method, row, steps, patch, strid
     return _occlusion(Occlusion(network), spec, inputs, target, patch, stride)
 
 
-def _gradcam(network: Network, inputs: torch.Tensor, target: list[int], row: LayerRow):
-    """Grad-CAM on ``row``'s layer, negative parts cut, resized to the input (N, H, W)."""
-    from captum.attr import LayerAttribution, LayerGradCam
+def _gradcam(network: Network, spec: Sequential, inputs: torch.Tensor, target, row: LayerRow):
+    """Grad-CAM on ``row``'s layer, negative parts cut, placed on the input (N, H, W)."""
+    from captum.attr import LayerGradCam
 
     module = dict(network.named_children())[row.name]
     cams = LayerGradCam(network, module).attribute(
         inputs.clone().requires_grad_(True), target=target, relu_attributions=True
     )  # (N, 1, h, w)
-    size = tuple(inputs.shape[2:])
-    return LayerAttribution.interpolate(cams, size, interpolate_mode="bilinear")[:, 0]
+    field = spec.receptive_fields()[row.name]
+    rows = centre_weights(field, 0, cams.shape[2], spec.input_shape[0])
+    cols = centre_weights(field, 1, cams.shape[3], spec.input_shape[1])
+    return torch.einsum("yi,nij,xj->nyx", rows, cams[:, 0].detach().float(), cols)
+
+
+def centre_weights(field: ReceptiveField, axis: int, cells: int, pixels: int) -> torch.Tensor:
+    """(pixels, cells) weights of linear interpolation from the cells' field centres.
+
+    Input pixel y takes the two cells whose field centres surround it, each
+    weighted by nearness; pixels before the first centre or past the last
+    take that cell's value.
+    """
+    centres = np.array([field.centre(i, axis) for i in range(cells)])
+    eye = np.eye(cells)
+    weights = np.stack([np.interp(np.arange(pixels), centres, eye[i]) for i in range(cells)], 1)
+    return torch.from_numpy(weights.astype(np.float32))
 
 
 def _occlusion(occlusion, spec, inputs, target, patch, stride):
@@ -262,6 +281,11 @@ def _occlusion(occlusion, spec, inputs, target, patch, stride):
         perturbations_per_eval=OCCLUSION_BATCH,
     )
     return maps[:, 0], None, f"black {patch}x{patch} patch, stride {stride}"
+
+
+def _dims(row: LayerRow, spec: Sequential) -> str:
+    field = spec.receptive_fields()[row.name]
+    return f"{field.size[0]}x{field.size[1]} input pixels"
 
 
 def describe(method: str, class_name: str) -> str:

@@ -28,6 +28,7 @@ from convlens.layers import (
     Shape,
     layer_from_config,
 )
+from convlens.receptive import ReceptiveField, receptive_fields
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +54,23 @@ class LayerRow:
     def keras_shape(self) -> str:
         """The output shape as Keras prints it: (None, 26, 26, 64)."""
         return "(" + ", ".join(["None", *(str(n) for n in self.output_shape)]) + ")"
+
+
+def receptive_summary(field: ReceptiveField | None) -> dict[str, Any]:
+    """A layer's receptive field as JSON-ready data: size, jump, start, formula (None when flat)."""
+    if field is None:
+        return {
+            "receptive_field": None,
+            "jump": None,
+            "receptive_field_start": None,
+            "receptive_field_explanation": None,
+        }
+    return {
+        "receptive_field": list(field.size),
+        "jump": list(field.jump),
+        "receptive_field_start": list(field.start),
+        "receptive_field_explanation": field.why,
+    }
 
 
 def _snake(keras_type: str) -> str:
@@ -180,8 +198,18 @@ class Sequential:
         """Print the summary table, as Keras's model.summary() does."""
         print(self.summary_text(explain=explain))
 
+    def receptive_fields(self) -> dict[str, ReceptiveField | None]:
+        """Each layer's receptive field on the input by name (None after Flatten); see receptive.py."""
+        fields = receptive_fields([(row.layer, row.input_shape) for row in self.rows])
+        return {row.name: field for row, field in zip(self.rows, fields, strict=True)}
+
     def summary_dict(self) -> dict[str, Any]:
-        """The summary as JSON-ready data: layers with Keras shapes (batch as None), totals."""
+        """The summary as JSON-ready data: layers with Keras shapes (batch as None), totals.
+
+        Each layer also gives its receptive field and jump on the input (null
+        for flat layers) and the formula behind them.
+        """
+        fields = self.receptive_fields()
         return {
             "name": self.name,
             "input_shape": [None, *self.input_shape],
@@ -193,6 +221,7 @@ class Sequential:
                     "params": row.params,
                     "shape_explanation": row.shape_why,
                     "params_explanation": row.params_why,
+                    **receptive_summary(fields[row.name]),
                 }
                 for row in self.rows
             ],
