@@ -369,10 +369,11 @@ def _model_section(run: Run) -> str:
             ),
             (f"{layer['params']:,}", "num"),
             (f"shape: {layer['shape_explanation']}. params: {layer['params_explanation']}.", "why"),
+            (layer["receptive_field_explanation"] or "the whole image", "why"),
         ]
         for layer in summary["layers"]
     ]
-    table = _table(["Layer (type)", "Output Shape", "Param #", "Why"], rows)
+    table = _table(["Layer (type)", "Output Shape", "Param #", "Why", "Receptive field"], rows)
     input_shape = ", ".join("None" if n is None else str(n) for n in summary["input_shape"])
     return (
         f"<p>Input ({_e(input_shape)}): a batch of images, height x width x channels; "

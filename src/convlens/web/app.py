@@ -270,7 +270,10 @@ def add_model_routes(app: FastAPI, state: Explorer) -> None:
         return {
             "run": state.runs.describe(name),
             "input_shape": list(model.input_shape),
-            "layers": [model_views.layer_summary(row) for row in model.rows],
+            "layers": [
+                model_views.layer_summary(row, field)
+                for row, field in zip(model.rows, model.receptive_fields().values(), strict=True)
+            ],
             "total_params": model.total_params,
         }
 

@@ -144,6 +144,8 @@ export class Journey {
         { class: "layer-why" },
         el("p", { class: "why shape-why" }, el("b", { text: "Shape " }), s.shape_why),
         el("p", { class: "why params-why" }, el("b", { text: "Params " }), s.params_why),
+        s.receptive_field_why &&
+          el("p", { class: "why field-why" }, el("b", { text: "Sees " }), s.receptive_field_why),
       ),
       el("div", { class: "layer-body" }),
     );
