@@ -157,3 +157,62 @@ def run_why_figure(
         caption += f"; completeness error {float(found.delta[0]):+.3g}"
     top = attribution.top_classes(found.probabilities[0], names)
     return why_figure(image, found.maps[0], method=method, title=title, top=top, caption=caption)
+
+
+def portraits_figure(
+    synthesised: np.ndarray,
+    images: np.ndarray,
+    patches,
+    *,
+    captions: Sequence[Sequence[str]],
+    title: str,
+) -> Figure:
+    """One row per filter: its synthesised input, then its most exciting test images.
+
+    ``synthesised`` uint8 (F, H, W, C); ``images`` uint8 (F, K, H, W, C);
+    ``patches`` a portraits.TopPatches (each image's receptive-field patch is
+    drawn as a cyan box); ``captions`` (F, K) strings. 1.15 inches per panel.
+    """
+    filters, count = images.shape[:2]
+    figure = _new_figure(1.15 * (count + 1) + 0.3, 1.3 * filters + 0.7)
+    grid = figure.subplots(filters, count + 1, squeeze=False)
+    for f in range(filters):
+        silent = not (patches.values[f] > 0).any()
+        label = f"filter {patches.filters[f]}\n" + ("never fires" if silent else "synthesised")
+        _show(grid[f, 0], _gray(synthesised[f]), label)
+        grid[f, 0].title.set_fontsize(7)
+        for k in range(count):
+            axes = grid[f, k + 1]
+            _show(axes, _gray(images[f, k]), captions[f][k])
+            axes.title.set_fontsize(7)
+            if patches.values[f, k] > 0:  # a filter at 0 everywhere has no strongest patch
+                top, left, bottom, right = (int(v) for v in patches.windows[f, k])
+                draw_box(axes, top, left, bottom - top, right - left)
+    figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def run_portraits_figure(
+    run, test, layer: str | None = None, filters: str | None = None, count: int = 6
+) -> Figure:
+    """Portraits of ``filters`` ("0-15"; default the first 16) of ``layer`` over a test Split."""
+    from convlens import portraits
+
+    row = portraits.portrait_layer(run.model, layer)
+    chosen = portraits.parse_filters(filters, row.output_shape[-1])
+    found = portraits.top_patches(run, test.images, row.name, chosen, count)
+    synthesised = portraits.synthesise(run, row.name, chosen)
+    names = run.class_names
+    captions = [
+        [f"test {i} {names[test.labels[i]]}\n{v:.3g}" for i, v in zip(idx, vals, strict=True)]
+        for idx, vals in zip(found.indices, found.values, strict=True)
+    ]
+    size = f"{found.field.size[0]}x{found.field.size[1]}"
+    title = (
+        f"What each filter of {row.name} responds to:\nthe {count} test images of "
+        f"{len(test.images):,} exciting it most (box: the {size} pixels\nits strongest "
+        "value sees) and an input synthesised to maximise its mean activation"
+    )
+    return portraits_figure(
+        synthesised, test.images[found.indices], found, captions=captions, title=title
+    )
