@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from another test module are parameters here)
 """`convlens why` and `convlens inspect --portraits` end to end on a tiny trained run, and errors."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from test_cli_inspect import dense_run, mnist_dir, run, trained  # noqa: F401 (f
 
 
 @pytest.mark.parametrize("method", ["gradcam", "saliency", "integrated-gradients", "occlusion"])
-def test_why_draws_a_test_image(capsys, trained, mnist_dir, tmp_path, method) -> None:  # noqa: F811
+def test_why_draws_a_test_image(capsys, trained, mnist_dir, tmp_path, method) -> None:
     out = tmp_path / "why.png"
     code, said, err = run(
         capsys,
@@ -30,7 +31,7 @@ def test_why_draws_a_test_image(capsys, trained, mnist_dir, tmp_path, method) ->
     assert Image.open(out).size[0] > 1000
 
 
-def test_why_reads_an_image_file_and_explains_any_class(capsys, trained, tmp_path) -> None:  # noqa: F811
+def test_why_reads_an_image_file_and_explains_any_class(capsys, trained, tmp_path) -> None:
     picture = tmp_path / "square.png"
     pixels = np.zeros((40, 40), np.uint8)
     pixels[5:20, 20:35] = 240
@@ -41,7 +42,7 @@ def test_why_reads_an_image_file_and_explains_any_class(capsys, trained, tmp_pat
     assert out.is_file()
 
 
-def test_portraits_draw_chosen_filters(capsys, trained, mnist_dir, tmp_path) -> None:  # noqa: F811
+def test_portraits_draw_chosen_filters(capsys, trained, mnist_dir, tmp_path) -> None:
     out = tmp_path / "portraits.png"
     code, said, err = run(
         capsys,
@@ -78,7 +79,7 @@ def test_portraits_draw_chosen_filters(capsys, trained, mnist_dir, tmp_path) -> 
         (["inspect", "--portraits", "--layer", "dense"], "not maps"),
     ],
 )
-def test_errors_exit_2_with_one_sentence(capsys, trained, mnist_dir, tmp_path, argv, words) -> None:  # noqa: F811
+def test_errors_exit_2_with_one_sentence(capsys, trained, mnist_dir, tmp_path, argv, words) -> None:
     out = tmp_path / "x.png"
     code, said, err = run(capsys, *argv, "--run", trained, "--data-dir", mnist_dir, "--out", out)
     assert code == 2
@@ -87,7 +88,7 @@ def test_errors_exit_2_with_one_sentence(capsys, trained, mnist_dir, tmp_path, a
     assert not out.exists()
 
 
-def test_a_dense_run_has_no_gradcam(capsys, dense_run, tmp_path) -> None:  # noqa: F811
+def test_a_dense_run_has_no_gradcam(capsys, dense_run, tmp_path) -> None:
     out = tmp_path / "x.png"
     code, _, err = run(capsys, "why", "--run", dense_run, "--image-index", "0", "--out", out)
     assert code == 2 and "no Conv2D" in err

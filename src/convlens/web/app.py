@@ -15,6 +15,8 @@ at /api/openapi.json):
     POST /api/explain-pool        one pooled pixel's window
     POST /api/journey             one image through every layer of a run's model
     POST /api/class-filter        several images of a class, one filter, every layer
+    POST /api/attribution         one image's attribution map toward a class (web/why.py)
+    POST /api/portrait            one filter's top test patches, synthesised input (web/why.py)
 
 Every error a client can cause is a 4xx answer {"error": "one sentence"}:
 400 for bad values, 404 for names the server does not hold, 413 for an
@@ -40,7 +42,7 @@ from convlens.errors import ConvlensError
 from convlens.images import decode_image
 from convlens.runs import RUNS_ROOT
 from convlens.sample_images import facade
-from convlens.web import model_views, schemas
+from convlens.web import model_views, schemas, why
 from convlens.web.playground import Playground, rounded_kernel
 from convlens.web.store import ImageStore, NotFound, RunRegistry, StoredImage, TooLarge
 
@@ -166,6 +168,7 @@ def create_app(
     add_image_routes(app, state)
     add_playground_routes(app, state)
     add_model_routes(app, state)
+    app.include_router(why.router(state))  # /api/attribution, /api/portrait
     return app
 
 
