@@ -341,7 +341,13 @@ function addTiles(tiles, grid, atlas, { size, noun, extraClass, choose }) {
       },
       canvas,
     );
-    tile.addEventListener("click", () => choose(k));
+    tile.addEventListener("click", () => {
+      choose(k);
+      // why.js opens the filter's portrait; only maps are filters' outputs.
+      if (noun === "Map") {
+        tile.dispatchEvent(new CustomEvent("maptile", { bubbles: true, detail: { index: k } }));
+      }
+    });
     tiles.append(tile);
   }
 }
