@@ -13,9 +13,12 @@ interpretability library, tested upstream; not written again here):
   brought to the input's size by linear interpolation between the centres of
   the map pixels' receptive fields (receptive.py): a plain resize of the
   lesson's 11x11 conv2d_1 map to 28x28 would shift it by up to 3 pixels.
-- ``saliency``: the input gradient (Simonyan et al. 2014): |d score / d pixel|,
-  the largest over the colour channels. High where a small change of the pixel
-  changes the score most (a sensitivity, not a sign).
+- ``saliency``: the input gradient (Simonyan et al. 2014), d score / d pixel,
+  summed over the colour channels (the score's slope as the pixel brightens).
+  Signed: red where brightening the pixel would raise the score, blue where it
+  would lower it. (Simonyan's |gradient| measures sensitivity, not evidence
+  for the class: on Fashion-MNIST deleting its top 10% pixels lowered the
+  class's probability less than deleting random ones; see BENCHMARKS.md.)
 - ``integrated-gradients``: the gradient averaged along the straight path from
   a black image (the datasets' background, 0) to the image, times the
   difference (Sundararajan et al. 2017), IG_STEPS Gauss-Legendre steps, summed
@@ -50,6 +53,7 @@ from convlens.network import Network, images_to_tensor
 from convlens.receptive import ReceptiveField
 
 METHODS = ("gradcam", "saliency", "integrated-gradients", "occlusion")
+SIGNED_METHODS = ("saliency", "integrated-gradients", "occlusion")  # maps that go below 0
 IG_STEPS = 32  # Gauss-Legendre nodes; completeness error on the lesson CNN: see BENCHMARKS.md
 IG_BATCH = 256  # path points evaluated at once
 OCCLUSION_BATCH = 128  # occluded copies evaluated at once
@@ -214,9 +218,9 @@ def _run_method(network, spec, inputs, targets, method, row, steps, patch, strid
         return _gradcam(network, spec, inputs, target, row), None, note
     if method == "saliency":
         grads = Saliency(network).attribute(
-            inputs.clone().requires_grad_(True), target=target, abs=True
+            inputs.clone().requires_grad_(True), target=target, abs=False
         )
-        return grads.amax(1), None, "|gradient| of the score, largest over channels"
+        return grads.sum(1), None, "gradient of the score, summed over channels"
     if method == "integrated-gradients":
         if not 1 <= steps <= 1024:
             raise ConvlensError(f"integrated gradients' steps must be 1..1024, not {steps}.")
@@ -291,7 +295,7 @@ def _dims(row: LayerRow, spec: Sequential) -> str:
 def describe(method: str, class_name: str) -> str:
     """What a map shows, in one line for a figure's title or the page."""
     if method == "saliency":
-        return f"red: pixels whose change would move the score for {class_name} most"
+        return f"red: pixels whose brightening would raise the score for {class_name}"
     if method == "occlusion":
         return f"red: pixels whose covering with black lowered the score for {class_name}"
     return f"red: pixels that raised the score for {class_name}"

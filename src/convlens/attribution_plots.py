@@ -1,8 +1,8 @@
 """Figures of attribution maps and filter portraits, each a pure function returning a Figure.
 
 Beside plots.py (same rules: no pyplot, an Agg canvas per figure). A map is
-drawn red where it is high; maps that can be negative (integrated gradients,
-occlusion) use a diverging scale centred on 0, blue below. The overlay lays
+drawn red where it is high; maps that can be negative (saliency, integrated
+gradients, occlusion) use a diverging scale centred on 0, blue below. The overlay lays
 the map on the grayscale image, each pixel as opaque as its share of the
 map's largest magnitude.
 """
@@ -17,9 +17,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from convlens.attribution import SIGNED_METHODS
 from convlens.plots import _bare, _gray, _new_figure, _show
-
-SIGNED_METHODS = ("integrated-gradients", "occlusion")
 
 
 def map_colours(values: np.ndarray, signed: bool) -> tuple[str, Normalize]:

@@ -63,7 +63,7 @@ def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> d
         found = attribution.explain(
             loaded.run, pixels[None], request.method, request.target, request.layer
         )
-    values, signed = found.maps[0], request.method in ("integrated-gradients", "occlusion")
+    values, signed = found.maps[0], request.method in attribution.SIGNED_METHODS
     names = loaded.run.class_names
     target = int(found.targets[0])
     body = {

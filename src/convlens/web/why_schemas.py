@@ -41,7 +41,7 @@ class AttributionBody(BaseModel):
     shape: list[int]
     min: float
     max: float
-    signed: bool = Field(description="true: blue below 0 (integrated gradients, occlusion)")
+    signed: bool = Field(description="true: blue below 0 (all but Grad-CAM)")
     overlay: str = Field(description="PNG data URL: the input with the map laid over it")
     map: str = Field(description="PNG data URL: the map alone")
     milliseconds: float = Field(description="the server's time to compute and draw it")
