@@ -295,9 +295,13 @@ def _dims(row: LayerRow, spec: Sequential) -> str:
 def describe(method: str, class_name: str) -> str:
     """What a map shows, in one line for a figure's title or the page."""
     if method == "saliency":
-        return f"red: pixels whose brightening would raise the score for {class_name}"
+        return (
+            f"red: pixels whose brightening would raise the score for {class_name}, blue: lower it"
+        )
     if method == "occlusion":
-        return f"red: pixels whose covering with black lowered the score for {class_name}"
+        return f"red: pixels whose covering with black lowered the score for {class_name}, blue: raised it"
+    if method == "integrated-gradients":
+        return f"red: pixels that raised the score for {class_name}, blue: lowered it"
     return f"red: pixels that raised the score for {class_name}"
 
 
