@@ -247,7 +247,12 @@ def run_figures(
     )
     if inspect.journey_layers(run.model):
         indices = inspect.choose_images(
-            test.labels, names, options.class_choice, options.images, options.image_indices
+            test.labels,
+            names,
+            options.class_choice,
+            options.images,
+            options.image_indices,
+            fewer_ok=options.class_choice is None,  # the report's default class may be small
         )
         figures["journey"] = journey_figure(run, test, indices, options.filter_index, options.scale)
         figures["feature_maps"] = feature_maps_figure(run, test, int(indices[0]))
