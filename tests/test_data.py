@@ -634,11 +634,16 @@ def test_only_one_of_train_and_test_is_refused(tmp_path: Path) -> None:
         load(tmp_path / "f")
 
 
-def test_a_non_image_file_is_named(tmp_path: Path) -> None:
+def test_a_non_image_file_is_skipped_and_a_broken_image_named(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "f", {"a": 2, "b": 2}, shape=(5, 5))
     (root / "b" / "notes.txt").write_text("not an image")
-    (root / "b" / ".DS_Store").write_bytes(b"\0\1")  # hidden clutter is skipped
-    with pytest.raises(ConvlensError, match=r"notes\.txt is not an image"):
+    (root / "b" / ".DS_Store").write_bytes(b"\0\1")  # hidden clutter is not even counted
+    save_png(root / "b" / "more" / "nested.PNG", np.full((5, 5), 9, np.uint8))  # subfolders too
+    dataset = load(root, test_fraction=0.3)
+    assert dataset.skipped == ("b/notes.txt",)
+    assert len(dataset.train) + len(dataset.test) == 5
+    (root / "a" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ConvlensError, match=r"broken\.png is not an image"):
         load(root)
 
 

@@ -259,6 +259,9 @@ def _new_training(args: argparse.Namespace):
             f"({dataset.split['test_fraction']:.0%} of each class, seed {dataset.split['seed']}), "
             "recorded in the run"
         )
+    if dataset.skipped:
+        shown = ", ".join(dataset.skipped[:3]) + (", ..." if len(dataset.skipped) > 3 else "")
+        banner += f"\nskipped {len(dataset.skipped)} file(s) that are not images: {shown}"
     return model, dataset, config, None, banner
 
 

@@ -50,6 +50,7 @@ class Dataset:
     source: str
     input_why: str = ""  # why the images have their shape, e.g. "32x32x3: your images' size ..."
     split: dict | None = None  # a folder's held-out split: seed, test_fraction, test_files
+    skipped: tuple[str, ...] = ()  # a folder's files that are not images, relative to it
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -512,7 +513,14 @@ def _load_folder(
         train, test = (Split(luma(s.images), s.labels) for s in (train, test))
     why = _input_why(size, train.images.shape[-1], size_why, channels, read)
     return Dataset(
-        root.name, train, test, layout.class_names, str(root), input_why=why, split=recorded
+        root.name,
+        train,
+        test,
+        layout.class_names,
+        str(root),
+        input_why=why,
+        split=recorded,
+        skipped=tuple(folders.relative_names(root, layout.skipped)),
     )
 
 

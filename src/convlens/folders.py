@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from convlens.errors import ConvlensError
-from convlens.images import read_image, to_model_input
+from convlens.images import IMAGE_SUFFIXES, read_image, to_model_input
 
 MAX_AUTO_SIDE = 64  # a chosen size is capped here: a 2-core CPU trains 64x64 maps in minutes
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
@@ -51,6 +51,7 @@ class FolderLayout:
     class_names: tuple[str, ...]
     train: Labelled
     test: Labelled | None
+    skipped: tuple[Path, ...] = ()  # files that are not images (by their suffix)
 
 
 @dataclass(frozen=True)
@@ -77,19 +78,19 @@ def scan(root: Path) -> FolderLayout:
                 "give every test class training images too."
             )
         test_names = [n for n in class_names if (test_dir / n).is_dir()]
-        return FolderLayout(
-            root,
-            class_names,
-            _labelled(train_dir, class_names, class_names),
-            _labelled(test_dir, test_names, class_names),
-        )
+        skipped: list[Path] = []
+        train = _labelled(train_dir, class_names, class_names, skipped)
+        test = _labelled(test_dir, test_names, class_names, skipped)
+        return FolderLayout(root, class_names, train, test, tuple(skipped))
     if train_dir.is_dir() or test_dir.is_dir():
         raise ConvlensError(
             f"{root} has only one of train/ and test/; add the other, or put the class "
             "folders directly in it to hold out a test fraction."
         )
     class_names = _class_folders(root)
-    return FolderLayout(root, class_names, _labelled(root, class_names, class_names), None)
+    skipped = []
+    train = _labelled(root, class_names, class_names, skipped)
+    return FolderLayout(root, class_names, train, None, tuple(skipped))
 
 
 def _class_folders(directory: Path) -> tuple[str, ...]:
@@ -107,28 +108,37 @@ def _class_folders(directory: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _image_files(class_dir: Path) -> list[Path]:
-    """Sorted files of one class folder, skipping hidden files and system clutter."""
-    files = sorted(
-        entry
-        for entry in class_dir.iterdir()
-        if entry.is_file()
-        and not entry.name.startswith(".")
-        and entry.name.lower() not in _IGNORED_FILES
-    )
-    if not files:
+def _class_files(class_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(images, other files) under one class folder and its subfolders, sorted.
+
+    Images are told by their suffix (IMAGE_SUFFIXES, any case), as Keras's
+    image_dataset_from_directory does; hidden files and folders and system
+    clutter (Thumbs.db, desktop.ini) are not counted at all.
+    """
+    images, others = [], []
+    for entry in sorted(class_dir.rglob("*")):
+        parts = entry.relative_to(class_dir).parts
+        if any(part.startswith(".") for part in parts) or not entry.is_file():
+            continue
+        if entry.name.lower() in _IGNORED_FILES:
+            continue
+        (images if entry.suffix.lower() in IMAGE_SUFFIXES else others).append(entry)
+    if not images:
         raise ConvlensError(
             f"{class_dir} has no images; add PNG, JPEG or BMP files to it or remove the folder."
         )
-    return files
+    return images, others
 
 
-def _labelled(directory: Path, folders: Sequence[str], class_names: Sequence[str]) -> Labelled:
+def _labelled(
+    directory: Path, folders: Sequence[str], class_names: Sequence[str], skipped: list[Path]
+) -> Labelled:
     files: list[Path] = []
     labels: list[int] = []
     for folder in folders:
-        found = _image_files(directory / folder)
+        found, others = _class_files(directory / folder)
         files += found
+        skipped += others
         labels += [class_names.index(folder)] * len(found)
     return Labelled(tuple(files), tuple(labels))
 
