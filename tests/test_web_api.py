@@ -477,6 +477,8 @@ def test_openapi_describes_every_route(client) -> None:
         "/api/runs/{name}",
         "/api/journey",
         "/api/class-filter",
+        "/api/attribution",
+        "/api/portrait",
     }
     assert client.get("/docs").status_code == 404  # the interactive docs would need a CDN
 
