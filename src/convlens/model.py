@@ -324,12 +324,15 @@ def format_summary(model: Sequential, explain: bool = True) -> str:
         head += "  Why"
     indent = " " * (name_w + shape_w + param_w + 6)
     lines = [f'Model: "{model.name}"  input: {model.input_shape}', head, "=" * len(head)]
+    fields = model.receptive_fields()
     for row in model.rows:
         label = f"{row.name} ({row.layer.keras_type})"
         line = f"{label:<{name_w}}  {row.keras_shape:<{shape_w}}  {row.params:>{param_w},}"
         if explain:
             lines.append(f"{line}  shape  {row.shape_why}")
             lines.append(f"{indent}params {row.params_why}")
+            if fields[row.name] is not None:  # which input pixels one output pixel sees
+                lines.append(f"{indent}sees   {fields[row.name].why}")
         else:
             lines.append(line)
     frozen = model.total_params - model.trainable_params
