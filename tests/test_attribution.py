@@ -183,3 +183,40 @@ def test_a_dense_only_model_has_no_gradcam() -> None:
     spec = Sequential([Flatten(input_shape=(10, 10, 1)), Dense(3, activation="softmax")])
     with pytest.raises(ConvlensError, match="no Conv2D"):
         attribution.explain((spec, spec.build(seed=0)), images(1, 1), "gradcam")
+
+
+def deep_square_model() -> tuple[Sequential, torch.nn.Module]:
+    """The square detector, then max pooling and a second convolution that averages it."""
+    spec = Sequential(
+        [
+            Conv2D(1, (3, 3), activation="relu", input_shape=(28, 28, 1)),
+            MaxPooling2D(2, 2),
+            Conv2D(1, (3, 3), activation="relu"),
+            Flatten(),
+            Dense(2, activation="softmax"),
+        ],
+        class_names=("nothing", "square"),
+    )
+    network = spec.build(seed=0)
+    with torch.no_grad():
+        network.conv2d.weight.fill_(1.0)
+        network.conv2d.bias.fill_(-8.5)
+        network.conv2d_1.weight.fill_(1.0 / 9)
+        network.conv2d_1.bias.zero_()
+        network.dense.weight.zero_()
+        network.dense.bias.zero_()
+        network.dense.weight[1] = 1.0
+    return spec, network.eval()
+
+
+def test_gradcam_on_a_pooled_layer_peaks_on_the_square_wherever_it_is() -> None:
+    """conv2d_1's 11x11 map sits on the input by its cells' 8x8 fields (centres 3.5 + 2i):
+    its peak is inside a 5x5 square at every position on a 2-pixel grid (a plain bilinear
+    resize of 11 to 28 pixels misses 23 of these 144)."""
+    spec, network = deep_square_model()
+    for top in range(0, 24, 2):
+        for left in range(0, 24, 2):
+            image = np.zeros((1, 28, 28, 1), dtype=np.uint8)
+            image[0, top : top + 5, left : left + 5] = 255
+            maps = attribution.attribute((spec, network), image, "gradcam", target=1)[0]
+            assert maps[top : top + 5, left : left + 5].max() >= maps.max() - 1e-7, (top, left)
