@@ -78,6 +78,13 @@ def model_tensor(spec: Sequential, images: np.ndarray) -> torch.Tensor:
     return images_to_tensor(images, spec.input_shape)
 
 
+def black_like(spec: Sequential, inputs: torch.Tensor) -> torch.Tensor:
+    """A black image (uint8 0) as the network reads it, shaped like ``inputs``."""
+    height, width, channels = spec.input_shape
+    black = model_tensor(spec, np.zeros((1, height, width, channels), dtype=np.uint8))
+    return black.expand_as(inputs).contiguous()
+
+
 def check_method(method: str) -> str:
     """The method's name, or one sentence listing the ones there are."""
     if method not in METHODS:
@@ -226,7 +233,7 @@ def _run_method(network, spec, inputs, targets, method, row, steps, patch, strid
             raise ConvlensError(f"integrated gradients' steps must be 1..1024, not {steps}.")
         maps, delta = IntegratedGradients(network).attribute(
             inputs.clone(),
-            baselines=torch.zeros_like(inputs),
+            baselines=black_like(spec, inputs),
             target=target,
             n_steps=steps,
             internal_batch_size=IG_BATCH,
@@ -280,7 +287,7 @@ def _occlusion(occlusion, spec, inputs, target, patch, stride):
         inputs.clone(),
         sliding_window_shapes=(channels, patch, patch),
         strides=(channels, stride, stride),
-        baselines=0.0,
+        baselines=black_like(spec, inputs),
         target=target,
         perturbations_per_eval=OCCLUSION_BATCH,
     )
