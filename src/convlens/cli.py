@@ -54,10 +54,12 @@ COMMAND_ORDER = (
     "evaluate",
     "predict",
     "inspect",
+    "why",
     "report",
     "convolve",
     "explain-pixel",
     "explore",
+    "import",
     "export",
 )
 
