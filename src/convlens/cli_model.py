@@ -148,6 +148,13 @@ def _add_train(sub) -> None:
         "image (default: the recipe's)",
     )
     parser.add_argument(
+        "--shift",
+        type=int,
+        metavar="PIXELS",
+        help="shift each training image by up to this many pixels (default: 1 on a dataset "
+        "too small for the recipe's steps, else 0; 0 turns it off)",
+    )
+    parser.add_argument(
         "--target-accuracy",
         type=float,
         help="stop once training accuracy passes this, like 0.9",
@@ -243,6 +250,8 @@ def _new_training(args: argparse.Namespace):
         seed=args.seed,
         ema_decay=args.ema,
         keep_fraction=args.keep,
+        shift_augment=args.shift,
+        small_data_shift=args.shift,
         target_accuracy=args.target_accuracy,
         threads=args.threads,
         device=args.device,

@@ -189,6 +189,10 @@ def _validate(config: TrainConfig) -> None:
             f"keep fraction must be in (0, 1], like 0.33 (1 trains on every image); "
             f"got {config.keep_fraction}."
         )
+    if not 0 <= config.shift_augment <= 8:
+        raise ConvlensError(
+            f"shift must be 0 to 8 pixels, like 1 (0 turns it off); got {config.shift_augment}."
+        )
     if config.select_from_epoch < 1:
         raise ConvlensError(
             f"select-from epoch must be at least 1, not {config.select_from_epoch}."
