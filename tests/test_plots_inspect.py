@@ -124,10 +124,23 @@ def test_filters_grid_is_diverging_and_centred_on_zero(scale) -> None:
 
 
 def test_filters_with_several_input_channels_are_summed() -> None:
-    kernels = np.ones((3, 3, 3, 2))
+    kernels = np.ones((3, 3, 4, 2))
+    figure = plots.filters_figure(kernels, title="four channels")
+    assert "sum over its 4 input channels" in figure.get_suptitle()
+    assert panels(figure)[0].images[0].get_array().max() == 1.0  # 4 / its largest |weight| 4
+
+
+def test_filters_on_rgb_input_are_drawn_in_their_colours() -> None:
+    kernels = np.zeros((3, 3, 3, 2))
+    kernels[1, 1, 0, 0] = 2.0  # filter 0 weighs red at its centre
+    kernels[0, 0, 2, 1] = -0.5  # filter 1 weighs blue negatively in its top-left corner
     figure = plots.filters_figure(kernels, title="rgb")
-    assert "sum over its 3 input channels" in figure.get_suptitle()
-    assert panels(figure)[0].images[0].get_array().max() == 1.0  # 3 / its largest |weight| 3
+    assert "3x3x3 in colour" in figure.get_suptitle() and "mid-grey is zero" in figure.get_suptitle()
+    first, second = (np.asarray(axes.images[0].get_array()) for axes in figure.axes[:2])
+    np.testing.assert_allclose(first[1, 1], [1.0, 0.5, 0.5])  # red
+    np.testing.assert_allclose(first[0, 0], [0.5, 0.5, 0.5])  # zero is mid-grey
+    np.testing.assert_allclose(second[0, 0], [0.5, 0.5, 0.0])  # less blue: yellowish
+    assert first.shape == (3, 3, 3) and len(figure.axes) == 2  # no colour bar
 
 
 def test_training_curves_have_train_and_test_lines() -> None:
@@ -208,3 +221,17 @@ def test_inspection_figures_never_touch_pyplot() -> None:
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_colour_inputs_stay_in_colour_in_the_journey_and_the_gallery() -> None:
+    rgb = np.zeros((2, 6, 6, 3), np.uint8)
+    rgb[..., 1] = 200  # green pictures
+    maps = {"conv2d": np.random.default_rng(0).random((2, 4, 4))}
+    figure = plots.journey_figure(
+        rgb, maps, filter_index=0, layer_shapes={"conv2d": (4, 4, 8)},
+        row_labels=["a", "b"], title="colour",
+    )  # fmt: skip
+    shown = np.asarray(figure.axes[0].images[0].get_array())
+    assert shown.shape == (6, 6, 3) and tuple(shown[0, 0]) == (0, 200, 0)
+    gallery = plots.misclassified_figure(rgb, [0, 1], [1, 0], ["x", "y"], title="mistakes")
+    assert tuple(np.asarray(gallery.axes[0].images[0].get_array())[0, 0]) == (0, 200, 0)

@@ -42,7 +42,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for register in COMMANDS:
         register(sub)
+    choices = sub._choices_actions  # what --help lists, in the lesson's order
+    choices.sort(key=lambda action: _listed_position(action.dest))
     return parser
+
+
+# `convlens --help` lists the commands in the lesson's order; any other comes after them.
+COMMAND_ORDER = (
+    "summary",
+    "train",
+    "evaluate",
+    "predict",
+    "inspect",
+    "why",
+    "report",
+    "convolve",
+    "explain-pixel",
+    "explore",
+    "import",
+    "export",
+)
+
+
+def _listed_position(name: str) -> int:
+    return COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Subcommand modules register themselves on import; importing them here keeps
 # `convlens` a single entry point while each topic's commands live beside it.
-from convlens import cli_export, cli_inspect, cli_lab, cli_model, cli_web  # noqa: E402,F401
+from convlens import cli_export, cli_inspect, cli_lab, cli_model, cli_web, cli_why  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -34,7 +34,7 @@ from convlens.runs import Run, read_history
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from convlens.data import Split
+    from convlens.data import Dataset, Split
 
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
@@ -50,6 +50,7 @@ class ReportOptions:
     filter_index: int | None = None  # None: filter 1 (the lesson's), or 0 for a 1-filter layer
     scale: str = "panel"  # journey colour scale: "panel" or "row"
     mistakes: int = 24
+    explained_mistakes: int = 12  # of those, how many get Grad-CAM toward both classes
 
 
 @dataclass
@@ -84,20 +85,35 @@ def dataset_of(run: Run, dataset: str | None = None) -> str:
     return name
 
 
-def load_test_split(run: Run, dataset: str | None = None, data_dir: str | None = None) -> Split:
-    """The test split (uint8 (N, H, W, C), labels (N,)) of the run's dataset, fitted to its input."""
+def load_run_dataset(
+    run: Run, dataset: str | None = None, data_dir: str | None = None
+) -> Dataset:
+    """The run's dataset (or ``dataset``) at the run's input, with its recorded test split."""
     from convlens import data
+    from convlens.runs import read_split
 
     height, width, channels = run.model.input_shape
+    name = dataset_of(run, dataset)
+    split = read_split(run.path) if dataset_of(run) == name else None
     loaded = data.load(
-        dataset_of(run, dataset), data_dir, image_size=(height, width), channels=channels
+        name,
+        data_dir,
+        image_size=(height, width),
+        channels=channels,
+        seed=split["seed"] if split else 0,
+        test_files=split["test_files"] if split else None,
     )
     if loaded.num_classes != run.model.num_classes:
         raise ConvlensError(
             f"{loaded.name} has {loaded.num_classes} classes but the run's model predicts "
             f"{run.model.num_classes}; use the dataset it was trained on (--dataset)."
         )
-    return loaded.test
+    return loaded
+
+
+def load_test_split(run: Run, dataset: str | None = None, data_dir: str | None = None) -> Split:
+    """The test split (uint8 (N, H, W, C), labels (N,)) of the run's dataset, fitted to its input."""
+    return load_run_dataset(run, dataset, data_dir).test
 
 
 # ---------------------------------------------------------------- figures of a run
@@ -185,6 +201,36 @@ def misclassified_figure(
     )
 
 
+def mistakes_gradcam_figure(
+    run: Run, test: Split, evaluation: Evaluation, count: int = 12
+) -> Figure | None:
+    """The ``count`` surest mistakes with Grad-CAM toward the wrong and the true class.
+
+    None when the model has no Conv2D or made no mistake.
+    """
+    from convlens import attribution, attribution_plots
+    from convlens.layers import Conv2D
+
+    chosen = mistakes(evaluation, test.labels, count)
+    if len(chosen) == 0 or not any(isinstance(r.layer, Conv2D) for r in run.model.rows):
+        return None
+    images, true = test.images[chosen], test.labels[chosen]
+    predicted = evaluation.predictions[chosen]
+    toward_wrong = attribution.explain(run, images, "gradcam", predicted)
+    toward_true = attribution.explain(run, images, "gradcam", true)
+    return attribution_plots.mistakes_gradcam_figure(
+        images,
+        toward_wrong.maps,
+        toward_true.maps,
+        true,
+        predicted,
+        run.class_names,
+        captions=[f"test image {i}" for i in chosen],
+        title=f"Why the {len(chosen)} surest mistakes: Grad-CAM on {toward_wrong.layer} toward "
+        "the wrong class and toward the true one (red: raised that class's score)",
+    )
+
+
 def _loss_note(run: Run) -> str:
     config = run.metrics.get("config") or {}
     smoothing = config.get("label_smoothing") or 0
@@ -232,7 +278,12 @@ def run_figures(
     )
     if inspect.journey_layers(run.model):
         indices = inspect.choose_images(
-            test.labels, names, options.class_choice, options.images, options.image_indices
+            test.labels,
+            names,
+            options.class_choice,
+            options.images,
+            options.image_indices,
+            fewer_ok=options.class_choice is None,  # the report's default class may be small
         )
         figures["journey"] = journey_figure(run, test, indices, options.filter_index, options.scale)
         figures["feature_maps"] = feature_maps_figure(run, test, int(indices[0]))
@@ -240,6 +291,9 @@ def run_figures(
     gallery = misclassified_figure(run, test, evaluation, options.mistakes)
     if gallery is not None:
         figures["misclassified"] = gallery
+    explained = mistakes_gradcam_figure(run, test, evaluation, options.explained_mistakes)
+    if explained is not None:
+        figures["mistakes_gradcam"] = explained
     return figures
 
 
@@ -369,10 +423,11 @@ def _model_section(run: Run) -> str:
             ),
             (f"{layer['params']:,}", "num"),
             (f"shape: {layer['shape_explanation']}. params: {layer['params_explanation']}.", "why"),
+            (layer["receptive_field_explanation"] or "the whole image", "why"),
         ]
         for layer in summary["layers"]
     ]
-    table = _table(["Layer (type)", "Output Shape", "Param #", "Why"], rows)
+    table = _table(["Layer (type)", "Output Shape", "Param #", "Why", "Receptive field"], rows)
     input_shape = ", ".join("None" if n is None else str(n) for n in summary["input_shape"])
     return (
         f"<p>Input ({_e(input_shape)}): a batch of images, height x width x channels; "
@@ -509,11 +564,21 @@ def _filters_section(pngs: Mapping[str, bytes]) -> str:
 def _mistakes_section(pngs: Mapping[str, bytes]) -> str:
     if "misclassified" not in pngs:
         return '<p class="note">The model got every test image right: no mistakes to show.</p>'
-    return _img(
+    gallery = _img(
         pngs["misclassified"],
         "misclassified test images",
         "Test images the model "
         "got wrong, the surest mistakes first: the true class and what the model said.",
+    )
+    if "mistakes_gradcam" not in pngs:
+        return gallery
+    return gallery + _img(
+        pngs["mistakes_gradcam"],
+        "Grad-CAM of the mistakes",
+        "The surest mistakes again, each with two Grad-CAM maps over it: the pixels that "
+        "raised the score of the class the model said, and those that raised the score of "
+        "the true class (the last convolution's maps weighted by the class's gradient). "
+        "Where the two differ is what misled it.",
     )
 
 

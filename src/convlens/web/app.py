@@ -18,6 +18,8 @@ at /api/openapi.json):
     /api/jobs...                  training jobs (convlens.web.jobs_routes)
     /api/models/..., /api/runs/{name}/model   the model editor (convlens.web.editor_routes)
     /api/compare...               runs side by side (convlens.web.compare)
+    POST /api/attribution         one image's attribution map toward a class (web/why.py)
+    POST /api/portrait            one filter's top test patches, synthesised input (web/why.py)
 
 Every error a client can cause is a 4xx answer {"error": "one sentence"}:
 400 for bad values, 404 for names the server does not hold, 409 for a
@@ -46,7 +48,7 @@ from convlens.errors import ConvlensError, LayerError
 from convlens.images import decode_image
 from convlens.runs import RUNS_ROOT
 from convlens.sample_images import facade
-from convlens.web import model_views, schemas
+from convlens.web import model_views, schemas, why
 from convlens.web.compare import compare_router
 from convlens.web.editor_routes import editor_router
 from convlens.web.jobs import JobConflict, JobManager
@@ -199,6 +201,7 @@ def create_app(
     app.include_router(jobs_router(app.state.jobs))
     app.include_router(editor_router(state.runs))
     app.include_router(compare_router(state.runs, state.images))
+    app.include_router(why.router(state))  # /api/attribution, /api/portrait
     return app
 
 
@@ -303,7 +306,10 @@ def add_model_routes(app: FastAPI, state: Explorer) -> None:
         return {
             "run": state.runs.describe(name),
             "input_shape": list(model.input_shape),
-            "layers": [model_views.layer_summary(row) for row in model.rows],
+            "layers": [
+                model_views.layer_summary(row, field)
+                for row, field in zip(model.rows, model.receptive_fields().values(), strict=True)
+            ],
             "total_params": model.total_params,
         }
 

@@ -71,8 +71,8 @@ def job_threads() -> int:
 class JobPlan:
     """Everything the child needs, as plain values (it crosses a process boundary)."""
 
-    model: dict[str, Any]  # a Sequential config
-    preset: bool  # a preset fits its last layer to the dataset's classes
+    model: dict[str, Any]  # a Sequential config (a preset's, when ``preset`` names one)
+    preset: str | None  # a preset fits its input and last layer to the dataset
     dataset: str  # what data.load takes: a named dataset or a folder's path
     recipe: str
     epochs: int | None
@@ -123,7 +123,7 @@ def plan_job(
         spec.with_class_names(classes)  # raises the sentence: change the last layer
     return JobPlan(
         model=spec.config(),
-        preset=isinstance(model, str),
+        preset=model if isinstance(model, str) else None,
         dataset=datasets[dataset],
         recipe=recipe,
         epochs=epochs,
@@ -221,19 +221,22 @@ def _train(plan: JobPlan, send) -> None:
         os.nice(CHILD_NICENESS)
     import torch
 
-    from convlens import data
     from convlens.model import Sequential
+    from convlens.plan import plan_training
     from convlens.report import write_run_report
-    from convlens.train import TrainingInterrupted, recipe_config, train_to_run
+    from convlens.train import TrainingInterrupted, train_to_run
 
     torch.set_num_threads(plan.threads)
-    model = Sequential.from_config(plan.model)
-    height, width, channels = model.input_shape
-    dataset = data.load(plan.dataset, image_size=(height, width), channels=channels)
-    if plan.preset:
-        model = model.with_output_units(dataset.num_classes)
-    model = model.with_class_names(dataset.class_names)  # a mismatch: one sentence
-    config = recipe_config(plan.recipe, epochs=plan.epochs, seed=plan.seed)
+    # As `convlens train` plans it: a preset fitted to the data, the recipe scaled to its size.
+    training = plan_training(
+        plan.preset or Sequential.from_config(plan.model),
+        plan.dataset,
+        recipe=plan.recipe,
+        epochs=plan.epochs,
+        seed=plan.seed,
+    )
+    dataset, config = training.dataset, training.config
+    model = training.model.with_class_names(dataset.class_names)  # a mismatch: one sentence
     watcher = Watcher(model, dataset, config, plan, send)
     send(
         "started",
@@ -245,6 +248,7 @@ def _train(plan: JobPlan, send) -> None:
         model=model.name,
         params=model.total_params,
         recipe=config.recipe,
+        input_why=training.input_why,
     )
     watcher.announce_image()
     try:

@@ -16,16 +16,22 @@ from convlens import inspect
 from convlens.data import SOURCES, Split
 from convlens.errors import ConvlensError
 from convlens.images import fit_to_input, to_model_input
-from convlens.model import LayerRow
+from convlens.model import LayerRow, receptive_summary
+from convlens.receptive import ReceptiveField
 from convlens.web import pictures
 from convlens.web.store import LoadedRun, StoredImage
 
 INVERT_BORDER_LEVEL = 127.5  # a light border means a dark object on white: invert it
 
 
-def layer_summary(row: LayerRow) -> dict:
-    """A schemas.LayerSummary from a summary row."""
+def layer_summary(row: LayerRow, field: ReceptiveField | None = None) -> dict:
+    """A schemas.LayerSummary from a summary row (and its receptive field, when it has one)."""
+    extra = receptive_summary(field)
     return {
+        "receptive_field": extra["receptive_field"],
+        "jump": extra["jump"],
+        "receptive_field_start": extra["receptive_field_start"],
+        "receptive_field_why": extra["receptive_field_explanation"],
         "name": row.name,
         "type": type(row.layer).__name__,
         "output_shape": list(row.output_shape),
@@ -80,13 +86,19 @@ def border_is_light(pixels: np.ndarray) -> bool:
 
 def map_grid(maps: np.ndarray, colour_map: str = "inferno", symmetric: bool = False) -> dict:
     """A schemas.MapGrid from float maps (H, W, C)."""
-    png, columns, rows, ranges = pictures.map_grid(maps, colour_map, symmetric)
+    drawn = pictures.map_grid(maps, colour_map, symmetric)
+    return _grid_body(drawn, maps.shape, colour_map, symmetric)
+
+
+def _grid_body(drawn: tuple, shape: tuple, colour_map: str, symmetric: bool = False) -> dict:
+    """A schemas.MapGrid from what pictures drew (png, columns, rows, ranges) for (H, W, C)."""
+    png, columns, rows, ranges = drawn
     return {
         "png": png,
-        "count": maps.shape[2],
+        "count": shape[-1],
         "columns": columns,
         "rows": rows,
-        "tile": list(maps.shape[:2]),
+        "tile": list(shape[:2]),
         "gap": pictures.GRID_GAP,
         "ranges": pictures.compact(ranges),
         "colour_map": colour_map,
@@ -122,10 +134,25 @@ def filter_weights(loaded: LoadedRun) -> dict | None:
     except ConvlensError:
         return None  # a model without Conv2D has no filters to show
     first_channel = kernels[:, :, 0, :]
+    count = kernels.shape[3]
+    if kernels.shape[2] == 3:  # a colour model: each kernel drawn in the colours it weighs
+        drawn = pictures.colour_kernel_grid(kernels)
+        grid = _grid_body(drawn, first_channel.shape, "rgb-weights", symmetric=True)
+        caption = (
+            f"Learned filters of {row.name} ({count}, in colour: each pixel's red, green and "
+            "blue are its weights for those channels, mid-grey = 0; numbers: the red channel)"
+        )
+    else:
+        grid = map_grid(first_channel, "RdBu_r", symmetric=True)
+        caption = (
+            f"Learned filters of {row.name} ({count}, first input channel; each on its own "
+            "scale, white = 0)"
+        )
     return {
         "layer": row.name,
-        "grid": map_grid(first_channel, "RdBu_r", symmetric=True),
+        "grid": grid,
         "kernels": pictures.compact(first_channel.transpose(2, 0, 1)),
+        "caption": caption,
     }
 
 
@@ -137,9 +164,10 @@ def journey(loaded: LoadedRun, image: StoredImage, invert: str, run_name: str) -
     with loaded.lock:
         captured = inspect.activations(loaded.run, pixels[None])
     layers = []
+    fields = spec.receptive_fields()
     for row in spec.rows:
         output = captured[row.name][0]
-        layer = {"summary": layer_summary(row)}
+        layer = {"summary": layer_summary(row, fields[row.name])}
         if output.ndim == 3:
             layer["maps"] = map_grid(output)
         else:

@@ -174,6 +174,10 @@ class LayerSummary(BaseModel):
     params: int
     shape_why: str
     params_why: str
+    receptive_field: list[int] | None = None  # input pixels (rows, cols) one output pixel sees
+    jump: list[int] | None = None  # input pixels between neighbouring output pixels
+    receptive_field_start: list[int] | None = None  # where output pixel 0's field begins
+    receptive_field_why: str | None = None  # the formula
 
 
 class MapGrid(BaseModel):
@@ -192,7 +196,7 @@ class MapGrid(BaseModel):
     tile: list[int]
     gap: int
     ranges: list[list[float]]
-    colour_map: str = Field(description="matplotlib's name: inferno for maps, RdBu_r for filters")
+    colour_map: str = Field(description="matplotlib's name: inferno for maps, RdBu_r for filters; rgb-weights for a colour model's filters (drawn in their own colours)")
     symmetric: bool
 
 
@@ -210,6 +214,7 @@ class FilterWeights(BaseModel):
     layer: str
     grid: MapGrid
     kernels: list[list[list[float]]]
+    caption: str = Field(description="what the tiles and numbers show (colour models differ)")
 
 
 class Probability(BaseModel):

@@ -138,3 +138,8 @@ export function compareRuns(names) {
 
 /** POST /api/compare/predict ({runs, image, invert}) -> ComparePredictBody */
 export const comparePredict = (body) => post("/api/compare/predict", body);
+/** POST /api/attribution (AttributionRequest) -> AttributionBody (web/why_schemas.py) */
+export const attribution = (body) => post("/api/attribution", body);
+
+/** POST /api/portrait (PortraitRequest) -> PortraitBody (web/why_schemas.py) */
+export const portrait = (body) => post("/api/portrait", body);

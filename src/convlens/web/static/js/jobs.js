@@ -193,7 +193,8 @@ export class Trainer {
     this.total = d.epochs;
     this.status.textContent =
       `Training ${d.model} (${d.params.toLocaleString("en-US")} parameters) on ${d.dataset}: ` +
-      `${d.train_images.toLocaleString("en-US")} training images, recipe ${d.recipe}, ${d.epochs} epoch(s); the run will be ${d.run}.`;
+      `${d.train_images.toLocaleString("en-US")} training images, recipe ${d.recipe}, ${d.epochs} epoch(s); the run will be ${d.run}.` +
+      (d.input_why ? ` Input ${d.input_why}.` : "");
   }
 
   async onWatching(d) {
