@@ -164,6 +164,7 @@ def job_seconds(client: Client, runs: Path, body: dict, watch_url: str | None) -
     job_id = client.call("POST", "/api/jobs", json.dumps(body).encode())[0]["id"]
     if watch_url is not None:
         follow_job(watch_url, job_id)
+        client = Client(watch_url)  # the kept-alive connection has timed out meanwhile
     while (status := client.call("GET", f"/api/jobs/{job_id}")[0])["state"] not in (
         "done",
         "failed",

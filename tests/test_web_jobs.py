@@ -353,3 +353,8 @@ def test_stopping_the_server_mid_job_leaves_a_resumable_run(tmp_path, data_root,
     assert saved >= 1
     main(["train", "--resume", str(run), "--quiet"])
     assert is_run(run) and len(read_history(run)) == 80
+
+
+def test_explore_refuses_a_dataset_that_is_not_a_folder(tmp_path, capsys) -> None:
+    assert main(["explore", "--dataset", str(tmp_path / "nope"), "--no-browser"]) == 2
+    assert "is not a folder" in capsys.readouterr().err

@@ -217,3 +217,10 @@ def test_cancel_and_reload_reconnect(page, server) -> None:
     assert "--resume" in message
     assert manager.current() is None
     assert not page.is_disabled("#train-start")
+
+
+def test_the_journeys_caption_says_inverted_once(page) -> None:
+    """The built-in picture (light border) is inverted for an MNIST run; the caption says so once."""
+    page.wait_for_selector("#journey .journey-layer")
+    caption = page.inner_text("#journey-input-caption")
+    assert caption.lower().count("inverted") == 1, caption

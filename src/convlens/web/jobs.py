@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import multiprocessing
 import os
 import signal
@@ -39,7 +40,7 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -357,8 +358,6 @@ class Watcher:
 
     def on_epoch(self, record) -> None:
         """An epoch's record (test accuracy) and a snapshot of the weights it ended with."""
-        from dataclasses import asdict
-
         self.send("epoch", **asdict(record))
         self.snapshot(record.epoch, sum(self.steps[: record.epoch]))
         self.current_epoch, self.epoch_started = record.epoch + 1, time.perf_counter()
@@ -492,13 +491,11 @@ class JobManager:
 
     def __init__(self, runs_root: Path, extra_dataset: str | Path | None = None) -> None:
         self.runs_root = Path(runs_root)
+        # {the name the page shows: what data.load reads}; a folder from --dataset first
         self.datasets = {name: name for name in NAMED_DATASETS}
-        if extra_dataset is not None:
-            extra = str(extra_dataset)
-            self.datasets = {
-                **({} if extra in self.datasets else {_label(extra): extra}),
-                **self.datasets,
-            }
+        extra = None if extra_dataset is None else str(extra_dataset)
+        if extra is not None and extra.lower() not in self.datasets:
+            self.datasets = {_label(extra): extra, **self.datasets}
         self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._context = multiprocessing.get_context("spawn")
@@ -638,8 +635,6 @@ def _label(dataset: str) -> str:
 
 async def events(job: Job, after: int = 0, keepalive: float = 15.0):
     """Server-Sent Events of ``job``: the kept events after ``after``, then new ones, to the end."""
-    import json
-
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     with job.lock:
@@ -648,7 +643,7 @@ async def events(job: Job, after: int = 0, keepalive: float = 15.0):
         last = after
         for event in job.replay(after):
             last = event[0]
-            yield _sse(event, json)
+            yield _sse(event)
             if _is_final(event):
                 return
         if job.finished.is_set():  # nothing after ``after`` and nothing more to come
@@ -662,7 +657,7 @@ async def events(job: Job, after: int = 0, keepalive: float = 15.0):
             if event[0] <= last:
                 continue
             last = event[0]
-            yield _sse(event, json)
+            yield _sse(event)
             if _is_final(event):
                 return
     finally:
@@ -674,6 +669,7 @@ def _is_final(event: tuple[int, str, dict]) -> bool:
     return event[1] == "state" and event[2].get("state") in FINAL_STATES
 
 
-def _sse(event: tuple[int, str, dict], json) -> str:
+def _sse(event: tuple[int, str, dict]) -> str:
+    """One event in the text/event-stream format (its id lets a reconnecting page resume)."""
     sequence, kind, data = event
     return f"id: {sequence}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
