@@ -19,7 +19,15 @@ from matplotlib.patches import Rectangle
 
 from convlens.attribution import SIGNED_METHODS
 from convlens.mosaic import Mosaic, gray_or_colour, over
-from convlens.plots import _bare, _fixed_figure, _gray, _new_figure, _show
+from convlens.plots import (
+    _bare,
+    _fixed_figure,
+    _gray,
+    _grid_title,
+    _new_figure,
+    _show,
+    _title_band,
+)
 
 
 def map_colours(values: np.ndarray, signed: bool) -> tuple[str, Normalize]:
@@ -109,13 +117,15 @@ def mistakes_gradcam_figure(
     """
     count = len(images)
     rows = -(-count // columns)
-    height = rows * 1.75 + 0.5
-    figure = _fixed_figure(columns * 3 * 1.25, height)
+    width = columns * 3 * 1.25
+    title, band = _title_band(title, width, 0.5)
+    height = rows * 1.75 + band
+    figure = _fixed_figure(width, height)
     mosaic = Mosaic(figure)
     side = 1.19  # inches of each square panel; the rest of the cell holds a two-line title
     for n in range(count):
         row, col = divmod(n, columns)
-        y = height - 0.5 - (row + 1) * 1.75 + 0.05
+        y = height - band - (row + 1) * 1.75 + 0.05
         gray = gray_or_colour(_gray(images[n]))
         said, truth = class_names[predicted[n]], class_names[true[n]]
         panels = (
@@ -127,7 +137,7 @@ def mistakes_gradcam_figure(
             x = (col * 3 + k) * 1.25 + (1.25 - side) / 2
             mosaic.paste(pixels, (x, y, side, side), text, fontsize=7)
     mosaic.draw()
-    figure.suptitle(title, fontsize=11, y=1 - 0.08 / height, va="top")
+    _grid_title(figure, title)
     return figure
 
 
