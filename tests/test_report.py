@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn
 
-from convlens import report
+from convlens import mosaic, report
 from convlens.evaluate import evaluate
 from convlens.model import Sequential, preset, save_model
 from convlens.runs import load_run, write_history, write_metrics
@@ -205,9 +205,9 @@ def test_the_journey_follows_the_chosen_class_and_filter(runs_dir, test_split) -
     options = report.ReportOptions(class_choice="Ankle boot", images=2, filter_index=3)
     evaluation = evaluate(run.network, test_split, run.model.input_shape, 10)
     figure = report.run_figures(run, test_split, evaluation, options)["journey"]
-    titles = [axes.get_title() for axes in figure.axes if axes.images]
+    titles = [panel.title for panel in mosaic.panels(figure)]
     assert len(titles) == 2 * 5 and "Ankle boot" in titles[0] and "model says" in titles[0]
-    assert "Filter 3 (numbered from 0)" in figure.get_suptitle()
+    assert "Filter 3 (numbered from 0)" in " ".join(figure.get_suptitle().split())
     labels = np.asarray(test_split.labels)
     first = int(np.flatnonzero(labels == 9)[0])
     assert titles[0].startswith(f"test image {first}: Ankle boot")
