@@ -58,7 +58,9 @@ def titles(figure: Figure) -> list[str]:
 
 def bar_limits(figure: Figure) -> list[tuple[float, float]]:
     """The value range of each colour bar."""
-    return [axes._colorbar.mappable.get_clim() for axes in figure.axes if hasattr(axes, "_colorbar")]
+    return [
+        axes._colorbar.mappable.get_clim() for axes in figure.axes if hasattr(axes, "_colorbar")
+    ]
 
 
 def colour_bars(figure: Figure) -> int:
