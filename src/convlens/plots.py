@@ -235,14 +235,16 @@ def wrap_to_width(text: str, width: float, fontsize: float) -> str:
     lines = []
     for line in text.split("\n"):
         words = line.split(" ")
-        current = words[0]
-        for word in words[1:]:
-            if fits(f"{current} {word}"):
-                current = f"{current} {word}"
-            else:
-                lines.append(current)
-                current = word
-        lines.append(current)
+        while words:
+            low, high = 1, len(words)  # words[:low] is kept whole; find the most that fit
+            while low < high:
+                middle = (low + high + 1) // 2
+                if fits(" ".join(words[:middle])):
+                    low = middle
+                else:
+                    high = middle - 1
+            lines.append(" ".join(words[:low]))
+            words = words[low:]
     return "\n".join(lines)
 
 
