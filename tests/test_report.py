@@ -216,3 +216,15 @@ def test_the_journey_follows_the_chosen_class_and_filter(runs_dir, test_split) -
 def test_run_name_of_a_run_being_written() -> None:
     assert report.run_name(Path("runs/.seed-cnn-1.partial")) == "seed-cnn-1"
     assert report.run_name(Path("runs/seed-cnn-1")) == "seed-cnn-1"
+
+
+def test_figure_png_is_what_matplotlib_saves_pixel_for_pixel() -> None:
+    from convlens import plots
+
+    figure = plots.per_class_figure(np.array([0.5, 0.9]), ["a", "b"], overall=0.7, title="t")
+    ours = Image.open(io.BytesIO(report.figure_png(figure)))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    theirs = Image.open(io.BytesIO(buffer.getvalue()))
+    assert ours.mode == "RGB"  # an opaque figure: no alpha channel to encode
+    np.testing.assert_array_equal(np.asarray(ours.convert("RGBA")), np.asarray(theirs))
