@@ -72,8 +72,8 @@ def _figure_makers(run, test, evaluation) -> dict[str, Callable[[], object]]:
 def _stages(run, test, evaluation) -> dict[str, dict[str, float]]:
     """Seconds of build, draw and encode for each figure (warm), and of the HTML.
 
-    draw: Agg rendering alone (canvas.draw); encode: report.figure_png (which
-    draws, then writes the PNG) minus that draw.
+    draw: Agg rendering to pixels, encode: those pixels to PNG, the two steps
+    of report.figure_png.
     """
     from convlens import report
 
@@ -81,9 +81,10 @@ def _stages(run, test, evaluation) -> dict[str, dict[str, float]]:
     pngs = {}
     for name, make in _figure_makers(run, test, evaluation).items():
         figure, build = _timed(make)
-        _, draw = _timed(figure.canvas.draw)
-        pngs[name], png = _timed(lambda figure=figure: report.figure_png(figure))
-        found[name] = {"build": build, "draw": draw, "encode": max(png - draw, 0.0)}
+        pixels, draw = _timed(lambda figure=figure: report.figure_pixels(figure))
+        dpi = figure.dpi
+        pngs[name], encode = _timed(lambda pixels=pixels, dpi=dpi: report.png_of(pixels, dpi))
+        found[name] = {"build": build, "draw": draw, "encode": encode}
     _, html = _timed(lambda: report.report_html(run, evaluation, pngs))
     found["report.html"] = {"build": html, "draw": 0.0, "encode": 0.0}
     return found
