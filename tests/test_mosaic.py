@@ -127,3 +127,31 @@ def test_wrapping_keeps_every_word_and_breaks_only_lines_too_wide() -> None:
     wrapped = plots.wrap_to_width(words, 3, 11)
     assert wrapped.replace("\n", " ") == words and wrapped.count("\n") > 3
     assert plots.wrap_to_width("a\nb", 5, 11) == "a\nb"  # lines already broken stay broken
+
+
+@pytest.mark.parametrize(
+    "low, high",
+    [(0.0, 0.31), (0.0, 1.42), (-3.0, 250.0), (0.0, 1.0), (1000.0, 1000.004), (0.0, 2e-6)],
+)
+def test_a_mosaic_colour_bar_ticks_as_matplotlibs_own_colour_bar(low, high) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.figure import Figure
+
+    reference = Figure(figsize=(3, 3), dpi=100)
+    FigureCanvasAgg(reference)
+    cax = reference.add_axes((0.4, 0.25, 0.1 / 3, 1.5 / 3))  # 0.1 x 1.5 inches, as the journey's
+    bar = reference.colorbar(ScalarMappable(Normalize(low, high), "inferno"), cax=cax)
+    bar.ax.tick_params(labelsize=7)
+    reference.canvas.draw()
+    locations = bar.ax.yaxis.get_majorticklocs()
+    texts = [t.get_text() for t in bar.ax.get_yticklabels()]
+    inside = (locations >= low - 1e-12) & (locations <= high + 1e-12)  # the ticks on the bar
+    expected = [text for text, keep in zip(texts, inside, strict=True) if keep]
+    offset = bar.ax.yaxis.get_offset_text().get_text()
+
+    figure = Figure(figsize=(3, 3), dpi=100)
+    FigureCanvasAgg(figure)
+    drawn = mosaic.Mosaic(figure)
+    labels = drawn.colour_bar((1.2, 0.75, 0.1, 1.5), "inferno", low, high)
+    assert labels == expected and mosaic.bars(figure)[0].offset == offset

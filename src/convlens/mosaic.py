@@ -37,6 +37,17 @@ class Panel:
     pixels: np.ndarray  # uint8 (h, w, 4) RGBA at the picture's own resolution
 
 
+@dataclass(frozen=True)
+class Bar:
+    """One colour bar of a mosaic: its colour map, range and tick labels (bottom to top)."""
+
+    cmap: str
+    low: float
+    high: float
+    labels: list[str]
+    offset: str
+
+
 def colour_mapped(values: np.ndarray, cmap: str, low: float, high: float) -> np.ndarray:
     """2-D values -> uint8 RGBA (h, w, 4) through the colour map on low..high, as imshow maps them."""
     norm = Normalize(low, high)
@@ -83,6 +94,7 @@ class Mosaic:
         columns, rows = (int(n) for n in figure.bbox.size)  # the Agg canvas's pixels
         self.pixels = np.zeros((rows, columns, 4), np.uint8)
         figure._mosaic_panels = []  # what panels() reads back
+        figure._mosaic_bars = []  # and bars()
 
     def _fit(self, shape: tuple[int, int], box: tuple[float, float, float, float]) -> tuple:
         """The largest box of the picture's aspect ratio centred in ``box`` (inches)."""
@@ -106,6 +118,22 @@ class Mosaic:
 
         Returns the box the picture took (its aspect ratio kept, centred).
         """
+        fitted = self._place(pixels, box)
+        x, y, w, h = fitted
+        if title:
+            self.figure.text(
+                (x + w / 2) / self.size[0],
+                (y + h + pad / 72) / self.size[1],
+                title,
+                ha="center",
+                va="baseline",
+                fontsize=fontsize,
+            )
+        self.figure._mosaic_panels.append(Panel(title, fitted, pixels))
+        return fitted
+
+    def _place(self, pixels: np.ndarray, box: tuple[float, float, float, float]) -> tuple:
+        """Resample ``pixels`` into ``box`` (aspect kept, centred), framed; return the box taken."""
         fitted = self._fit(pixels.shape[:2], box)
         x, y, w, h = fitted
         rows, cols = self.pixels.shape[:2]
@@ -118,17 +146,50 @@ class Mosaic:
             tile[[0, -1], :] = FRAME
             tile[:, [0, -1]] = FRAME
             self.pixels[top:bottom, left:right] = tile
-        if title:
-            self.figure.text(
-                (x + w / 2) / self.size[0],
-                (y + h + pad / 72) / self.size[1],
-                title,
-                ha="center",
-                va="baseline",
-                fontsize=fontsize,
-            )
-        self.figure._mosaic_panels.append(Panel(title, fitted, pixels))
         return fitted
+
+    def colour_bar(
+        self,
+        box: tuple[float, float, float, float],
+        cmap: str,
+        low: float,
+        high: float,
+        labelsize: float = 7,
+    ) -> list[str]:
+        """A vertical colour bar for ``cmap`` on low..high in ``box`` (inches), ticks at its right.
+
+        Drawn as matplotlib's colour bar is (the same tick positions: its
+        AutoLocator for the bar's length and label size; the same labels: a
+        ScalarFormatter, its offset above the bar), without an Axes of its
+        own. Returns the tick labels, bottom to top.
+        """
+        x, y, w, h = box
+        rows = max(round(h * self.dpi), 2)
+        ramp = np.linspace(high, low, rows)[:, None].repeat(max(round(w * self.dpi), 2), axis=1)
+        # a ramp of one pixel per row is pasted 1:1, so no resampling blurs the scale
+        self._place(colour_mapped(ramp, cmap, low, high), box)
+        ticks, labels, offset = bar_ticks(low, high, h * 72, labelsize)
+        length = round(3.5 / 72 * self.dpi)  # matplotlib's major tick: 3.5 points
+        total = self.pixels.shape[0]
+        right = round((x + w) * self.dpi)
+        for tick, label in zip(ticks, labels, strict=True):
+            at = y + h * (tick - low) / (high - low)
+            row = min(max(total - round(at * self.dpi), 0), total - 1)
+            self.pixels[row, right : right + length] = FRAME
+            self.figure.text(
+                (x + w + 7 / 72) / self.size[0],
+                at / self.size[1],
+                label,
+                va="center_baseline",
+                fontsize=labelsize,
+            )
+        if offset:
+            self.figure.text(
+                (x + w / 2) / self.size[0], (y + h + 3 / 72) / self.size[1], offset,
+                fontsize=labelsize, ha="left", va="bottom",
+            )  # fmt: skip
+        self.figure._mosaic_bars.append(Bar(cmap, low, high, labels, offset))
+        return labels
 
     def draw(self) -> None:
         """Put the pasted image on the figure, beneath every other Axes and text."""
@@ -144,6 +205,33 @@ class Mosaic:
         axes.set_ylim(0, self.size[1])
 
 
+def bar_ticks(
+    low: float, high: float, length: float, labelsize: float
+) -> tuple[np.ndarray, list[str], str]:
+    """Tick values, labels and offset text of a colour bar ``length`` points long, as matplotlib's.
+
+    matplotlib's colour bar ticks its long axis with an AutoLocator: at most
+    min(9, length / (2 x label size)) intervals of 1, 2, 2.5 or 5 times a power
+    of ten, kept within low..high, labelled by a ScalarFormatter.
+    """
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    bins = max(min(int(np.floor(length / (labelsize * 2))), 9), 1)
+    ticks = MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+    span = (high - low) * 1e-10
+    ticks = ticks[(ticks >= low - span) & (ticks <= high + span)]
+    formatter = ScalarFormatter()
+    formatter.create_dummy_axis()
+    formatter.axis.set_view_interval(low, high)
+    formatter.set_locs(ticks)
+    return ticks, [formatter(tick) for tick in ticks], formatter.get_offset()
+
+
 def panels(figure: Figure) -> list[Panel]:
     """The panels a Mosaic drew on ``figure``, in the order they were pasted (empty if none)."""
     return list(getattr(figure, "_mosaic_panels", []))
+
+
+def bars(figure: Figure) -> list[Bar]:
+    """The colour bars a Mosaic drew on ``figure``, in the order they were drawn."""
+    return list(getattr(figure, "_mosaic_bars", []))

@@ -315,11 +315,9 @@ def journey_figure(
             pixels = colour_mapped(value, MAP_CMAP, low, high)
             mosaic.paste(pixels, (left + inset, y, side, side), f"{name}\n({shape})", fontsize=9)
             if scale == "panel":
-                bar = _axes_at(figure, left + inset + side + 0.06, y, 0.1, side)
-                _colour_bar(figure, bar, MAP_CMAP, low, high).ax.tick_params(labelsize=7)
+                mosaic.colour_bar((left + inset + side + 0.06, y, 0.1, side), MAP_CMAP, low, high)
         if scale == "row":
-            bar = _axes_at(figure, sum(widths) + 0.05, y, 0.12, side)
-            _colour_bar(figure, bar, MAP_CMAP, *row_range).ax.tick_params(labelsize=7)
+            mosaic.colour_bar((sum(widths) + 0.05, y, 0.12, side), MAP_CMAP, *row_range)
     mosaic.draw()
     _grid_title(figure, text)
     return figure
