@@ -16,6 +16,9 @@ matplotlib artists), draw (Agg rendering), encode (PNG), and the page's HTML.
 
     flock /tmp/convlens-bench.lock python benchmarks/report_speed.py --run /tmp/why-run
 
+It also times older versions of the package (PYTHONPATH=<old checkout>/src),
+drawing and encoding as they did, so before and after run side by side.
+
 The run directory is copied to a temporary folder, never written. Prints
 seconds against the 2 s goal (issue 15), medians over --repeats processes.
 """
@@ -23,6 +26,7 @@ seconds against the 2 s goal (issue 15), medians over --repeats processes.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import statistics
@@ -69,6 +73,25 @@ def _figure_makers(run, test, evaluation) -> dict[str, Callable[[], object]]:
     }
 
 
+def _pixels(report, figure):
+    """Agg rendering as the report does it (before figure_pixels existed: savefig's draw)."""
+    if hasattr(report, "figure_pixels"):
+        return report.figure_pixels(figure)
+    figure.canvas.draw()
+    return figure.canvas.buffer_rgba()
+
+
+def _png(report, pixels, dpi: float) -> bytes:
+    """PNG encoding as the report does it (before png_of existed: savefig's RGBA imsave)."""
+    if hasattr(report, "png_of"):
+        return report.png_of(pixels, dpi)
+    from matplotlib.image import imsave
+
+    buffer = io.BytesIO()
+    imsave(buffer, pixels, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def _stages(run, test, evaluation) -> dict[str, dict[str, float]]:
     """Seconds of build, draw and encode for each figure (warm), and of the HTML.
 
@@ -81,9 +104,9 @@ def _stages(run, test, evaluation) -> dict[str, dict[str, float]]:
     pngs = {}
     for name, make in _figure_makers(run, test, evaluation).items():
         figure, build = _timed(make)
-        pixels, draw = _timed(lambda figure=figure: report.figure_pixels(figure))
+        pixels, draw = _timed(lambda figure=figure: _pixels(report, figure))
         dpi = figure.dpi
-        pngs[name], encode = _timed(lambda pixels=pixels, dpi=dpi: report.png_of(pixels, dpi))
+        pngs[name], encode = _timed(lambda pixels=pixels, dpi=dpi: _png(report, pixels, dpi))
         found[name] = {"build": build, "draw": draw, "encode": encode}
     _, html = _timed(lambda: report.report_html(run, evaluation, pngs))
     found["report.html"] = {"build": html, "draw": 0.0, "encode": 0.0}
