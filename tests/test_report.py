@@ -181,6 +181,22 @@ def test_figures_are_written_beside_the_report_and_nothing_half_written(written)
     assert not [p for p in path.parent.rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_figures_files_are_the_very_images_the_page_embeds(written) -> None:
+    path, text = written
+    prefix = "data:image/png;base64,"
+    embedded = {
+        base64.b64decode(attrs["src"][len(prefix) :])
+        for tag, attrs in parse(text).tags
+        if tag == "img"
+    }
+    files = {p.read_bytes() for p in (path.parent / report.FIGURES_DIR).glob("*.png")}
+    assert files == embedded  # each figure drawn and encoded once, written twice
+    for name in ("journey", "feature_maps", "filters", "misclassified", "mistakes_gradcam"):
+        with Image.open(path.parent / report.FIGURES_DIR / f"{name}.png") as image:
+            pixels = np.asarray(image.convert("RGB"))
+        assert (pixels.min(axis=2) < 200).mean() > 0.1, name  # panels drawn, not only titles
+
+
 def test_two_runs_are_compared_side_by_side(runs_dir, test_split, tmp_path) -> None:
     cnn, dense = load_run(runs_dir / "cnn & <b>bold"), load_run(runs_dir / "dense")
     out = report.write_report(cnn, test_split, out=tmp_path / "compare.html", others=[dense])
