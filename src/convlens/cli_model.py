@@ -18,8 +18,8 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="seed-cnn",
-        help="a preset (seed-cnn, seed-dnn, lenet5, single-conv) or a model JSON file "
-        "(default: seed-cnn, the lesson's CNN)",
+        help="a preset (seed-cnn, seed-dnn, lenet5, single-conv), a model JSON file, or for "
+        "summary a Keras (.keras, .h5) or ONNX file (default: seed-cnn, the lesson's CNN)",
     )
 
 
@@ -62,10 +62,16 @@ def _add_summary(sub) -> None:
 
 
 def _run_summary(args: argparse.Namespace) -> int:
+    from convlens.interop.reading import is_model_file, read_model_file
     from convlens.model import SPEC_FILE, read_spec, resolve_model
     from convlens.runs import resolve_run
 
-    model = read_spec(resolve_run(args.run) / SPEC_FILE) if args.run else resolve_model(args.model)
+    if args.run:
+        model = read_spec(resolve_run(args.run) / SPEC_FILE)
+    elif is_model_file(args.model):  # a Keras or ONNX file, read without running it
+        model = read_model_file(args.model).model
+    else:
+        model = resolve_model(args.model)
     if args.json:
         print(json.dumps(model.summary_dict(), indent=2))
     else:

@@ -47,8 +47,12 @@ if TYPE_CHECKING:
     from convlens.network import Network
     from convlens.runs import Run
 
-FORMATS = ("onnx", "torchscript")
-DEFAULT_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+FORMATS = ("onnx", "torchscript", "keras")
+DEFAULT_FILES = {
+    "onnx": "model.onnx",
+    "torchscript": "model.torchscript.pt",
+    "keras": "model.keras",
+}
 INPUT_NAME = "images"
 METADATA_FILE = "convlens.json"  # the TorchScript extra file holding export_metadata()
 PREPROCESSING = (
@@ -56,6 +60,17 @@ PREPROCESSING = (
     "channels first; an image of the wrong size is resized or padded to (H, W) first, "
     "as convlens predict does"
 )
+
+
+def preprocessing(input_scale: float) -> str:
+    """The exported input's preprocessing in words, for the run's input scale."""
+    if input_scale == 1.0 / 255.0:
+        return PREPROCESSING
+    return PREPROCESSING.replace(
+        "divided by 255 (values in [0, 1])", f"multiplied by {input_scale:.6g}"
+    )
+
+
 # Batch of the example input the exporters trace; torch.export specialises sizes 0 and 1.
 EXAMPLE_BATCH = 2
 
@@ -105,7 +120,8 @@ def export_metadata(run: Run) -> dict[str, Any]:
         "input_name": INPUT_NAME,
         "input_shape": ["N", channels, height, width],
         "input_dtype": "float32",
-        "preprocessing": PREPROCESSING,
+        "preprocessing": preprocessing(run.model.input_scale),
+        "input_scale": run.model.input_scale,
         "output_name": output_name(run.network.final_softmax),
         "output_shape": ["N", run.model.num_classes],
         "class_names": list(run.class_names),
@@ -183,6 +199,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 def export_bytes(run: Run, fmt: str) -> bytes:
     """The exported model file's content for a loaded run."""
     check_format(fmt)
+    if fmt == "keras":
+        from convlens.interop.keras_export import keras_bytes
+
+        return keras_bytes(run)
     network = copy.deepcopy(run.network).cpu().float()  # the caller's network stays as it is
     wrapper = ExportedNetwork(network).eval()
     example = torch.rand(EXAMPLE_BATCH, *_nchw(run.model.input_shape))
@@ -320,12 +340,13 @@ def _describe(ir_model: onnx_ir.Model, metadata: dict[str, Any]) -> None:
     """Record convlens's metadata and a plain-words description of the input and output."""
     ir_model.metadata_props.update(onnx_metadata_props(metadata))
     ir_model.doc_string = (
-        f"convlens model {metadata['model']!r}: input {INPUT_NAME!r} is {PREPROCESSING}; "
+        f"convlens model {metadata['model']!r}: input {INPUT_NAME!r} is "
+        f"{metadata['preprocessing']}; "
         f"output {metadata['output_name']!r} (N, classes) for the classes "
         f"{json.dumps(metadata['class_names'])}."
     )
     graph = ir_model.graph
-    graph.inputs[0].doc_string = PREPROCESSING
+    graph.inputs[0].doc_string = metadata["preprocessing"]
     graph.outputs[0].doc_string = (
         "class probabilities (N, classes), in the order of class_names"
         if metadata["output_name"] == "probabilities"

@@ -327,7 +327,10 @@ def format_summary(model: Sequential, explain: bool = True) -> str:
     if explain:
         head += "  Why"
     indent = " " * (name_w + shape_w + param_w + 6)
-    lines = [f'Model: "{model.name}"  input: {model.input_shape}', head, "=" * len(head)]
+    title = f'Model: "{model.name}"  input: {model.input_shape}'
+    if model.input_scale != DEFAULT_INPUT_SCALE:
+        title += f"  pixels 0..255 multiplied by {model.input_scale:.6g} first"
+    lines = [title, head, "=" * len(head)]
     for row in model.rows:
         label = f"{row.name} ({row.layer.keras_type})"
         line = f"{label:<{name_w}}  {row.keras_shape:<{shape_w}}  {row.params:>{param_w},}"
