@@ -25,6 +25,9 @@ def randomize(model: keras.Model, seed: int = 0) -> keras.Model:
             shape = tuple(weight.shape)
             if "variance" in weight.name:
                 values.append(rng.uniform(0.5, 1.5, shape).astype("float32"))
+            elif len(shape) > 1:  # a kernel: Glorot-like spread keeps logits moderate
+                fan_in = int(np.prod(shape[:-1]))
+                values.append(rng.normal(0, 1.5 / np.sqrt(fan_in), shape).astype("float32"))
             else:
                 values.append(rng.normal(0, 0.3, shape).astype("float32"))
         if values:
@@ -97,10 +100,14 @@ def batch_normalised() -> keras.Model:
 
 
 def rgb() -> keras.Model:
-    """An RGB model that scales its own pixels, ending in logits (no softmax)."""
+    """An RGB model that scales its own pixels, ending in logits (no softmax).
+
+    21x21 makes the "same" average pooling pad symmetrically: for an odd pixel, Keras's torch
+    backend and TensorFlow disagree (test_layers_keras checks TensorFlow's rule by hand).
+    """
     return keras.Sequential(
         [
-            keras.Input((20, 20, 3)),
+            keras.Input((21, 21, 3)),
             layers.Rescaling(1.0 / 255),
             layers.Conv2D(6, 3, activation="relu"),
             layers.AveragePooling2D(3, strides=2, padding="same"),

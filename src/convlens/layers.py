@@ -500,10 +500,10 @@ class ReLU(SameShapeLayer):
         super().__post_init__()
         ok = self.max_value is None or (_finite_number(self.max_value) and self.max_value >= 0)
         ok = ok and _finite_number(self.negative_slope) and self.negative_slope >= 0
-        if not (ok and _finite_number(self.threshold)):
+        if not (ok and _finite_number(self.threshold) and self.threshold >= 0):
             raise ConvlensError(
-                "ReLU needs max_value >= 0 (or none), negative_slope >= 0 and a finite "
-                f"threshold; got {self.max_value!r}, {self.negative_slope!r}, {self.threshold!r}."
+                "ReLU needs max_value >= 0 (or none), negative_slope >= 0 and threshold >= 0, "
+                f"as Keras does; got {self.max_value!r}, {self.negative_slope!r}, {self.threshold!r}."
             )
 
     def what_it_does(self) -> str:

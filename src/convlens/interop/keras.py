@@ -31,7 +31,12 @@ import numpy as np
 
 from convlens.errors import ConvlensError
 from convlens.interop import limits
-from convlens.interop.keras_layers import keras_weight_shapes, layer_from_keras, to_torch_state
+from convlens.interop.keras_layers import (
+    keras3_weight_paths,
+    keras_weight_shapes,
+    layer_from_keras,
+    to_torch_state,
+)
 from convlens.layers import Layer, Rescaling
 from convlens.model import DEFAULT_INPUT_SCALE, Sequential
 
@@ -140,12 +145,13 @@ def _read_keras3_weights(fileobj: Any, model: Sequential, name: str) -> dict[str
 
     try:
         with h5py.File(fileobj, "r") as weights:
+            paths = _keras3_paths(weights, model)
             state: dict[str, np.ndarray] = {}
             for row in model.rows:
                 shapes = keras_weight_shapes(row.layer, row.input_shape)
                 if not shapes:
                     continue
-                where = f"layers/{row.name}/vars"
+                where = f"layers/{paths[row.name]}/vars"
                 group = _group(weights, where, name)
                 arrays = [
                     _dataset(group, str(i), shape, f"{name}: {where}/{i}")
@@ -157,6 +163,24 @@ def _read_keras3_weights(fileobj: Any, model: Sequential, name: str) -> dict[str
         raise ConvlensError(
             f"{name}'s model.weights.h5 is damaged ({exc}); save it again."
         ) from None
+
+
+def _keras3_paths(weights: Any, model: Sequential) -> dict[str, str]:
+    """Each layer's group under layers/: Keras 3 names it after the class (dense, dense_1, ...).
+
+    The vars group records the layer's own name (attribute "name"); where it does
+    not, the group is the snake-case class name numbered in the model's order.
+    """
+    by_attribute: dict[str, str] = {}
+    layers = weights.get("layers")
+    if layers is not None and len(layers) <= limits.MAX_LAYERS:
+        for key in layers:
+            vars_group = layers[key].get("vars") if hasattr(layers[key], "get") else None
+            name = None if vars_group is None else vars_group.attrs.get("name")
+            if name is not None:
+                by_attribute[_text(name)] = key
+    numbered = keras3_weight_paths(model)
+    return {name: by_attribute.get(name, path) for name, path in numbered.items()}
 
 
 # ---------------------------------------------------------------- legacy .h5

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from convlens.interop.keras_layers import keras3_weight_paths
 from convlens.layers import (
     Activation,
     AveragePooling2D,
@@ -148,11 +149,12 @@ def weights_bytes(run: Run) -> bytes:
     import h5py
 
     state = run.network.state_dict()
+    paths = keras3_weight_paths(run.model)
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
         h5.create_group("layers")
         for row in run.model.rows:
-            group = h5.create_group(f"layers/{row.name}/vars")
+            group = h5.create_group(f"layers/{paths[row.name]}/vars")
             group.attrs["name"] = row.name
             for index, array in enumerate(keras_arrays(row.layer, row.name, state)):
                 group.create_dataset(str(index), data=np.ascontiguousarray(array, np.float32))

@@ -10,8 +10,9 @@ shapes, so a file's tensors are checked before they are read, and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from convlens.layers import (
     Softmax,
     ZeroPadding2D,
 )
+
+if TYPE_CHECKING:
+    from convlens.model import Sequential
 
 Config = dict[str, Any]
 
@@ -260,6 +264,28 @@ def layer_from_keras(entry: Any, keras2: bool) -> Layer:
 
 
 # ---------------------------------------------------------------- weights
+
+
+def keras_snake(name: str) -> str:
+    """Keras's to_snake_case: MaxPooling2D -> max_pooling2d, ReLU -> re_lu."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def keras3_weight_paths(model: Sequential) -> dict[str, str]:
+    """Each layer's group under model.weights.h5's layers/, as Keras 3 names them.
+
+    Keras 3 names the group after the layer's class, numbered in the model's
+    order (dense, dense_1, ...), not after the layer's own name.
+    """
+    paths: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for row in model.rows:
+        stem = keras_snake(row.layer.keras_type)
+        count = counts.get(stem, 0)
+        counts[stem] = count + 1
+        paths[row.name] = stem if count == 0 else f"{stem}_{count}"
+    return paths
 
 
 def keras_weight_shapes(layer: Layer, input_shape: Shape) -> list[tuple[int, ...]]:
