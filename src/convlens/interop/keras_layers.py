@@ -236,6 +236,13 @@ REFUSED = {
 }
 
 
+def _is_custom(entry: Config) -> bool:
+    """A class registered by user code (registered_name "package>Conv2D") or from elsewhere."""
+    module, registered = entry.get("module"), entry.get("registered_name")
+    foreign = isinstance(module, str) and not module.startswith(("keras", "tf_keras"))
+    return foreign or (registered is not None and registered != entry.get("class_name"))
+
+
 def layer_from_keras(entry: Any, keras2: bool) -> Layer:
     """The convlens spec of one Keras layer entry {"class_name", "config"}, or one sentence."""
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
@@ -247,8 +254,7 @@ def layer_from_keras(entry: Any, keras2: bool) -> Layer:
     if kind in REFUSED:
         raise _refuse(name, REFUSED[kind], "rebuild the model from built-in layers")
     reader = LAYER_READERS.get(kind) if isinstance(kind, str) else None
-    module = entry.get("module")
-    if reader is None or (module is not None and module not in ("keras.layers", "keras")):
+    if reader is None or _is_custom(entry):
         raise _refuse(
             name,
             f"is a {kind!r}, which convlens does not have (its layers: "
