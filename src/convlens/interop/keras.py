@@ -41,6 +41,8 @@ from convlens.layers import Layer, Rescaling
 from convlens.model import DEFAULT_INPUT_SCALE, Sequential
 
 MAX_ZIP_MEMBERS = 64
+# What h5py and zlib raise on a damaged file (h5py's C layer maps HDF5's errors onto these).
+DAMAGED_FILE_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, EOFError)
 MAX_METADATA_BYTES = 1 << 20
 
 
@@ -85,12 +87,12 @@ def _read_keras_zip(path: Path) -> ImportedModel:
     try:
         with zipfile.ZipFile(path) as archive:
             members = _check_members(archive, path.name)
-            config = limits.parse_json(_read_member(archive, members, "config.json"), "config.json")
+            text = _read_member(archive, members, "config.json", limits.MAX_JSON_BYTES)
+            config = limits.parse_json(text, "config.json")
             metadata = {}
             if "metadata.json" in members:
-                if members["metadata.json"].file_size > MAX_METADATA_BYTES:
-                    raise ConvlensError(f"{path.name}'s metadata.json is too large to be Keras's.")
-                metadata = limits.parse_json(archive.read("metadata.json"), "metadata.json")
+                text = _read_member(archive, members, "metadata.json", MAX_METADATA_BYTES)
+                metadata = limits.parse_json(text, "metadata.json")
             version = str(metadata.get("keras_version", "3")) if isinstance(metadata, dict) else "3"
             model = _model_from_config(config, version.startswith("2"), path.name)
             if "model.weights.h5" not in members:
@@ -107,7 +109,7 @@ def _read_keras_zip(path: Path) -> ImportedModel:
         raise ConvlensError(
             f"{path.name} is a damaged zip archive ({exc}); save it again."
         ) from None
-    except OSError as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         raise ConvlensError(f"{path.name} cannot be read ({exc}); save it again.") from None
     source = {"format": "keras", "keras_version": version}
     return ImportedModel(model, state, _source(path, source))
@@ -133,10 +135,19 @@ def _check_members(archive: zipfile.ZipFile, name: str) -> dict[str, zipfile.Zip
     return members
 
 
-def _read_member(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], name: str) -> bytes:
-    if members[name].file_size > limits.MAX_JSON_BYTES:
-        raise ConvlensError(f"{name} in the archive is too large to be a model config.")
-    return archive.read(name)
+def _read_member(
+    archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], name: str, limit: int
+) -> bytes:
+    """A member's bytes, at most its declared size, which must be within ``limit``.
+
+    Read with an explicit size so zlib never inflates more than that (a member
+    whose header understates its size would otherwise inflate in full first).
+    """
+    declared = members[name].file_size
+    if declared > limit:
+        raise ConvlensError(f"{name} in the archive is too large ({declared:,} bytes) for Keras's.")
+    with archive.open(name) as member:
+        return member.read(declared)
 
 
 def _read_keras3_weights(fileobj: Any, model: Sequential, name: str) -> dict[str, np.ndarray]:
@@ -159,7 +170,7 @@ def _read_keras3_weights(fileobj: Any, model: Sequential, name: str) -> dict[str
                 ]
                 state.update(to_torch_state(row.name, row.layer, arrays))
             return state
-    except OSError as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         raise ConvlensError(
             f"{name}'s model.weights.h5 is damaged ({exc}); save it again."
         ) from None
@@ -203,7 +214,7 @@ def _read_h5(path: Path) -> ImportedModel:
             weights_root = _group(h5, "model_weights", path.name) if "model_weights" in h5 else h5
             state = _read_legacy_weights(weights_root, model, path.name)
             backend = _text(h5.attrs.get("backend", ""))
-    except OSError as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         raise ConvlensError(f"{path.name} is a damaged HDF5 file ({exc}); save it again.") from None
     source = {"format": "keras-h5", "keras_version": version, "backend": backend}
     return ImportedModel(model, state, _source(path, source))

@@ -20,6 +20,7 @@ read.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ from convlens.layers import (
     GlobalMaxPooling2D,
     Layer,
     MaxPooling2D,
+    Rescaling,
     Softmax,
     ZeroPadding2D,
     same_padding,
@@ -63,6 +65,7 @@ class _Chain:
     layers: list[Layer] = field(default_factory=list)
     weights: list[dict[str, np.ndarray]] = field(default_factory=list)
     flattened_from: tuple[int, int, int] | None = None  # (H, W, C) a Flatten laid out as NCHW
+    channels_last: bool = False  # a Transpose to NHWC just ran: the next Flatten is Keras's
     previous_op: str = ""
 
     def add(self, layer: Layer, weights: dict[str, np.ndarray] | None = None) -> None:
@@ -283,8 +286,29 @@ def flatten(node: Any, chain: _Chain) -> None:
         if len(target) != 2 or target[1] not in (-1, math.prod(chain.shape)):
             raise _refuse(node, f"reshapes to {target}, not to (batch, features)")
     if len(chain.shape) == 3:
-        chain.flattened_from = chain.shape
+        chain.flattened_from = None if chain.channels_last else chain.shape
+        chain.channels_last = False
         chain.add(Flatten())
+
+
+def transpose(node: Any, chain: _Chain) -> None:
+    """Transpose to NHWC right before a Flatten: the flattened order is Keras's already."""
+    perm = [int(n) for n in _attributes(node).get("perm", [])]
+    if perm != [0, 2, 3, 1] or len(chain.shape) != 3:
+        raise _refuse(node, f"transposes the axes {perm}, not to channels last before Flatten")
+    chain.channels_last = True
+
+
+def multiply(node: Any, chain: _Chain) -> None:
+    """Mul by one constant number -> Rescaling(scale)."""
+    chain.add(Rescaling(_scalar(node, chain, "factor")))
+
+
+def _scalar(node: Any, chain: _Chain, what: str) -> float:
+    value = chain.const(node, 1, what)
+    if value.size != 1 or not np.isfinite(value).all():
+        raise _refuse(node, f"uses a {what} of shape {value.shape}, not one number")
+    return float(value.reshape(-1)[0])
 
 
 def gemm(node: Any, chain: _Chain) -> None:
@@ -309,8 +333,15 @@ def matmul(node: Any, chain: _Chain) -> None:
 
 
 def add(node: Any, chain: _Chain) -> None:
-    """Add of a constant vector right after MatMul: the Dense layer's bias."""
+    """Add of a constant vector right after MatMul (the Dense's bias), or of one number."""
     last = chain.layers[-1] if chain.layers else None
+    if chain.previous_op != "MatMul" and chain.const(node, 1, "addend").size == 1:
+        offset = _scalar(node, chain, "addend")
+        if isinstance(last, Rescaling) and chain.previous_op == "Mul" and last.offset == 0:
+            chain.layers[-1] = replace(last, offset=offset)
+        else:
+            chain.add(Rescaling(1.0, offset))
+        return
     if chain.previous_op != "MatMul" or not isinstance(last, Dense) or last.use_bias:
         raise _refuse(node, "adds two computations (a branch) or adds outside a Dense layer")
     bias = chain.const(node, 1, "bias").astype(np.float32).reshape(-1)
@@ -381,6 +412,8 @@ OP_READERS: dict[str, Callable[[Any, _Chain], None]] = {
     "MatMul": matmul,
     "Add": add,
     "Pad": pad,
+    "Transpose": transpose,
+    "Mul": multiply,
     "Dropout": passthrough,
     "Identity": passthrough,
 }
@@ -408,7 +441,7 @@ def read_onnx(path: str | Path) -> ImportedModel:
     graph = proto.graph
     _check_initializers(graph, path)
     chain = _walk(graph, path.name)
-    model = _sequential(chain, graph.name or path.stem, path.name)
+    model = _with_convlens_metadata(_sequential(chain, graph.name or path.stem, path.name), proto)
     state = {
         f"{row.name}.{key}": value
         for row, weights in zip(model.rows, chain.weights, strict=True)
@@ -424,6 +457,22 @@ def read_onnx(path: str | Path) -> ImportedModel:
         "opset": opset,
     }
     return ImportedModel(model, state, source)
+
+
+def _with_convlens_metadata(model: Sequential, proto: Any) -> Sequential:
+    """A file convlens exported says its input scale and class names: use them."""
+    props = {p.key: p.value for p in proto.metadata_props}
+    try:
+        scale = float(props.get("convlens.input_scale", DEFAULT_INPUT_SCALE))
+        names = json.loads(props.get("convlens.class_names", "null"))
+    except ValueError:
+        return model
+    if math.isfinite(scale) and scale > 0:
+        model = model.with_input_scale(scale)
+    fits = isinstance(names, list) and len(names) == model.num_classes
+    if fits and all(isinstance(n, str) and n for n in names):
+        model = model.with_class_names(tuple(names))
+    return model
 
 
 def _check_initializers(graph: Any, path: Path) -> None:
@@ -483,6 +532,7 @@ def _load_external(tensor: Any, path: Path) -> None:
 
 
 def _graph_input(graph: Any, name: str) -> tuple[str, tuple[int, int, int]]:
+    """The image input's name and its three fixed sizes after the batch, as the file has them."""
     constants = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in constants]
     if len(inputs) != 1 or len(graph.output) != 1:
@@ -497,13 +547,13 @@ def _graph_input(graph: Any, name: str) -> tuple[str, tuple[int, int, int]]:
             f"{name}'s input has shape {sizes}, but convlens reads images (N, C, H, W) with a "
             f"fixed channels, height and width; export the model with a fixed image size."
         )
-    channels, height, width = sizes[1:]
-    return inputs[0].name, (height, width, channels)
+    return inputs[0].name, (sizes[1], sizes[2], sizes[3])
 
 
 def _walk(graph: Any, name: str) -> _Chain:
     """Follow the data from the graph's input to its output, one node at a time."""
-    tensor, shape = _graph_input(graph, name)
+    tensor, dims = _graph_input(graph, name)
+    shape = (dims[1], dims[2], dims[0])  # the file's (N, C, H, W) as Keras's (H, W, C)
     constants = {t.name: t for t in graph.initializer}
     consumers: dict[str, list[Any]] = {}
     pending = []
@@ -518,8 +568,14 @@ def _walk(graph: Any, name: str) -> _Chain:
         for input_name in node.input:
             if input_name and input_name not in constants:
                 consumers.setdefault(input_name, []).append(node)
-    chain = _Chain(constants, shape, input_shape=shape)
     visited = 0
+    first = consumers.get(tensor, [])
+    if len(first) == 1 and first[0].op_type == "Transpose":  # tf2onnx: NHWC in, NCHW inside
+        perm = [int(n) for n in _attributes(first[0]).get("perm", [])]
+        if perm == [0, 3, 1, 2]:
+            shape = dims  # the file's (N, H, W, C)
+            tensor, visited = first[0].output[0], 1
+    chain = _Chain(constants, shape, input_shape=shape)
     output = graph.output[0].name
     while tensor != output:
         users = consumers.get(tensor, [])
@@ -540,6 +596,8 @@ def _walk(graph: Any, name: str) -> _Chain:
             raise
         except (ValueError, TypeError) as exc:
             raise _refuse(node, f"cannot be read ({exc})") from None
+        if chain.channels_last and node.op_type != "Transpose":
+            raise _refuse(node, "follows a Transpose to channels last; only Flatten may")
         chain.previous_op = node.op_type
         visited += 1
         tensor = node.output[0]
