@@ -70,7 +70,7 @@ def import_model(
         "input_scale": model.input_scale,
         "total_params": model.total_params,
     }
-    with staged_run(out, model.name, root) as staged:
+    with staged_run(out, Path(path).stem, root) as staged:  # runs/<file name>-<time>
         save_model(staged.staging, model, network)
         if test is not None:
             metrics.update(_evaluate(network, model, test, data_name, data_source))

@@ -15,6 +15,7 @@ at /api/openapi.json):
     POST /api/explain-pool        one pooled pixel's window
     POST /api/journey             one image through every layer of a run's model
     POST /api/class-filter        several images of a class, one filter, every layer
+    POST /api/models              an uploaded .keras/.h5/.onnx file becomes a run (your_model.py)
 
 Every error a client can cause is a 4xx answer {"error": "one sentence"}:
 400 for bad values, 404 for names the server does not hold, 413 for an
@@ -40,7 +41,7 @@ from convlens.errors import ConvlensError
 from convlens.images import decode_image
 from convlens.runs import RUNS_ROOT
 from convlens.sample_images import facade
-from convlens.web import model_views, schemas
+from convlens.web import model_views, schemas, your_model
 from convlens.web.playground import Playground, rounded_kernel
 from convlens.web.store import ImageStore, NotFound, RunRegistry, StoredImage, TooLarge
 
@@ -166,6 +167,7 @@ def create_app(
     add_image_routes(app, state)
     add_playground_routes(app, state)
     add_model_routes(app, state)
+    app.include_router(your_model.router(state))  # "Your model": upload a Keras or ONNX file
     return app
 
 

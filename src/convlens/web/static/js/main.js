@@ -43,6 +43,9 @@
 //                            image (data-test-index), each with th.image-cell and one
 //                            td.class-cell per layer
 //
+// Your model (#your-model): #model-upload, #model-dataset, #model-busy, #model-status, #model-error
+//   (js/your_model.js); ?run=<name> in the address chooses the run shown first.
+//
 // body[data-ready="true"] once /api/info has been read and the three parts are wired.
 // Every 4xx answer's sentence is shown in the .error[role=alert] next to the control that
 // caused it:
@@ -54,6 +57,7 @@ import { ClassView } from "./classview.js";
 import { percent, showError } from "./draw.js";
 import { Journey } from "./journey.js";
 import { Playground } from "./playground.js";
+import { wireModelUpload } from "./your_model.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -106,8 +110,9 @@ async function start() {
       option.textContent = `${run.name} (${run.model})`;
       select.append(option);
     }
-    const known = runs.some((r) => r.name === info.default_run);
-    select.value = known ? info.default_run : runs[0].name;
+    const wanted = new URLSearchParams(window.location.search).get("run") || info.default_run;
+    const known = runs.some((r) => r.name === wanted);
+    select.value = known ? wanted : runs[0].name;
     const choose = () => {
       const run = runs.find((r) => r.name === select.value);
       $("run-facts").textContent = runFacts(run);
@@ -123,6 +128,8 @@ async function start() {
       info.no_run_hint || "There is no trained run yet; train one with `convlens train`.";
     playground.chooser.setRun(null);
   }
+
+  wireModelUpload();
 
   // The first image: the first built-in picture.
   if (info.builtin_images.length) playground.chooser.useBuiltin();
