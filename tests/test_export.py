@@ -23,7 +23,7 @@ from synthetic import pattern_images
 from convlens import cli_export
 from convlens.cli import main
 from convlens.evaluate import predict_proba
-from convlens.export import FORMATS, export_run, read_metadata
+from convlens.interop.export import FORMATS, export_run, read_metadata
 from convlens.model import Sequential, preset, save_model
 from convlens.runs import load_run, write_metrics
 

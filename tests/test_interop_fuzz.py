@@ -72,7 +72,7 @@ def seeds(tmp_path_factory) -> dict[str, bytes]:
     run = load_run(directory)
     files = {".keras": keras_bytes(run), ".h5": KERAS2_LESSON.read_bytes()}
     pytest.importorskip("onnxscript")
-    from convlens.export import export_bytes
+    from convlens.interop.export import export_bytes
 
     files[".onnx"] = export_bytes(run, "onnx")
     return files

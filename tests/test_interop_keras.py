@@ -18,7 +18,7 @@ keras = keras_models.keras
 
 from convlens.cli import main  # noqa: E402
 from convlens.errors import ConvlensError  # noqa: E402
-from convlens.export import export_run  # noqa: E402
+from convlens.interop.export import export_run  # noqa: E402
 from convlens.interop.importing import import_model  # noqa: E402
 from convlens.interop.reading import read_model_file  # noqa: E402
 from convlens.model import DEFAULT_INPUT_SCALE  # noqa: E402

@@ -75,7 +75,7 @@ def test_the_journey_shows_the_activation_layers_after_the_first_conv(model, tmp
 def test_onnx_export_of_the_new_layers_computes_what_convlens_does(model, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from convlens.export import export_bytes
+    from convlens.interop.export import export_bytes
 
     run = load_run(write_run(tmp_path / "run", model, tuple("abcdefghij")))
     session = ort.InferenceSession(export_bytes(run, "onnx"), providers=["CPUExecutionProvider"])

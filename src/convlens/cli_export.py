@@ -1,4 +1,4 @@
-"""``convlens export``: write a run's model as ONNX or TorchScript for other programs."""
+"""``convlens export``: write a run's model as ONNX, TorchScript or Keras for other programs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ FORMAT_CHOICES = (
     "onnx",
     "torchscript",
     "keras",
-)  # convlens.export.FORMATS, without importing torch
+)  # convlens.interop.export.FORMATS, without importing torch
 
 
 @command
@@ -39,7 +39,7 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from convlens.export import export_run
+    from convlens.interop.export import export_run
 
     exported = export_run(args.run, args.format, args.out)
     info = exported.metadata
