@@ -167,7 +167,8 @@ def test_an_imported_onnx_run_walks_through_every_command(tmp_path, capsys, monk
     assert main(argv) == 0
     assert "test accuracy" in capsys.readouterr().out
     assert (out / "report.html").is_file()
-    assert "journey" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "journey" in report and "Imported from lesson.onnx (onnx, pytorch" in report
     monkeypatch.chdir(tmp_path)
     common = ["--run", str(out), "--dataset", "mnist", "--data-dir", str(data)]
     assert main(["inspect", *common, "--out", str(tmp_path / "journey.png")]) == 0
