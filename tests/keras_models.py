@@ -52,10 +52,10 @@ def lesson_cnn() -> keras.Model:
 
 
 def dense_baseline() -> keras.Model:
-    """The lesson's dense-only baseline."""
+    """The lesson's dense-only baseline, on (28, 28) images without a channel axis as it has."""
     return keras.Sequential(
         [
-            keras.Input((28, 28, 1)),
+            keras.Input((28, 28)),
             layers.Flatten(),
             layers.Dense(128, activation="relu"),
             layers.Dense(10, activation="softmax"),
@@ -137,12 +137,15 @@ def new_layers() -> keras.Model:
 
 
 def global_max() -> keras.Model:
-    """Global max pooling to the classes, then Activation('softmax')."""
+    """LeakyReLU, SpatialDropout2D and ELU layers; global max pooling, Activation('softmax')."""
     return keras.Sequential(
         [
             keras.Input((12, 12, 1)),
             layers.Conv2D(4, 3, activation="relu6"),
+            layers.LeakyReLU(),
+            layers.SpatialDropout2D(0.1),
             layers.Conv2D(3, 3, activation="hard_sigmoid"),
+            layers.ELU(),
             layers.GlobalMaxPooling2D(),
             layers.Activation("softmax"),
         ]
@@ -161,11 +164,14 @@ MODELS = {
 
 
 def images(model: keras.Model, count: int = 6, seed: int = 1) -> np.ndarray:
-    """Random uint8 images (N, H, W, C) at the model's input size."""
+    """Random uint8 images (N, H, W, C) at the model's input size (C = 1 when it has none)."""
     shape = tuple(model.input_shape[1:])
+    shape = (*shape, 1) if len(shape) == 2 else shape
     return np.random.default_rng(seed).integers(0, 256, (count, *shape), dtype=np.uint8)
 
 
 def keras_predict(model: keras.Model, pixels: np.ndarray, scale: float) -> np.ndarray:
     """Keras's own outputs for uint8 images preprocessed as the run says (pixels x scale)."""
-    return np.asarray(model.predict(pixels.astype("float32") * np.float32(scale), verbose=0))
+    x = pixels.astype("float32") * np.float32(scale)
+    x = x.reshape((len(x), *model.input_shape[1:]))  # (N, 28, 28) for a model without channels
+    return np.asarray(model.predict(x, verbose=0))

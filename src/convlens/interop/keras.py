@@ -33,6 +33,7 @@ from convlens.errors import ConvlensError
 from convlens.interop import limits
 from convlens.interop.keras_layers import (
     keras3_weight_paths,
+    keras_order,
     keras_weight_shapes,
     layer_from_keras,
     to_torch_state,
@@ -234,9 +235,10 @@ def _read_legacy_weights(root: Any, model: Sequential, name: str) -> dict[str, n
                 f"{name}: layer {row.name!r} stores {len(weight_names)} weight arrays but a "
                 f"{row.layer.keras_type} like it has {len(shapes)}; the file is damaged."
             )
+        ordered = [weight_names[i] for i in keras_order(row.layer, weight_names)]
         arrays = [
             _dataset(group, weight, shape, f"{name}: {row.name}/{weight}")
-            for weight, shape in zip(weight_names, shapes, strict=True)
+            for weight, shape in zip(ordered, shapes, strict=True)
         ]
         state.update(to_torch_state(row.name, row.layer, arrays))
     return state
@@ -357,7 +359,11 @@ def _class(entry: Any) -> Any:
 
 
 def _input_shape(entries: list[Any], name: str) -> tuple[int, ...]:
-    """(H, W, C) from the InputLayer (batch_shape / batch_input_shape) or the first layer."""
+    """(H, W, C) from the InputLayer (batch_shape / batch_input_shape) or the first layer.
+
+    A grayscale input without a channel axis, (None, 28, 28) as the lesson's
+    Flatten(input_shape=(28, 28)) has, is (28, 28, 1): its values lie in the same order.
+    """
     first = entries[0] if isinstance(entries[0], dict) else {}
     config = first.get("config") if isinstance(first.get("config"), dict) else {}
     build = first.get("build_config") if isinstance(first.get("build_config"), dict) else {}
@@ -367,6 +373,8 @@ def _input_shape(entries: list[Any], name: str) -> tuple[int, ...]:
         or build.get("input_shape")
         or ([None, *config["input_shape"]] if isinstance(config.get("input_shape"), list) else None)
     )
+    if isinstance(shape, list) and len(shape) == 3:  # (None, 28, 28): the lesson's Flatten input
+        shape = [*shape, 1]
     ok = isinstance(shape, list) and len(shape) == 4 and shape[0] is None
     ok = ok and all(
         isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in shape[1:]

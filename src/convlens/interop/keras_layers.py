@@ -191,6 +191,24 @@ def relu(config: Config, keras2: bool) -> Layer:
     )
 
 
+def leaky_relu(config: Config, keras2: bool) -> Layer:
+    """LeakyReLU (Keras 3 negative_slope, Keras 2 alpha; 0.3 by default): a ReLU with a slope."""
+    slope = config.get("negative_slope", config.get("alpha", 0.3))
+    return ReLU(negative_slope=slope, name=_name(config))
+
+
+def elu(config: Config, keras2: bool) -> Layer:
+    """The ELU layer with alpha 1: Activation("elu")."""
+    if config.get("alpha", 1.0) != 1.0:
+        raise _refuse(_name(config), "is an ELU with alpha other than 1", "use alpha=1")
+    return Activation("elu", name=_name(config))
+
+
+def spatial_dropout(config: Config, keras2: bool) -> Layer:
+    """SpatialDropout2D: like Dropout, nothing when predicting."""
+    return Dropout(float(config.get("rate", 0.5)), name=_name(config))
+
+
 def softmax(config: Config, keras2: bool) -> Layer:
     """Softmax over the last axis."""
     axis = config.get("axis", -1)
@@ -224,6 +242,9 @@ LAYER_READERS: dict[str, Callable[[Config, bool], Layer]] = {
     "Rescaling": rescaling,
     "Activation": activation,
     "ReLU": relu,
+    "LeakyReLU": leaky_relu,
+    "ELU": elu,
+    "SpatialDropout2D": spatial_dropout,
     "Softmax": softmax,
     "ZeroPadding2D": zero_padding2d,
 }
@@ -306,6 +327,26 @@ def keras_weight_shapes(layer: Layer, input_shape: Shape) -> list[tuple[int, ...
     if isinstance(layer, BatchNormalization):
         return [(input_shape[-1],)] * 4  # gamma, beta, moving_mean, moving_variance
     return []
+
+
+WEIGHT_ORDER = {
+    "Conv2D": ("kernel", "bias"),
+    "Dense": ("kernel", "bias"),
+    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+}
+
+
+def keras_order(layer: Layer, weight_names: list[str]) -> list[int]:
+    """Positions of a layer's stored arrays in Keras's order, by their names when they say it.
+
+    "conv2d/kernel:0", "sequential/conv2d/bias" end in the variable's role; when
+    every name does, the roles decide the order; otherwise the stored order stands.
+    """
+    roles = [name.rsplit("/", 1)[-1].split(":", 1)[0] for name in weight_names]
+    wanted = WEIGHT_ORDER.get(layer.keras_type, ())[: len(roles)]
+    if sorted(roles) == sorted(wanted) and len(set(roles)) == len(roles):
+        return [roles.index(role) for role in wanted]
+    return list(range(len(weight_names)))
 
 
 def to_torch_state(name: str, layer: Layer, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
