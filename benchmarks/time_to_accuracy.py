@@ -31,8 +31,8 @@ import torch
 from reference import accuracy, to_tensors, train_lesson
 
 from convlens import data
-from convlens.model import preset
-from convlens.train import fit, recipe_config
+from convlens.plan import plan_training
+from convlens.train import fit
 
 
 @dataclass
@@ -66,14 +66,14 @@ class Outcome:
 def run_convlens(seed: int) -> Outcome:
     """The default recipe, data loading included in the clock."""
     started = time.perf_counter()
-    dataset = data.load("fashion-mnist")
-    outcome = Outcome(f"convlens seed {seed}", train_images=len(dataset.train))
+    plan = plan_training("seed-cnn", "fashion-mnist", seed=seed)  # as `convlens train` plans it
+    outcome = Outcome(f"convlens seed {seed}", train_images=len(plan.dataset.train))
 
     def on_epoch(record) -> None:
         outcome.epoch_times.append(time.perf_counter() - started)
         outcome.epoch_accuracy.append(record.test_accuracy)
 
-    result = fit(preset("seed-cnn"), dataset, recipe_config("fast", seed=seed), on_epoch=on_epoch)
+    result = fit(plan.model, plan.dataset, plan.config, on_epoch=on_epoch)
     outcome.train_seconds = sum(r.seconds for r in result.history.epochs)
     outcome.trained_images = sum(r.images for r in result.history.epochs)  # selective backprop
     return outcome
@@ -173,6 +173,12 @@ def main() -> None:
             print("TensorFlow is not installed: Keras reference skipped")
             continue
         print(describe(reference, args.target), flush=True)
+        if median is not None:
+            print(
+                f"  convlens to {args.target:.1%} = {median / reference.epoch_times[0]:.2f} of "
+                f"{reference.name}'s first epoch ({reference.epoch_times[0]:.1f} s, loading "
+                "included)"
+            )
         theirs = reference.seconds_to(args.target) or reference.epoch_times[-1]
         label = "reaching" if reference.seconds_to(args.target) else "finishing (never reached)"
         if median is not None:

@@ -97,3 +97,32 @@ def write_run(directory: Path, model, class_names: tuple[str, ...], dataset: str
         {"model": model.name, "test_accuracy": 0.5, "epochs": 1, "dataset": dataset},
     )
     return directory
+
+
+def save_png(path: Path, pixels: np.ndarray) -> Path:
+    """Write uint8 (H, W), (H, W, 1) or (H, W, 3) pixels as a PNG, making its folder."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+    Image.fromarray(np.ascontiguousarray(array)).save(path)
+    return path
+
+
+# Red and green of the same ITU-R 601 luma: a grayscale copy cannot tell them apart.
+RED = (220, 80, 80)
+GREEN = (60, 165, 60)  # luma 121.6 -> 122, as red's 121.9 -> 122
+
+
+def colour_folder(root: Path, per_class: int, size: int = 16, seed: int = 0) -> Path:
+    """A folder of two classes, red and green squares on grey noise, told apart by colour alone."""
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", per_class), ("test", max(per_class // 2, 2))):
+        for name, colour in (("red", RED), ("green", GREEN)):
+            for k in range(count):
+                image = np.repeat(rng.integers(80, 130, (size, size, 1)), 3, axis=2)
+                side = size // 3
+                top, left = rng.integers(0, size - side, 2)
+                image[top : top + side, left : left + side] = colour
+                save_png(root / split / name / f"{k}.png", image.astype(np.uint8))
+    return root

@@ -79,7 +79,11 @@ def test_train_writes_a_run_that_learns(trained_run):
     assert (trained_run / "weights.safetensors").is_file()
     history = (trained_run / "history.csv").read_text().splitlines()
     trained = [int(row.split(",")[-1]) for row in history[1:]]
-    assert history[0].endswith(",images") and trained[0] == metrics["train_images"] > trained[1]
+    # 600 images at batch 32 are 19 steps an epoch: selection waits until 900 steps are
+    # behind (epoch 49), so both epochs train on every image (train.for_dataset)
+    assert metrics["config"]["select_from_epoch"] == 49
+    assert history[0].endswith(",images") and trained == [metrics["train_images"]] * 2
+    assert metrics["input_why"] == "28x28x1: mnist's own images"
 
 
 def test_a_bad_ema_decay_is_refused_before_training(capsys, mnist_dir, tmp_path):

@@ -497,7 +497,7 @@ def make_folder(root: Path, counts: dict[str, int], shape=(10, 12, 3)) -> Path:
     return root
 
 
-def test_folder_rgb_becomes_one_channel_28x28_by_default(tmp_path: Path) -> None:
+def test_folder_colour_and_size_follow_the_images(tmp_path: Path) -> None:
     root = tmp_path / "shapes"
     save_png(root / "red" / "a.png", np.full((10, 12, 3), (255, 0, 0), np.uint8))
     save_png(root / "red" / "b.png", np.full((10, 12, 3), (255, 0, 0), np.uint8))
@@ -506,12 +506,78 @@ def test_folder_rgb_becomes_one_channel_28x28_by_default(tmp_path: Path) -> None
     dataset = load(root)
     assert dataset.name == "shapes" and dataset.source == str(root)
     assert dataset.class_names == ("blue", "red")
-    assert dataset.image_shape == (28, 28, 1)
+    # two sizes: the median height of 10, 10, 40, 40 is 25, of the widths 12, 12, 40, 40 is 26
+    assert dataset.image_shape == (25, 26, 3)
+    assert dataset.input_why.startswith("25x26x3: the median of your images' 2 sizes; colour")
     assert len(dataset.train) == 2 and len(dataset.test) == 2
+    images = np.concatenate([dataset.train.images, dataset.test.images])
+    labels = np.concatenate([dataset.train.labels, dataset.test.labels])
+    assert {tuple(p) for p in images[labels == 1].reshape(-1, 3)} == {(255, 0, 0)}
+    assert {tuple(p) for p in images[labels == 0].reshape(-1, 3)} == {(0, 0, 255)}
+
+
+def test_folder_read_as_grayscale_when_asked(tmp_path: Path) -> None:
+    root = tmp_path / "shapes"
+    for name, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        for k in range(2):
+            save_png(root / name / f"{k}.png", np.full((10, 12, 3), colour, np.uint8))
+    dataset = load(root, image_size=(28, 28), channels=1)
+    assert dataset.image_shape == (28, 28, 1)
     images = np.concatenate([dataset.train.images, dataset.test.images])
     labels = np.concatenate([dataset.train.labels, dataset.test.labels])
     assert set(np.unique(images[labels == 1])) == {76}  # ITU-R 601 luma of pure red
     assert set(np.unique(images[labels == 0])) == {29}  # and of pure blue
+
+
+def test_gray_pictures_stored_as_rgb_are_one_channel(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    root = tmp_path / "gray"
+    for name in ("a", "b"):
+        for k in range(3):
+            level = rng.integers(0, 256, (16, 16, 1)).astype(np.uint8)
+            save_png(root / name / f"{k}.png", np.repeat(level, 3, axis=2))  # R = G = B
+    dataset = load(root)
+    assert dataset.image_shape == (16, 16, 1)
+    assert "no colour" in dataset.input_why
+
+
+def test_a_grayscale_folder_keeps_one_channel_and_its_size(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "f", {"a": 2, "b": 2}, shape=(12, 20))
+    dataset = load(root)
+    assert dataset.image_shape == (12, 20, 1)
+    assert dataset.input_why == "12x20x1: your images' size and colour"
+
+
+def test_a_chosen_size_is_capped_and_raised_to_the_minimum(tmp_path: Path) -> None:
+    big = make_folder(tmp_path / "big", {"a": 2, "b": 2}, shape=(100, 80))
+    assert load(big).image_shape == (64, 64, 1)
+    assert "(100x80) capped at 64" in load(big).input_why
+    small = make_folder(tmp_path / "small", {"a": 2, "b": 2}, shape=(8, 8))
+    raised = load(small, minimum=(28, 28))
+    assert raised.image_shape == (28, 28, 1)
+    assert "(8x8) raised to the model's smallest input" in raised.input_why
+
+
+def test_a_held_out_split_is_recorded_and_reused(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "f", {"a": 6, "b": 9}, shape=(5, 5))
+    first = load(root, seed=4)
+    assert first.split is not None and first.split["seed"] == 4
+    names = first.split["test_files"]
+    assert len(names) == len(first.test) and all(n.count("/") == 1 for n in names)
+    # a later load with another seed but the recorded files tests on the same images
+    again = load(root, seed=9, test_files=names)
+    np.testing.assert_array_equal(again.test.images, first.test.images)
+    np.testing.assert_array_equal(again.train.labels, first.train.labels)
+    (root / names[0]).unlink()
+    with pytest.raises(ConvlensError, match="was in the run's test split but is not in the"):
+        load(root, test_files=names)
+
+
+def test_train_and_test_folders_record_no_split(tmp_path: Path) -> None:
+    root = tmp_path / "f"
+    make_folder(root / "train", {"cat": 2, "dog": 2}, shape=(5, 5))
+    make_folder(root / "test", {"cat": 1, "dog": 1}, shape=(5, 5))
+    assert load(root).split is None
 
 
 def test_folder_to_three_channels_and_resized(tmp_path: Path) -> None:
@@ -524,12 +590,12 @@ def test_folder_to_three_channels_and_resized(tmp_path: Path) -> None:
 
 
 def test_stratified_split_is_deterministic_for_a_seed(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "f", {"a": 5, "b": 10, "c": 1})
+    root = make_folder(tmp_path / "f", {"a": 5, "b": 10, "c": 2})
     first = load(root, test_fraction=0.2, seed=3)
     again = load(root, test_fraction=0.2, seed=3)
     np.testing.assert_array_equal(first.test.images, again.test.images)
     np.testing.assert_array_equal(first.train.labels, again.train.labels)
-    assert np.bincount(first.test.labels, minlength=3).tolist() == [1, 2, 0]
+    assert np.bincount(first.test.labels, minlength=3).tolist() == [1, 2, 1]
     assert np.bincount(first.train.labels, minlength=3).tolist() == [4, 8, 1]
     chosen = {tuple(np.unique(load(root, seed=seed).test.images[:, 0, 0, 0])) for seed in range(6)}
     assert len(chosen) > 1  # other seeds hold out other images
@@ -568,11 +634,16 @@ def test_only_one_of_train_and_test_is_refused(tmp_path: Path) -> None:
         load(tmp_path / "f")
 
 
-def test_a_non_image_file_is_named(tmp_path: Path) -> None:
+def test_a_non_image_file_is_skipped_and_a_broken_image_named(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "f", {"a": 2, "b": 2}, shape=(5, 5))
     (root / "b" / "notes.txt").write_text("not an image")
-    (root / "b" / ".DS_Store").write_bytes(b"\0\1")  # hidden clutter is skipped
-    with pytest.raises(ConvlensError, match=r"notes\.txt is not an image"):
+    (root / "b" / ".DS_Store").write_bytes(b"\0\1")  # hidden clutter is not even counted
+    save_png(root / "b" / "more" / "nested.PNG", np.full((5, 5), 9, np.uint8))  # subfolders too
+    dataset = load(root, test_fraction=0.3)
+    assert dataset.skipped == ("b/notes.txt",)
+    assert len(dataset.train) + len(dataset.test) == 5
+    (root / "a" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ConvlensError, match=r"broken\.png is not an image"):
         load(root)
 
 
@@ -586,9 +657,9 @@ def test_an_empty_folder_or_class_is_one_clear_sentence(tmp_path: Path) -> None:
         load(root)
 
 
-def test_a_folder_too_small_to_split_is_refused(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "f", {"a": 1, "b": 1}, shape=(5, 5))
-    with pytest.raises(ConvlensError, match="too few images"):
+def test_a_class_too_small_to_split_is_one_sentence(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "f", {"a": 5, "tiny": 1}, shape=(5, 5))
+    with pytest.raises(ConvlensError, match="class 'tiny' in .* has 1 image, too few to hold"):
         load(root)
 
 

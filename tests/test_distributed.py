@@ -37,7 +37,7 @@ def test_devices():
             resolve_device("cuda")
 
 
-def train(mnist_dir: Path, out: Path, launcher: list[str]) -> dict:
+def train(mnist_dir: Path, out: Path, launcher: list[str]) -> tuple[dict, str]:
     command = [
         *launcher,
         "-m",
@@ -63,12 +63,12 @@ def train(mnist_dir: Path, out: Path, launcher: list[str]) -> dict:
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((out / "metrics.json").read_text())
+    return json.loads((out / "metrics.json").read_text()), done.stdout
 
 
 def test_two_processes_match_one_and_write_one_run(tmp_path):
     mnist_dir = write_idx_dataset(tmp_path / "mnist", pattern_dataset(1200, 300))
-    single = train(mnist_dir, tmp_path / "one" / "run", [sys.executable])
+    single, _ = train(mnist_dir, tmp_path / "one" / "run", [sys.executable])
     torchrun = [
         sys.executable,
         "-m",
@@ -77,7 +77,9 @@ def test_two_processes_match_one_and_write_one_run(tmp_path):
         "--nproc-per-node",
         "2",
     ]
-    double = train(mnist_dir, tmp_path / "two" / "run", torchrun)
+    double, printed = train(mnist_dir, tmp_path / "two" / "run", torchrun)
+    assert printed.count("training seed-cnn") == 1, printed  # rank 0 alone announces the run
+    assert printed.count("run written to") == 1
     assert double["processes"] == 2 and single["processes"] == 1
     assert double["train_images"] == single["train_images"] == 1200
     assert abs(double["test_accuracy"] - single["test_accuracy"]) <= TOLERANCE

@@ -124,10 +124,25 @@ def test_filters_grid_is_diverging_and_centred_on_zero(scale) -> None:
 
 
 def test_filters_with_several_input_channels_are_summed() -> None:
-    kernels = np.ones((3, 3, 3, 2))
+    kernels = np.ones((3, 3, 4, 2))
+    figure = plots.filters_figure(kernels, title="four channels")
+    assert "sum over its 4 input channels" in figure.get_suptitle()
+    assert panels(figure)[0].images[0].get_array().max() == 1.0  # 4 / its largest |weight| 4
+
+
+def test_filters_on_rgb_input_are_drawn_in_their_colours() -> None:
+    kernels = np.zeros((3, 3, 3, 2))
+    kernels[1, 1, 0, 0] = 2.0  # filter 0 weighs red at its centre
+    kernels[0, 0, 2, 1] = -0.5  # filter 1 weighs blue negatively in its top-left corner
     figure = plots.filters_figure(kernels, title="rgb")
-    assert "sum over its 3 input channels" in figure.get_suptitle()
-    assert panels(figure)[0].images[0].get_array().max() == 1.0  # 3 / its largest |weight| 3
+    assert (
+        "3x3x3 in colour" in figure.get_suptitle() and "mid-grey is zero" in figure.get_suptitle()
+    )
+    first, second = (np.asarray(axes.images[0].get_array()) for axes in figure.axes[:2])
+    np.testing.assert_allclose(first[1, 1], [1.0, 0.5, 0.5])  # red
+    np.testing.assert_allclose(first[0, 0], [0.5, 0.5, 0.5])  # zero is mid-grey
+    np.testing.assert_allclose(second[0, 0], [0.5, 0.5, 0.0])  # less blue: yellowish
+    assert first.shape == (3, 3, 3) and len(figure.axes) == 2  # no colour bar
 
 
 def test_training_curves_have_train_and_test_lines() -> None:

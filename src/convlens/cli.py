@@ -42,7 +42,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for register in COMMANDS:
         register(sub)
+    choices = sub._choices_actions  # what --help lists, in the lesson's order
+    choices.sort(key=lambda action: _listed_position(action.dest))
     return parser
+
+
+# `convlens --help` lists the commands in the lesson's order; any other comes after them.
+COMMAND_ORDER = (
+    "summary",
+    "train",
+    "evaluate",
+    "predict",
+    "inspect",
+    "report",
+    "convolve",
+    "explain-pixel",
+    "explore",
+    "export",
+)
+
+
+def _listed_position(name: str) -> int:
+    return COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

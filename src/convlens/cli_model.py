@@ -15,11 +15,27 @@ from convlens.errors import ConvlensError
 
 
 def _add_model_argument(parser: argparse.ArgumentParser) -> None:
+    from convlens.model import PRESETS
+
     parser.add_argument(
         "--model",
         default="seed-cnn",
-        help="a preset (seed-cnn, seed-dnn, lenet5, single-conv), a model JSON file, or for "
-        "summary a Keras (.keras, .h5) or ONNX file (default: seed-cnn, the lesson's CNN)",
+        help=f"a preset ({', '.join(PRESETS)}), a model JSON file, or for summary a Keras "
+        "(.keras, .h5) or ONNX file (default: seed-cnn, the lesson's CNN)",
+    )
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input-size",
+        metavar="H,W",
+        help="the size a preset reads your images at (default: chosen from a folder's images, "
+        "their common or median size capped at 64; Fashion-MNIST and MNIST: 28,28)",
+    )
+    parser.add_argument(
+        "--color",
+        choices=("grayscale", "rgb"),
+        help="a preset's input colour (default: rgb when a folder's images hold colour)",
     )
 
 
@@ -55,6 +71,12 @@ def _add_summary(sub) -> None:
         "summary", help="print a model's layers, shapes and parameters, explained"
     )
     _add_model_argument(parser)
+    parser.add_argument(
+        "--dataset",
+        help="show the preset as it would be built for this dataset (a folder of your images: "
+        "their size, colour and classes)",
+    )
+    _add_input_arguments(parser)
     parser.add_argument("--run", help="summarise the model of this run directory instead")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--no-explain", action="store_true", help="leave out the Why column")
@@ -62,21 +84,37 @@ def _add_summary(sub) -> None:
 
 
 def _run_summary(args: argparse.Namespace) -> int:
+    model, why = _summary_model(args)
+    if args.json:
+        print(json.dumps({**model.summary_dict(), **({"input_why": why} if why else {})}, indent=2))
+        return 0
+    if why:
+        print(f"input {why}")
+    print(model.summary_text(explain=not args.no_explain))
+    return 0
+
+
+def _summary_model(args: argparse.Namespace):
+    """The model to summarise and why its input is so (None when nothing chose it)."""
     from convlens.interop.reading import is_model_file, read_model_file
     from convlens.model import SPEC_FILE, read_spec, resolve_model
-    from convlens.runs import resolve_run
+    from convlens.plan import parse_input_size, plan_training
+    from convlens.runs import read_metrics, resolve_run
 
     if args.run:
-        model = read_spec(resolve_run(args.run) / SPEC_FILE)
-    elif is_model_file(args.model):  # a Keras or ONNX file, read without running it
-        model = read_model_file(args.model).model
-    else:
-        model = resolve_model(args.model)
-    if args.json:
-        print(json.dumps(model.summary_dict(), indent=2))
-    else:
-        print(model.summary_text(explain=not args.no_explain))
-    return 0
+        path = resolve_run(args.run)
+        return read_spec(path / SPEC_FILE), read_metrics(path).get("input_why")
+    if is_model_file(args.model):  # a Keras or ONNX file, read without running anything in it
+        return read_model_file(args.model).model, None
+    if args.dataset or args.input_size or args.color:
+        plan = plan_training(
+            args.model,
+            args.dataset or "fashion-mnist",
+            input_size=parse_input_size(args.input_size),
+            color=args.color,
+        )
+        return plan.model, plan.input_why
+    return resolve_model(args.model), None
 
 
 # ---------------------------------------------------------------- train
@@ -87,6 +125,7 @@ def _add_train(sub) -> None:
     parser = sub.add_parser("train", help="train a model and write a run directory")
     _add_model_argument(parser)
     _add_data_arguments(parser, default="fashion-mnist")
+    _add_input_arguments(parser)
     parser.add_argument(
         "--recipe",
         help="fast (the default), lesson (the lesson's exact Adam 1e-3, batch 32, 5 epochs) "
@@ -137,10 +176,12 @@ def _run_train(args: argparse.Namespace) -> int:
     from convlens.report import write_run_report
     from convlens.train import TrainingInterrupted, keep_in_epoch, train_to_run
 
-    model, dataset, config, resume = (
+    model, dataset, config, resume, banner = (
         _resumed_training(args) if args.resume is not None else _new_training(args)
     )
     group = join(resolve_device(config.device))  # torchrun's processes, or this one alone
+    if group.is_main:  # every process plans the same run; one says so
+        print(banner)
     first_epoch = resume.state.epoch + 1 if resume else 1
     try:
         with TrainingProgress(
@@ -189,12 +230,16 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _new_training(args: argparse.Namespace):
-    """Model, dataset and config from the command line, for a new run."""
-    from convlens.model import PRESETS, resolve_model
-    from convlens.train import default_recipe, recipe_config
+    """Model, dataset and config from the command line, for a new run, and its banner."""
+    from convlens.plan import parse_input_size, plan_training
 
-    config = recipe_config(
-        args.recipe or default_recipe(args.model),
+    plan = plan_training(
+        args.model,
+        args.dataset,
+        args.data_dir,
+        recipe=args.recipe,
+        input_size=parse_input_size(args.input_size),
+        color=args.color,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -205,29 +250,36 @@ def _new_training(args: argparse.Namespace):
         threads=args.threads,
         device=args.device,
     )
-    model = resolve_model(args.model)
-    dataset = _load_dataset(args.dataset, args.data_dir, model.input_shape)
-    if args.model in PRESETS:  # a preset is a recipe: it fits your number of classes
-        model = model.with_output_units(dataset.num_classes)
-    print(
+    model, dataset, config = plan.model, plan.dataset, plan.config
+    banner = (
         f"training {model.name} ({model.total_params:,} parameters) on {dataset.name}: "
-        f"{len(dataset.train):,} train / {len(dataset.test):,} test images, recipe {config.recipe}"
+        f"{len(dataset.train):,} train / {len(dataset.test):,} test images, recipe "
+        f"{config.recipe}, {config.epochs} epochs\ninput {plan.input_why}"
     )
-    return model, dataset, config, None
+    if dataset.split:
+        banner += (
+            f"\ntest split: {len(dataset.test):,} images held out "
+            f"({dataset.split['test_fraction']:.0%} of each class, seed {dataset.split['seed']}), "
+            "recorded in the run"
+        )
+    if dataset.skipped:
+        shown = ", ".join(dataset.skipped[:3]) + (", ..." if len(dataset.skipped) > 3 else "")
+        banner += f"\nskipped {len(dataset.skipped)} file(s) that are not images: {shown}"
+    return model, dataset, config, None, banner
 
 
 def _resumed_training(args: argparse.Namespace):
-    """Model, dataset and config of the interrupted run named by --resume."""
+    """Model, dataset and config of the interrupted run named by --resume, and its banner."""
     from convlens.train import find_resumable
 
     resume = find_resumable(args.resume or None)
     args.data_dir = args.data_dir or resume.data_dir
     dataset = _load_dataset(resume.dataset, args.data_dir, resume.model.input_shape)
-    print(
+    banner = (
         f"resuming {resume.staged.final} after epoch {resume.state.epoch} of "
         f"{resume.config.epochs} ({resume.model.name} on {dataset.name})"
     )
-    return resume.model, dataset, resume.config, resume
+    return resume.model, dataset, resume.config, resume, banner
 
 
 # ---------------------------------------------------------------- evaluate
@@ -246,17 +298,12 @@ def _add_evaluate(sub) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from convlens.distributed import resolve_device
     from convlens.evaluate import evaluate
+    from convlens.report import load_run_dataset
     from convlens.runs import load_run
 
     run = load_run(args.run)
     run.network.to(resolve_device(args.device))
-    name = args.dataset or run.metrics.get("dataset", "fashion-mnist")
-    dataset = _load_dataset(name, args.data_dir, run.model.input_shape)
-    if dataset.num_classes != run.model.num_classes:
-        raise ConvlensError(
-            f"{dataset.name} has {dataset.num_classes} classes but the run's model predicts "
-            f"{run.model.num_classes}; evaluate it on the dataset it was trained on."
-        )
+    dataset = load_run_dataset(run, args.dataset, args.data_dir)
     result = evaluate(run.network, dataset.test, run.model.input_shape, run.model.num_classes)
     if args.json:
         print(json.dumps({"run": str(run.path), **result.as_dict(dataset.class_names)}, indent=2))

@@ -23,8 +23,9 @@ from typing import BinaryIO
 
 import numpy as np
 
+from convlens import folders
 from convlens.errors import ConvlensError
-from convlens.images import fit_to_input, read_image, to_model_input
+from convlens.images import fit_to_input, luma, to_model_input
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Dataset:
     test: Split
     class_names: tuple[str, ...]
     source: str
+    input_why: str = ""  # why the images have their shape, e.g. "32x32x3: your images' size ..."
+    split: dict | None = None  # a folder's held-out split: seed, test_fraction, test_files
+    skipped: tuple[str, ...] = ()  # a folder's files that are not images, relative to it
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -470,110 +474,68 @@ def _fsync_dir(directory: Path) -> None:
 
 # --- Image folders ------------------------------------------------------------------------------
 
-_IGNORED_FILES = {"thumbs.db", "desktop.ini"}
-
 
 def _load_folder(
-    root: Path, size: tuple[int, int], channels: int, test_fraction: float, seed: int
+    root: Path,
+    size: tuple[int, int] | None,
+    channels: int | None,
+    test_fraction: float,
+    seed: int,
+    minimum: tuple[int, int],
+    test_files: Sequence[str] | None,
 ) -> Dataset:
-    """A Dataset from class subfolders of ``root`` (or of root/train and root/test)."""
-    train_dir, test_dir = root / "train", root / "test"
-    if train_dir.is_dir() and test_dir.is_dir():
-        class_names = _class_folders(train_dir)
-        test_classes = _class_folders(test_dir)
-        extra = sorted(set(test_classes) - set(class_names))
-        if extra:
-            raise ConvlensError(
-                f"{test_dir} has classes that {train_dir} lacks ({', '.join(extra)}); "
-                "give every test class training images too."
-            )
-        train = _read_classes(train_dir, class_names, class_names, size, channels)
-        test = _read_classes(test_dir, test_classes, class_names, size, channels)
-    elif train_dir.is_dir() or test_dir.is_dir():
-        raise ConvlensError(
-            f"{root} has only one of train/ and test/; add the other, or put the class "
-            "folders directly in it to hold out a test fraction."
-        )
+    """A Dataset from class subfolders of ``root`` (or of root/train and root/test).
+
+    ``size`` and ``channels`` None: chosen from the images (folders.profile, has_colour).
+    """
+    layout = folders.scan(root)
+    size_why = "the size asked for" if size else ""
+    if size is None or channels is None:  # reads every file's header: only when choosing
+        chosen = folders.profile(layout, minimum)
+        size, size_why = size or chosen.size, size_why or chosen.why
+        channels_found = chosen.channels
+    recorded: dict | None = None
+    if layout.test is not None:
+        train_part, test_part = layout.train, layout.test
     else:
-        class_names = _class_folders(root)
-        everything = _read_classes(root, class_names, class_names, size, channels)
-        train, test = _stratified_split(everything, test_fraction, seed)
-        if len(test) == 0:
-            raise ConvlensError(
-                f"{root} has too few images to hold any out for testing; give each class "
-                "at least 2 images, or use train/ and test/ folders."
-            )
-    return Dataset(root.name, train, test, class_names, str(root))
-
-
-def _class_folders(directory: Path) -> tuple[str, ...]:
-    """Sorted names of the (non-hidden) subfolders of ``directory``, one per class."""
-    names = sorted(
-        entry.name
-        for entry in directory.iterdir()
-        if entry.is_dir() and not entry.name.startswith(".")
+        if test_files is None:
+            train_part, test_part = folders.split(layout, test_fraction, seed)
+        else:
+            train_part, test_part = folders.recorded_split(layout, test_files)
+        recorded = {
+            "seed": seed,
+            "test_fraction": test_fraction,
+            "test_files": folders.relative_names(root, test_part.files),
+        }
+    read = channels or channels_found
+    train, test = (Split(*folders.read_images(p, size, read)) for p in (train_part, test_part))
+    if channels is None and read == 3 and not folders.has_colour(train.images):
+        train, test = (Split(luma(s.images), s.labels) for s in (train, test))
+    why = _input_why(size, train.images.shape[-1], size_why, channels, read)
+    return Dataset(
+        root.name,
+        train,
+        test,
+        layout.class_names,
+        str(root),
+        input_why=why,
+        split=recorded,
+        skipped=tuple(folders.relative_names(root, layout.skipped)),
     )
-    if not names:
-        raise ConvlensError(
-            f"{directory} has no class subfolders; put each class's images in a subfolder "
-            f"named after the class (for example {directory / 'cat' / '1.png'})."
-        )
-    return tuple(names)
 
 
-def _image_files(class_dir: Path) -> list[Path]:
-    """Sorted files of one class folder, skipping hidden files and system clutter."""
-    files = sorted(
-        entry
-        for entry in class_dir.iterdir()
-        if entry.is_file()
-        and not entry.name.startswith(".")
-        and entry.name.lower() not in _IGNORED_FILES
-    )
-    if not files:
-        raise ConvlensError(
-            f"{class_dir} has no images; add PNG, JPEG or BMP files to it or remove the folder."
-        )
-    return files
-
-
-def _read_classes(
-    directory: Path,
-    folders: Sequence[str],
-    class_names: Sequence[str],
-    size: tuple[int, int],
-    channels: int,
-) -> Split:
-    """Every image under directory/<folder>, as uint8 (N, H, W, C) with its class index."""
-    files: list[Path] = []
-    labels: list[int] = []
-    for folder in folders:
-        found = _image_files(directory / folder)
-        files += found
-        labels += [class_names.index(folder)] * len(found)
-    images = np.empty((len(files), *size, channels), dtype=np.uint8)  # (N, H, W, C)
-    for i, path in enumerate(files):
-        images[i] = to_model_input(read_image(path), size, channels)
-    return Split(images=images, labels=np.asarray(labels, dtype=np.int64))
-
-
-def _held_out_count(count: int, fraction: float) -> int:
-    """How many of a class's ``count`` images go to the test split (>= 1 each side if possible)."""
-    if count < 2:
-        return 0
-    return min(max(round(count * fraction), 1), count - 1)
-
-
-def _stratified_split(data: Split, test_fraction: float, seed: int) -> tuple[Split, Split]:
-    """(train, test): ``test_fraction`` of each class held out, chosen by ``seed``."""
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(len(data), dtype=bool)
-    for label in np.unique(data.labels):
-        members = np.flatnonzero(data.labels == label)
-        is_test[rng.permutation(members)[: _held_out_count(len(members), test_fraction)]] = True
-    train = Split(data.images[~is_test], data.labels[~is_test])
-    test = Split(data.images[is_test], data.labels[is_test])
-    return train, test
+def _input_why(
+    size: tuple[int, int], depth: int, size_why: str, asked: int | None, read: int
+) -> str:
+    """The sentence saying why a folder's images were read at their shape."""
+    shape = f"{size[0]}x{size[1]}x{depth}"
+    if asked:
+        return f"{shape}: {size_why}; {'colour' if depth == 3 else 'grayscale'} as asked"
+    if depth == 1 and read == 3:
+        return f"{shape}: {size_why}; grayscale, since your images hold no colour (stored as RGB)"
+    if size_why == "your images' size":
+        return f"{shape}: your images' size and colour"
+    return f"{shape}: {size_why}; {'colour' if depth == 3 else 'grayscale'} as your images are"
 
 
 # --- The entry point --------------------------------------------------------------------------
@@ -625,16 +587,22 @@ def load(
     channels: int | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
+    minimum: tuple[int, int] = (1, 1),
+    test_files: Sequence[str] | None = None,
 ) -> Dataset:
     """Load a dataset by name ("fashion-mnist", "mnist") or from a folder of images.
 
     Returns a Dataset whose splits hold uint8 images (N, H, W, C) and int64 labels (N,).
     Named datasets are looked for as describe_search() lists, then downloaded into the
     cache; they are 28x28x1 unless ``image_size`` (larger pads around the centre, smaller
-    resizes) or ``channels`` (3 repeats the grey one) ask otherwise. A folder
-    has one subfolder per class (or train/ and test/ with such subfolders); its images
-    become ``image_size`` (default 28x28) with ``channels`` (default 1), and without
-    train/test ``test_fraction`` of each class (chosen by ``seed``) is the test split.
+    resizes) or ``channels`` (3 repeats the grey one) ask otherwise.
+
+    A folder has one subfolder per class (or train/ and test/ with such subfolders).
+    Its images are read at ``image_size`` with ``channels``; None chooses from the
+    images: their common (or median) size, capped at 64 and at least ``minimum``, and
+    3 channels when they hold colour, else 1 (Dataset.input_why says which and why).
+    Without train/test, ``test_fraction`` of each class (chosen by ``seed``) is the
+    test split, recorded in Dataset.split; ``test_files`` (a run's record) reuses one.
     """
     size = _check_options(image_size, channels, test_fraction)
     key = str(dataset).strip().lower()
@@ -644,7 +612,7 @@ def load(
         return replace(named, train=train, test=test)
     folder = Path(dataset).expanduser()
     if folder.is_dir():
-        return _load_folder(folder, size or (28, 28), channels or 1, test_fraction, seed)
+        return _load_folder(folder, size, channels, test_fraction, seed, minimum, test_files)
     raise ConvlensError(
         f"unknown dataset {str(dataset)!r}; choose {', '.join(SOURCES)}, or give the path "
         "to a folder with one subfolder of images per class."

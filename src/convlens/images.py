@@ -143,6 +143,14 @@ def to_model_input(
     return np.ascontiguousarray(array)  # (height, width, channels)
 
 
+def luma(images: np.ndarray) -> np.ndarray:
+    """uint8 RGB (..., 3) -> uint8 (..., 1) ITU-R 601 luma, to the level Pillow's "L" gives."""
+    rgb = images.astype(np.uint32)
+    # Pillow's integer form: (R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16.
+    value = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
+    return value.astype(np.uint8)[..., None]
+
+
 def fit_to_input(images: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     """Fit uint8 images (N, H, W, C) to a model's (H', W', C') input.
 
@@ -161,8 +169,7 @@ def fit_to_input(images: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray
         if c == 1 and channels == 3:
             images = np.repeat(images, 3, axis=3)
         elif c == 3 and channels == 1:
-            luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-            images = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+            images = luma(images)
         else:
             raise ConvlensError(
                 f"the images have {c} channels but the model takes {channels}; "

@@ -310,12 +310,15 @@ def choose_images(
     class_choice: str | int | None = None,
     count: int = 3,
     indices: Sequence[int] = (),
+    fewer_ok: bool = False,
 ) -> np.ndarray:
     """Test images to inspect: positions int64 (n,) into the test split.
 
     ``indices`` picks them by position; otherwise the first ``count`` images
     of ``class_choice`` (a name or number; default: the class of test image 0,
     which for Fashion-MNIST gives the lesson's three ankle boots 0, 23, 28).
+    ``fewer_ok``: a class with fewer test images gives them all (a small folder's
+    report) instead of the sentence asking for fewer.
     """
     if indices:
         if class_choice is not None:
@@ -326,4 +329,6 @@ def choose_images(
     if len(labels) == 0:
         raise ConvlensError("the test split has no images; give a dataset with test images.")
     chosen = int(labels[0]) if class_choice is None else class_index(class_choice, class_names)
+    if fewer_ok:
+        count = min(count, int((np.asarray(labels) == chosen).sum()))
     return images_of_class(labels, chosen, count, class_names[chosen])

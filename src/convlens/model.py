@@ -303,6 +303,17 @@ class Sequential:
             input_scale=self.input_scale,
         )
 
+    def with_input_shape(self, shape: Shape) -> Sequential:
+        """The same layers built for another (height, width, channels) input.
+
+        Shapes and parameter counts follow; a layer that no longer fits is refused with
+        the sentence naming it (a 3x3 filter on a 2x2 map).
+        """
+        shape = _validate_input_shape(tuple(shape))
+        if shape == self.input_shape:
+            return self
+        return Sequential(self.layers, shape, self.name, self.class_names, self.input_scale)
+
     def build(self, seed: int | None = None) -> torch.nn.Module:
         """A torch module computing this model (NCHW inside), with Keras's initialisation."""
         from convlens.network import build_network

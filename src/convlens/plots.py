@@ -53,10 +53,14 @@ def display_values(values: np.ndarray, mode: str) -> tuple[np.ndarray, str]:
 
 
 def _show(axes: Axes, values: np.ndarray, title: str) -> None:
-    """Draw a 0..255 grayscale image on ``axes`` with ``title`` and no ticks."""
+    """Draw a 0..255 image, grayscale (H, W) or RGB (H, W, 3), with ``title`` and no ticks."""
     # "antialiased" filters when a large image is shrunk to fit (so thin lines
     # do not vanish between sampled pixels) and keeps small images blocky.
-    axes.imshow(values, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
+    if values.ndim == 3:  # colour: drawn as it is (imshow takes uint8 RGB on 0..255)
+        rgb = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        axes.imshow(rgb, interpolation="antialiased")
+    else:
+        axes.imshow(values, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
     axes.set_title(title, fontsize=10)
     axes.set_xticks([])
     axes.set_yticks([])
@@ -171,6 +175,14 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def _picture(image: np.ndarray) -> np.ndarray:
+    """A model input (H, W), (H, W, 1) or (H, W, 3) as drawn: gray as (H, W), colour kept."""
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    return _gray(image)
+
+
 def _bare(axes: Axes) -> None:
     axes.set_xticks([])
     axes.set_yticks([])
@@ -241,7 +253,8 @@ def journey_figure(
     inset = (JOURNEY_PANEL - side) / 2
     for r in range(count):
         y = height - JOURNEY_TITLE - (r + 1) * JOURNEY_PANEL + 0.05
-        _show(_axes_at(figure, lefts[0] + inset, y, side, side), _gray(images[r]), row_labels[r])
+        first = _axes_at(figure, lefts[0] + inset, y, side, side)
+        _show(first, _picture(images[r]), row_labels[r])
         figure.axes[-1].title.set_fontsize(9)
         values = [np.asarray(maps[name][r], dtype=np.float64) for name in names]
         row_range = _limits(min(v.min() for v in values), max(v.max() for v in values))
@@ -365,6 +378,8 @@ def filters_figure(
         raise ValueError(f"scale must be 'panel' or 'shared', not {scale!r}")
     kernels = np.asarray(kernels, dtype=np.float64)
     kh, kw, channels, count = kernels.shape
+    if channels == 3:
+        return _colour_filters_figure(kernels, title=title, columns=columns)
     flat = kernels.sum(axis=2)  # (kh, kw, filters)
     peaks = np.abs(flat).max(axis=(0, 1))  # (filters,)
     limit = float(peaks.max()) or 1.0
@@ -390,6 +405,32 @@ def filters_figure(
         figure,
         f"{title}\n{count} kernels of {kh}x{kw}{summed}, titled by filter number (from 0)\n"
         f"{how}; white is zero, blue positive, red negative",
+    )
+    return figure
+
+
+def _colour_filters_figure(kernels: np.ndarray, *, title: str, columns: int) -> Figure:
+    """A first layer's kernels on RGB input (kh, kw, 3, filters), each drawn in colour.
+
+    Each kernel's red, green and blue weights become its pixel's red, green and
+    blue: 0.5 + 0.5 * weight / the kernel's largest |weight|, so mid-grey is
+    zero, a bright red pixel weighs the red channel positively, and the
+    kernel's pattern shows the colours it looks for.
+    """
+    kh, kw, _, count = kernels.shape
+    peaks = np.abs(kernels).max(axis=(0, 1, 2))  # (filters,)
+    figure, grid, bar = _panel_grid(count, columns, 0.8, BAR_WIDTH)
+    bar.remove()
+    for k, axes in enumerate(grid.ravel()[:count]):
+        shown = 0.5 + 0.5 * kernels[..., k] / (peaks[k] or 1.0)  # (kh, kw, 3) in 0..1
+        axes.imshow(np.clip(shown, 0.0, 1.0))
+        axes.set_title(f"{k}: ±{peaks[k]:.2g}", fontsize=8, pad=2)
+        _bare(axes)
+    _grid_title(
+        figure,
+        f"{title}\n{count} kernels of {kh}x{kw}x3 in colour, titled by filter number (from 0)\n"
+        "each pixel's red, green, blue = its weights for those channels, scaled to the "
+        "kernel's largest |weight|; mid-grey is zero",
     )
     return figure
 
@@ -516,7 +557,7 @@ def misclassified_figure(
             said += f" {confidence[n]:.0%}"
         lines = [captions[n]] if captions is not None else []
         lines += [f"true: {class_names[true[n]]}", f"said: {said}"]
-        _show(axes, _gray(images[n]), "\n".join(lines))
+        _show(axes, _picture(images[n]), "\n".join(lines))
         axes.title.set_fontsize(8)
     _grid_title(figure, title)
     return figure

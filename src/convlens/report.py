@@ -34,7 +34,7 @@ from convlens.runs import Run, read_history
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from convlens.data import Split
+    from convlens.data import Dataset, Split
 
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
@@ -84,20 +84,33 @@ def dataset_of(run: Run, dataset: str | None = None) -> str:
     return name
 
 
-def load_test_split(run: Run, dataset: str | None = None, data_dir: str | None = None) -> Split:
-    """The test split (uint8 (N, H, W, C), labels (N,)) of the run's dataset, fitted to its input."""
+def load_run_dataset(run: Run, dataset: str | None = None, data_dir: str | None = None) -> Dataset:
+    """The run's dataset (or ``dataset``) at the run's input, with its recorded test split."""
     from convlens import data
+    from convlens.runs import read_split
 
     height, width, channels = run.model.input_shape
+    name = dataset_of(run, dataset)
+    split = read_split(run.path) if dataset_of(run) == name else None
     loaded = data.load(
-        dataset_of(run, dataset), data_dir, image_size=(height, width), channels=channels
+        name,
+        data_dir,
+        image_size=(height, width),
+        channels=channels,
+        seed=split["seed"] if split else 0,
+        test_files=split["test_files"] if split else None,
     )
     if loaded.num_classes != run.model.num_classes:
         raise ConvlensError(
             f"{loaded.name} has {loaded.num_classes} classes but the run's model predicts "
             f"{run.model.num_classes}; use the dataset it was trained on (--dataset)."
         )
-    return loaded.test
+    return loaded
+
+
+def load_test_split(run: Run, dataset: str | None = None, data_dir: str | None = None) -> Split:
+    """The test split (uint8 (N, H, W, C), labels (N,)) of the run's dataset, fitted to its input."""
+    return load_run_dataset(run, dataset, data_dir).test
 
 
 # ---------------------------------------------------------------- figures of a run
@@ -232,7 +245,12 @@ def run_figures(
     )
     if inspect.journey_layers(run.model):
         indices = inspect.choose_images(
-            test.labels, names, options.class_choice, options.images, options.image_indices
+            test.labels,
+            names,
+            options.class_choice,
+            options.images,
+            options.image_indices,
+            fewer_ok=options.class_choice is None,  # the report's default class may be small
         )
         figures["journey"] = journey_figure(run, test, indices, options.filter_index, options.scale)
         figures["feature_maps"] = feature_maps_figure(run, test, int(indices[0]))

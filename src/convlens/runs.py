@@ -29,6 +29,7 @@ from convlens.model import SPEC_FILE, WEIGHTS_FILE, Sequential, load_model
 RUNS_ROOT = Path("runs")
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+SPLIT_FILE = "split.json"  # a folder's held-out test images, so evaluate tests on the same
 
 
 def new_run_name(model_name: str) -> str:
@@ -164,6 +165,36 @@ def write_metrics(directory: Path, metrics: dict[str, Any]) -> None:
     atomic_write_text(directory / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
 
 
+def write_split(directory: Path, split: dict[str, Any]) -> None:
+    """split.json: the seed, fraction and test files of a folder's held-out split."""
+    atomic_write_text(directory / SPLIT_FILE, json.dumps(split, indent=1) + "\n")
+
+
+def read_split(directory: Path) -> dict[str, Any] | None:
+    """A run's recorded split (split.json), or None when its dataset had its own test set."""
+    path = Path(directory) / SPLIT_FILE
+    if not path.is_file():
+        return None
+    split = _read_json(path)
+    files = split.get("test_files") if isinstance(split, dict) else None
+    if not (isinstance(files, list) and all(isinstance(f, str) for f in files)):
+        raise ConvlensError(f"{path} has no list of test_files; retrain or delete it.")
+    return split
+
+
+def read_metrics(directory: Path) -> dict[str, Any]:
+    """A run's metrics.json ({} when it has none)."""
+    path = Path(directory) / METRICS_FILE
+    return _read_json(path) if path.is_file() else {}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ConvlensError(f"{path} is not readable JSON ({exc}); retrain.") from None
+
+
 def is_run(directory: Path) -> bool:
     """Whether ``directory`` holds a complete run (spec, weights, metrics)."""
     return all((directory / name).is_file() for name in (SPEC_FILE, WEIGHTS_FILE, METRICS_FILE))
@@ -225,11 +256,4 @@ def load_run(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Run:
     """Load a run directory (default: the latest under runs/)."""
     path = resolve_run(run, root)
     model, network = load_model(path)
-    metrics_path = path / METRICS_FILE
-    try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        metrics = {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConvlensError(f"{metrics_path} is not readable JSON ({exc}); retrain.") from None
-    return Run(path, model, network, metrics)
+    return Run(path, model, network, read_metrics(path))

@@ -80,13 +80,19 @@ def border_is_light(pixels: np.ndarray) -> bool:
 
 def map_grid(maps: np.ndarray, colour_map: str = "inferno", symmetric: bool = False) -> dict:
     """A schemas.MapGrid from float maps (H, W, C)."""
-    png, columns, rows, ranges = pictures.map_grid(maps, colour_map, symmetric)
+    drawn = pictures.map_grid(maps, colour_map, symmetric)
+    return _grid_body(drawn, maps.shape, colour_map, symmetric)
+
+
+def _grid_body(drawn: tuple, shape: tuple, colour_map: str, symmetric: bool = False) -> dict:
+    """A schemas.MapGrid from what pictures drew (png, columns, rows, ranges) for (H, W, C)."""
+    png, columns, rows, ranges = drawn
     return {
         "png": png,
-        "count": maps.shape[2],
+        "count": shape[-1],
         "columns": columns,
         "rows": rows,
-        "tile": list(maps.shape[:2]),
+        "tile": list(shape[:2]),
         "gap": pictures.GRID_GAP,
         "ranges": pictures.compact(ranges),
         "colour_map": colour_map,
@@ -122,10 +128,25 @@ def filter_weights(loaded: LoadedRun) -> dict | None:
     except ConvlensError:
         return None  # a model without Conv2D has no filters to show
     first_channel = kernels[:, :, 0, :]
+    count = kernels.shape[3]
+    if kernels.shape[2] == 3:  # a colour model: each kernel drawn in the colours it weighs
+        drawn = pictures.colour_kernel_grid(kernels)
+        grid = _grid_body(drawn, first_channel.shape, "rgb-weights", symmetric=True)
+        caption = (
+            f"Learned filters of {row.name} ({count}, in colour: each pixel's red, green and "
+            "blue are its weights for those channels, mid-grey = 0; numbers: the red channel)"
+        )
+    else:
+        grid = map_grid(first_channel, "RdBu_r", symmetric=True)
+        caption = (
+            f"Learned filters of {row.name} ({count}, first input channel; each on its own "
+            "scale, white = 0)"
+        )
     return {
         "layer": row.name,
-        "grid": map_grid(first_channel, "RdBu_r", symmetric=True),
+        "grid": grid,
         "kernels": pictures.compact(first_channel.transpose(2, 0, 1)),
+        "caption": caption,
     }
 
 

@@ -105,17 +105,37 @@ def map_grid(
     span = np.where(high > low, high - low, 1.0)
     levels = to_uint8((maps - low) * (255.0 / span))  # (H, W, C), each map on its own scale
     levels[:, :, high <= low] = 127 if symmetric else 0
+    ranges = [[float(a), float(b)] for a, b in zip(low, high, strict=True)]
+    return tiled(coloured(levels, colour_map), columns, rows), columns, rows, ranges
+
+
+def tiled(tiles: np.ndarray, columns: int, rows: int) -> str:
+    """RGB tiles uint8 (H, W, count, 3) laid out row by row on white, as a PNG data URL."""
+    height, width, count, _ = tiles.shape
     canvas = np.full(
         (rows * (height + GRID_GAP) - GRID_GAP, columns * (width + GRID_GAP) - GRID_GAP, 3),
         255,
         dtype=np.uint8,
     )
-    tiles = coloured(levels, colour_map)  # (H, W, C, 3)
     for k in range(count):
         top, left = (k // columns) * (height + GRID_GAP), (k % columns) * (width + GRID_GAP)
         canvas[top : top + height, left : left + width] = tiles[:, :, k]
-    ranges = [[float(a), float(b)] for a, b in zip(low, high, strict=True)]
-    return data_url(canvas), columns, rows, ranges
+    return data_url(canvas)
+
+
+def colour_kernel_grid(kernels: np.ndarray) -> tuple[str, int, int, list[list[float]]]:
+    """Kernels on RGB input (kh, kw, 3, count) tiled in colour, as map_grid returns.
+
+    Each kernel's red, green and blue weights are its pixels' red, green and blue:
+    0.5 + 0.5 * weight / the kernel's largest |weight| (mid-grey is zero).
+    """
+    count = kernels.shape[3]
+    peaks = np.abs(kernels).max(axis=(0, 1, 2))  # (count,)
+    shown = 0.5 + 0.5 * kernels / np.where(peaks > 0, peaks, 1.0)  # (kh, kw, 3, count)
+    tiles = to_uint8(shown.transpose(0, 1, 3, 2) * 255)  # (kh, kw, count, 3)
+    columns, rows = grid_layout(count)
+    ranges = [[-float(m), float(m)] for m in peaks]
+    return tiled(tiles, columns, rows), columns, rows, ranges
 
 
 def compact(values: np.ndarray, digits: int = 4) -> list:

@@ -192,7 +192,9 @@ class MapGrid(BaseModel):
     tile: list[int]
     gap: int
     ranges: list[list[float]]
-    colour_map: str = Field(description="matplotlib's name: inferno for maps, RdBu_r for filters")
+    colour_map: str = Field(
+        description="matplotlib's name: inferno for maps, RdBu_r for filters; rgb-weights for a colour model's filters (drawn in their own colours)"
+    )
     symmetric: bool
 
 
@@ -210,6 +212,7 @@ class FilterWeights(BaseModel):
     layer: str
     grid: MapGrid
     kernels: list[list[list[float]]]
+    caption: str = Field(description="what the tiles and numbers show (colour models differ)")
 
 
 class Probability(BaseModel):

@@ -225,7 +225,7 @@ export class Journey {
       { class: "filters-block", id: "learned-filters" },
       el("div", {
         class: "block-label",
-        text: `Learned filters of ${filters.layer} (${grid.count}, first input channel; each on its own scale, white = 0)`,
+        text: filters.caption,
       }),
       el(
         "div",
