@@ -250,3 +250,26 @@ def test_onnx_initializers_whose_size_lies_are_refused(dims, raw, tmp_path):
     result, peak = peak_bytes(lambda: read_model_file(path))
     assert result == "refused" and peak < HUGE_PEAK_BYTES
     np.testing.assert_equal(path.stat().st_size < 1 << 20, True)
+
+
+def test_a_shape_computation_claiming_a_huge_tensor_is_refused(tmp_path):
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    huge = numpy_helper.from_array(np.array([1 << 40], np.int64), "n")
+    nodes = [
+        helper.make_node("ConstantOfShape", ["n"], ["zeros"]),
+        helper.make_node("Pad", ["x", "zeros"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "bomb",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 5, 5])],
+        [huge],
+    )
+    path = tmp_path / "bomb.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+    result, peak = peak_bytes(lambda: read_model_file(path))
+    assert result == "refused" and peak < HUGE_PEAK_BYTES

@@ -32,6 +32,7 @@ import numpy as np
 from convlens.errors import ConvlensError
 from convlens.interop import limits
 from convlens.interop.keras import ImportedModel, sha256_of
+from convlens.interop.onnx_shapes import STANDIN_BATCH, ShapeEvaluator
 from convlens.layers import (
     Activation,
     AveragePooling2D,
@@ -67,6 +68,7 @@ class _Chain:
     flattened_from: tuple[int, int, int] | None = None  # (H, W, C) a Flatten laid out as NCHW
     channels_last: bool = False  # a Transpose to NHWC just ran: the next Flatten is Keras's
     previous_op: str = ""
+    shapes: ShapeEvaluator | None = None  # side computations of shapes and pads
 
     def add(self, layer: Layer, weights: dict[str, np.ndarray] | None = None) -> None:
         """Append a layer (and its weights in network.py's names, without the layer prefix)."""
@@ -79,9 +81,24 @@ class _Chain:
         if index >= len(node.input) or not node.input[index]:
             raise _refuse(node, f"has no {what}")
         name = node.input[index]
-        if name not in self.constants:
+        if name in self.constants:
+            return _array(self.constants[name], f"{node.op_type} node {node.name!r}'s {what}")
+        if self.shapes is None:
             raise _refuse(node, f"takes its {what} from another computation, not a constant")
-        return _array(self.constants[name], f"{node.op_type} node {node.name!r}'s {what}")
+        return self.shapes.value(name)  # a small shape or pads computation beside the chain
+
+    def constant(self, name: str) -> np.ndarray | None:
+        """A constant tensor's value (checked), or None when ``name`` is not a constant."""
+        if name not in self.constants:
+            return None
+        return _array(self.constants[name], f"the constant {name!r}")
+
+    def onnx_shape(self) -> tuple[int, ...]:
+        """The current tensor's shape in ONNX's layout, with the stand-in batch size."""
+        if len(self.shape) == 3:
+            height, width, channels = self.shape
+            return (STANDIN_BATCH, channels, height, width)
+        return (STANDIN_BATCH, *self.shape)
 
 
 def _refuse(node: Any, what: str) -> ConvlensError:
@@ -282,8 +299,9 @@ def flatten(node: Any, chain: _Chain) -> None:
     if node.op_type == "Flatten" and int(_attributes(node).get("axis", 1)) != 1:
         raise _refuse(node, "flattens from an axis other than 1")
     if node.op_type == "Reshape":
-        target = [int(n) for n in chain.const(node, 1, "shape").tolist()]
-        if len(target) != 2 or target[1] not in (-1, math.prod(chain.shape)):
+        target = [int(n) for n in chain.const(node, 1, "shape").reshape(-1).tolist()]
+        keeps_batch = len(target) == 2 and target[0] in (-1, 0, STANDIN_BATCH)
+        if not keeps_batch or target[1] not in (-1, math.prod(chain.shape)):
             raise _refuse(node, f"reshapes to {target}, not to (batch, features)")
     if len(chain.shape) == 3:
         chain.flattened_from = None if chain.channels_last else chain.shape
@@ -556,6 +574,7 @@ def _walk(graph: Any, name: str) -> _Chain:
     shape = (dims[1], dims[2], dims[0])  # the file's (N, C, H, W) as Keras's (H, W, C)
     constants = {t.name: t for t in graph.initializer}
     consumers: dict[str, list[Any]] = {}
+    producers: dict[str, Any] = {}
     pending = []
     for node in graph.node:
         if node.op_type == "Constant" and len(node.output) == 1:
@@ -565,6 +584,7 @@ def _walk(graph: Any, name: str) -> _Chain:
             constants[node.output[0]] = value
             continue
         pending.append(node)
+        producers.update((out, node) for out in node.output)
         for input_name in node.input:
             if input_name and input_name not in constants:
                 consumers.setdefault(input_name, []).append(node)
@@ -576,9 +596,11 @@ def _walk(graph: Any, name: str) -> _Chain:
             shape = dims  # the file's (N, H, W, C)
             tensor, visited = first[0].output[0], 1
     chain = _Chain(constants, shape, input_shape=shape)
+    chain.shapes = ShapeEvaluator(chain.constant, producers)
     output = graph.output[0].name
     while tensor != output:
-        users = consumers.get(tensor, [])
+        chain.shapes.tensor_shapes[tensor] = chain.onnx_shape()
+        users = [u for u in consumers.get(tensor, []) if u.op_type != "Shape"]  # read lazily
         if len(users) != 1:
             raise ConvlensError(
                 f"{name}'s tensor {tensor!r} feeds {len(users)} nodes (a branch, or a dead end); "
@@ -601,9 +623,10 @@ def _walk(graph: Any, name: str) -> _Chain:
         chain.previous_op = node.op_type
         visited += 1
         tensor = node.output[0]
-    if visited != len(pending):
+    off_chain = len(pending) - visited - len(chain.shapes.used)
+    if off_chain:
         raise ConvlensError(
-            f"{name} has {len(pending) - visited} nodes off the chain from its input to its "
+            f"{name} has {off_chain} nodes off the chain from its input to its "
             f"output; convlens reads single-chain models only."
         )
     return chain
