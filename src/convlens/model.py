@@ -100,11 +100,11 @@ def _validate_input_scale(scale: Any) -> float:
 
 
 def _ends_as_classifier(rows: tuple[LayerRow, ...]) -> bool:
-    """A flat output made by Dense (or global pooling), perhaps followed by an activation."""
+    """A flat output made by Dense or global pooling, perhaps then Flatten or an activation."""
     if len(rows[-1].output_shape) != 1:
         return False
     for row in reversed(rows):
-        if not isinstance(row.layer, SameShapeLayer | Dropout | BatchNormalization):
+        if not isinstance(row.layer, SameShapeLayer | Dropout | BatchNormalization | Flatten):
             return isinstance(row.layer, Dense | GlobalAveragePooling2D | GlobalMaxPooling2D)
     return False
 
