@@ -282,3 +282,23 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path):
     path.write_bytes(model.SerializeToString())
     with pytest.raises(ConvlensError, match="own folder"):
         read_model_file(path)
+
+
+def test_a_folder_dataset_names_the_classes_and_scores_an_imported_rgb_model(tmp_path):
+    from PIL import Image
+
+    module = _randomise(rgb_cnn(), seed=5)
+    path = tmp_path / "rgb.onnx"
+    _export(module, (3, 19, 19), path, dynamo=True)
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog", "fox"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for index in range(6):
+            pixels = rng.integers(0, 256, (19, 19, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "pets" / name / f"{index}.png")
+    result = import_model(path, out=tmp_path / "run", dataset=str(tmp_path / "pets"))
+    run = load_run(result.path)
+    assert run.class_names == ("cat", "dog", "fox")
+    assert 0.0 <= result.metrics["test_accuracy"] <= 1.0
+    assert result.metrics["data_source"] == str((tmp_path / "pets").resolve())
+    assert (result.path / "report.html").is_file()
