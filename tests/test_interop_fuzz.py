@@ -273,3 +273,14 @@ def test_a_shape_computation_claiming_a_huge_tensor_is_refused(tmp_path):
     path.write_bytes(model.SerializeToString())
     result, peak = peak_bytes(lambda: read_model_file(path))
     assert result == "refused" and peak < HUGE_PEAK_BYTES
+
+
+def test_a_weights_member_far_larger_than_the_model_is_refused_before_unpacking(seeds, tmp_path):
+    with zipfile.ZipFile(io.BytesIO(seeds[".keras"])) as archive:
+        config = archive.read("config.json")
+    bomb = _keras_zip({"config.json": config, "model.weights.h5": b"\0" * (80 << 20)})
+    assert len(bomb) < 1 << 20
+    path = tmp_path / "weights-bomb.keras"
+    path.write_bytes(bomb)
+    result, peak = peak_bytes(lambda: read_model_file(path))
+    assert result == "refused" and peak < HUGE_PEAK_BYTES

@@ -45,6 +45,7 @@ MAX_ZIP_MEMBERS = 64
 # What h5py and zlib raise on a damaged file (h5py's C layer maps HDF5's errors onto these).
 DAMAGED_FILE_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, EOFError)
 MAX_METADATA_BYTES = 1 << 20
+WEIGHTS_OVERHEAD_BYTES = 64 << 20  # HDF5's structure for up to MAX_LAYERS layers, generously
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def _read_keras_zip(path: Path) -> ImportedModel:
                     f"{path.name} has no model.weights.h5 (sharded or missing weights); "
                     f"save the model again with model.save('model.keras')."
                 )
+            _check_weights_member(members["model.weights.h5"], model, path.name)
             with tempfile.TemporaryFile() as weights_file:
                 with archive.open("model.weights.h5") as member:
                     shutil.copyfileobj(member, weights_file, 1 << 20)
@@ -134,6 +136,21 @@ def _check_members(archive: zipfile.ZipFile, name: str) -> dict[str, zipfile.Zip
             f"save the model with model.save('model.keras')."
         )
     return members
+
+
+def _check_weights_member(info: zipfile.ZipInfo, model: Sequential, name: str) -> None:
+    """Refuse, before unpacking it, a weights file far larger than the model's parameters need.
+
+    Keras keeps the optimizer's slots beside the weights (Adam: two per
+    parameter), so a few times the float32 parameters plus HDF5's own overhead
+    is generous; a zip bomb's gigabytes of zeros are not.
+    """
+    needed = 16 * model.total_params + WEIGHTS_OVERHEAD_BYTES
+    if info.file_size > needed:
+        raise ConvlensError(
+            f"{name}'s model.weights.h5 unpacks to {info.file_size:,} bytes, far more than the "
+            f"{model.total_params:,} parameters of its config need; the file is not a Keras save."
+        )
 
 
 def _read_member(
