@@ -17,8 +17,8 @@ FORMAT_CHOICES = (
 def _add_export(sub) -> None:
     parser = sub.add_parser(
         "export",
-        help="write the run's model as ONNX, TorchScript or Keras (input float32 NCHW in [0, 1], "
-        "output class probabilities)",
+        help="write the run's model as ONNX, TorchScript or Keras (input: the pixels times "
+        "the run's input scale, 1/255 by default; output: class probabilities)",
     )
     parser.add_argument(
         "--run", metavar="DIR", help="run directory (default: the latest under runs/)"

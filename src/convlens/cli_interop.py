@@ -28,12 +28,23 @@ def _add_import(sub) -> None:
     parser.add_argument("--data-dir", help="where the dataset's IDX files are (searched first)")
     parser.add_argument(
         "--input-scale",
-        type=float,
+        type=_scale,
         metavar="S",
         help="multiply the 0..255 pixels by S before the model (default: 1/255 as the lesson "
         "does, or 1 when the model starts with a Rescaling layer)",
     )
     parser.set_defaults(func=_run_import)
+
+
+def _scale(text: str) -> float:
+    """--input-scale: a number, or a fraction such as 1/255."""
+    numerator, _, denominator = text.partition("/")
+    try:
+        return float(numerator) / float(denominator) if denominator else float(numerator)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number; give the scale like 1, 0.00392 or 1/255"
+        ) from None
 
 
 def _run_import(args: argparse.Namespace) -> int:
