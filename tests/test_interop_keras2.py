@@ -47,3 +47,40 @@ def test_the_lesson_cnn_keeps_its_keras_2_names_and_shapes():
     ]
     assert [row.output_shape for row in model.rows][:2] == [(26, 26, 8), (13, 13, 8)]
     assert model.input_shape == (28, 28, 1) and model.input_scale == 1 / 255
+
+
+def test_a_keras_zip_whose_weight_groups_carry_the_layer_names_reads_them(tmp_path):
+    """A writer that names layers/<group> after the layer, without "name" attributes."""
+    import io
+    import zipfile
+
+    import h5py
+    from synthetic import tiny_cnn, write_run
+
+    from convlens.interop.keras_export import keras_bytes
+
+    from convlens.model import Sequential
+
+    config = tiny_cnn().config()
+    for index, layer in enumerate(config["layers"]):
+        layer["name"] = f"layer_{5 - index}"  # names unlike Keras's class-numbered groups
+    model = Sequential.from_config(config)
+    run = load_run(write_run(tmp_path / "run", model, tuple("abcdefghij")))
+    with zipfile.ZipFile(io.BytesIO(keras_bytes(run))) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    source = h5py.File(io.BytesIO(members["model.weights.h5"]), "r")
+    rewritten = io.BytesIO()
+    with h5py.File(rewritten, "w") as h5:
+        for group_name in source["layers"]:
+            name = source[f"layers/{group_name}/vars"].attrs["name"]
+            target = h5.create_group(f"layers/{name}/vars")  # by layer name, no attribute
+            for key, dataset in source[f"layers/{group_name}/vars"].items():
+                target.create_dataset(key, data=dataset[()])
+    members["model.weights.h5"] = rewritten.getvalue()
+    path = tmp_path / "by-name.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    imported = load_run(import_model(path, out=tmp_path / "imported").path)
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    np.testing.assert_allclose(imported.predict(pixels), run.predict(pixels), atol=1e-6)

@@ -197,8 +197,9 @@ def _read_keras3_weights(fileobj: Any, model: Sequential, name: str) -> dict[str
 def _keras3_paths(weights: Any, model: Sequential) -> dict[str, str]:
     """Each layer's group under layers/: Keras 3 names it after the class (dense, dense_1, ...).
 
-    The vars group records the layer's own name (attribute "name"); where it does
-    not, the group is the snake-case class name numbered in the model's order.
+    The vars group records the layer's own name (attribute "name"); in a file
+    without those, groups named after every weighted layer are taken as such,
+    else the group is the snake-case class name numbered in the model's order.
     """
     by_attribute: dict[str, str] = {}
     layers = weights.get("layers")
@@ -209,6 +210,10 @@ def _keras3_paths(weights: Any, model: Sequential) -> dict[str, str]:
             if name is not None:
                 by_attribute[_text(name)] = key
     numbered = keras3_weight_paths(model)
+    if not by_attribute and layers is not None:  # an older writer: groups by the layer's name?
+        weighted = [r.name for r in model.rows if keras_weight_shapes(r.layer, r.input_shape)]
+        if weighted and all(name in layers for name in weighted):
+            return {name: name for name in numbered}
     return {name: by_attribute.get(name, path) for name, path in numbered.items()}
 
 
