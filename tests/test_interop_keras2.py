@@ -58,7 +58,6 @@ def test_a_keras_zip_whose_weight_groups_carry_the_layer_names_reads_them(tmp_pa
     from synthetic import tiny_cnn, write_run
 
     from convlens.interop.keras_export import keras_bytes
-
     from convlens.model import Sequential
 
     config = tiny_cnn().config()
