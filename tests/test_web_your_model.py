@@ -33,7 +33,8 @@ def test_an_uploaded_h5_becomes_a_run_with_a_journey(client, tmp_path):
     body = answer.json()
     name = body["run"]["name"]
     assert body["source"]["keras_version"] == "2.15.0" and body["total_params"] == 7426
-    assert name in [run["name"] for run in client.get("/api/info").json()["runs"]]
+    listed = {run["name"]: run for run in client.get("/api/info").json()["runs"]}
+    assert listed[name]["imported_from"] == "lesson.h5 (keras-h5 2.15.0)"
     summary = client.get(f"/api/runs/{name}").json()
     assert [layer["name"] for layer in summary["layers"]][:2] == ["conv2d", "max_pooling2d"]
     expected = np.load(KERAS2 / "lesson_cnn_tfkeras2.npz")

@@ -32,6 +32,8 @@ def test_an_uploaded_keras_file_is_walked_through_at_once(page, tmp_path):  # no
         "#journey .journey-layer", "nodes => nodes.map(n => n.dataset.layer)"
     )
     assert layers[:4] == ["conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"]
+    facts = page.inner_text("#run-facts")
+    assert "imported from lesson_cnn_tfkeras2.h5 (keras-h5 2.15.0)" in facts
     page.wait_for_selector("#probabilities li.prob-bar")
     assert page.locator("#probabilities li.prob-bar").count() == 10
     page.locator("#your-model").scroll_into_view_if_needed()

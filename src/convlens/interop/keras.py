@@ -397,7 +397,7 @@ def _input_shape(entries: list[Any], name: str) -> tuple[int, ...]:
     )
     if isinstance(shape, list) and len(shape) == 3:  # (None, 28, 28): the lesson's Flatten input
         shape = [*shape, 1]
-    ok = isinstance(shape, list) and len(shape) == 4 and shape[0] is None
+    ok = isinstance(shape, list) and len(shape) == 4  # any batch size: convlens takes any
     ok = ok and all(
         isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in shape[1:]
     )

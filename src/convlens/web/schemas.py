@@ -53,6 +53,9 @@ class RunInfo(BaseModel):
     epochs: int | None
     dataset: str | None
     classes: list[str]
+    imported_from: str | None = Field(
+        None, description="for a model imported from a Keras or ONNX file: its name and format"
+    )
 
 
 class InfoBody(BaseModel):

@@ -63,7 +63,8 @@ const $ = (id) => document.getElementById(id);
 
 function runFacts(run) {
   const parts = [`model ${run.model}`];
-  if (run.dataset) parts.push(`trained on ${run.dataset}`);
+  if (run.imported_from) parts.push(`imported from ${run.imported_from}`);
+  if (run.dataset) parts.push(`${run.imported_from ? "scored" : "trained"} on ${run.dataset}`);
   if (run.epochs !== null && run.epochs !== undefined) parts.push(`${run.epochs} epochs`);
   if (run.test_accuracy !== null && run.test_accuracy !== undefined) {
     parts.push(`test accuracy ${percent(run.test_accuracy)}`);
