@@ -302,3 +302,44 @@ def test_a_folder_dataset_names_the_classes_and_scores_an_imported_rgb_model(tmp
     assert 0.0 <= result.metrics["test_accuracy"] <= 1.0
     assert result.metrics["data_source"] == str((tmp_path / "pets").resolve())
     assert (result.path / "report.html").is_file()
+
+
+def test_batch_normalization_and_global_max_pool_nodes(tmp_path):
+    rng = np.random.default_rng(7)
+    weights = {
+        "k": rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32),
+        "gamma": rng.normal(1, 0.3, (4,)).astype(np.float32),
+        "beta": rng.normal(0, 0.3, (4,)).astype(np.float32),
+        "mean": rng.normal(0, 0.3, (4,)).astype(np.float32),
+        "var": rng.uniform(0.5, 1.5, (4,)).astype(np.float32),
+        "w": rng.normal(0, 0.5, (4, 3)).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["b"], epsilon=1e-3
+        ),
+        helper.make_node("Relu", ["b"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("GlobalMaxPool", ["p"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "w"], ["y"]),
+    ]
+    model = _graph_model(nodes, weights, [3, 8, 8], [3])
+    path = tmp_path / "bn.onnx"
+    path.write_bytes(model.SerializeToString())
+    run = load_run(import_model(path, out=tmp_path / "run").path)
+    kinds = [row.layer.keras_type for row in run.model.rows]
+    assert kinds == [
+        "Conv2D",
+        "BatchNormalization",
+        "Activation",
+        "MaxPooling2D",
+        "GlobalMaxPooling2D",
+        "Flatten",
+        "Dense",
+    ]
+    pixels = _pixels((3, 8, 8))
+    np.testing.assert_allclose(
+        run.predict(pixels), _onnxruntime_outputs(model, pixels), atol=1e-5, rtol=0
+    )
