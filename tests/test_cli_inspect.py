@@ -62,9 +62,15 @@ def dense_run(tmp_path_factory) -> Path:
 def test_train_writes_the_report_and_figures_into_the_run(trained) -> None:
     text = (trained / "report.html").read_text(encoding="utf-8")
     assert "<title>convlens report: tiny-run</title>" in text  # the final name, not .partial
-    assert text.count('src="data:image/png;base64,') == 7
+    assert text.count('src="data:image/png;base64,') == 8
     figures = {p.name for p in (trained / "figures").iterdir()}
-    assert {"journey.png", "filters.png", "curves.png", "confusion.png"} <= figures
+    assert {
+        "journey.png",
+        "filters.png",
+        "curves.png",
+        "confusion.png",
+        "mistakes_gradcam.png",
+    } <= figures
     assert not list(trained.parent.glob(".*partial"))
 
 

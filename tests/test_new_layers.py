@@ -82,3 +82,10 @@ def test_onnx_export_of_the_new_layers_computes_what_convlens_does(model, tmp_pa
     pixels = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
     x = pixels.astype(np.float32).transpose(0, 3, 1, 2) * np.float32(run.model.input_scale)
     np.testing.assert_allclose(session.run(None, {"images": x})[0], run.predict(pixels), atol=1e-5)
+
+
+def test_attribution_and_portraits_read_pixels_at_the_runs_input_scale(model):
+    from convlens.attribution import model_tensor
+
+    raw = model_tensor(model, np.full((1, 28, 28, 1), 255, np.uint8))
+    assert float(raw.max()) == 255.0  # this model's input scale is 1: raw pixels

@@ -223,3 +223,17 @@ def test_inspection_figures_never_touch_pyplot() -> None:
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_colour_inputs_stay_in_colour_in_the_journey_and_the_gallery() -> None:
+    rgb = np.zeros((2, 6, 6, 3), np.uint8)
+    rgb[..., 1] = 200  # green pictures
+    maps = {"conv2d": np.random.default_rng(0).random((2, 4, 4))}
+    figure = plots.journey_figure(
+        rgb, maps, filter_index=0, layer_shapes={"conv2d": (4, 4, 8)},
+        row_labels=["a", "b"], title="colour",
+    )  # fmt: skip
+    shown = np.asarray(figure.axes[0].images[0].get_array())
+    assert shown.shape == (6, 6, 3) and tuple(shown[0, 0]) == (0, 200, 0)
+    gallery = plots.misclassified_figure(rgb, [0, 1], [1, 0], ["x", "y"], title="mistakes")
+    assert tuple(np.asarray(gallery.axes[0].images[0].get_array())[0, 0]) == (0, 200, 0)

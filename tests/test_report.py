@@ -116,7 +116,8 @@ def test_report_is_valid_html_with_every_image_embedded(written) -> None:
     assert path.name == "report.html" and text.startswith("<!DOCTYPE html>")
     page = parse(text)
     images = [attrs for tag, attrs in page.tags if tag == "img"]
-    assert len(images) == 7  # curves, per class, confusion, journey, maps, filters, mistakes
+    # curves, per class, confusion, journey, maps, filters, mistakes, mistakes' Grad-CAM
+    assert len(images) == 8
     for attrs in images:
         prefix = "data:image/png;base64,"
         assert attrs["src"].startswith(prefix) and attrs["alt"]
@@ -174,6 +175,7 @@ def test_figures_are_written_beside_the_report_and_nothing_half_written(written)
             "feature_maps",
             "filters",
             "misclassified",
+            "mistakes_gradcam",
         )
     }
     assert not [p for p in path.parent.rglob("*") if p.name.endswith(".tmp")]
@@ -187,7 +189,7 @@ def test_two_runs_are_compared_side_by_side(runs_dir, test_split, tmp_path) -> N
     assert "Comparison" in words and "dense" in words and "seed-dnn" in words
     assert f"{cnn.model.total_params:,}" in words and "101,770" in words
     assert "3.0 s" in words  # the dense run's training time
-    assert sum(1 for tag, _ in page.tags if tag == "img") == 8
+    assert sum(1 for tag, _ in page.tags if tag == "img") == 9
     assert not (tmp_path / report.FIGURES_DIR).exists()  # figures only when asked
 
 

@@ -411,6 +411,15 @@ def test_a_run_on_photos_never_inverts_on_its_own(tmp_path) -> None:
     assert (
         padded["input"]["caption"] == "digit.png: padded from 28x28 to 32x32, gray repeated to RGB."
     )
+    # a colour model's first filters are drawn in the colours they weigh
+    filters = auto["filters"]
+    kernels = load_run(tmp_path / "photos").network.state_dict()["conv2d.weight"]  # (4, 3, 3, 3)
+    peaks = kernels.abs().amax(dim=(1, 2, 3)).numpy()
+    assert "in colour" in filters["caption"] and filters["grid"]["colour_map"] == "rgb-weights"
+    np.testing.assert_allclose([high for _, high in filters["grid"]["ranges"]], peaks, rtol=1e-3)
+    tile = decode(filters["grid"]["png"])[:3, :3]  # filter 0's 3x3 kernel, (3, 3, RGB)
+    expected = 127.5 + 127.5 * kernels[0].permute(1, 2, 0).numpy() / peaks[0]
+    np.testing.assert_allclose(tile, expected, atol=1.0)
 
 
 def test_a_dense_models_journey_has_no_maps_or_filters(client) -> None:
@@ -478,6 +487,8 @@ def test_openapi_describes_every_route(client) -> None:
         "/api/journey",
         "/api/class-filter",
         "/api/models",
+        "/api/attribution",
+        "/api/portrait",
     }
     assert client.get("/docs").status_code == 404  # the interactive docs would need a CDN
 

@@ -54,10 +54,12 @@ COMMAND_ORDER = (
     "evaluate",
     "predict",
     "inspect",
+    "why",
     "report",
     "convolve",
     "explain-pixel",
     "explore",
+    "import",
     "export",
 )
 
@@ -89,6 +91,7 @@ from convlens import (  # noqa: E402,F401
     cli_lab,
     cli_model,
     cli_web,
+    cli_why,
 )
 
 if __name__ == "__main__":

@@ -81,6 +81,15 @@ def _register_inspect(sub: argparse._SubParsersAction) -> None:
         help="draw the learned filters of the first Conv2D layer (or of --layer)",
     )
     parser.add_argument(
+        "--portraits",
+        action="store_true",
+        help="draw filter portraits of --layer (default: the last Conv2D): the test images "
+        "exciting each filter most, the patch each one sees, and a synthesised input",
+    )
+    parser.add_argument(
+        "--filters", help='the portraits\' filters, like "0-15" or "3,5,9" (default 0-15)'
+    )
+    parser.add_argument(
         "--scale",
         choices=("panel", "row"),
         default="panel",
@@ -102,7 +111,9 @@ def _inspect(args: argparse.Namespace) -> int:
     plots.check_figure_path(args.out)
     _refuse_mixed_options(args)
     run = load_run(args.run)
-    if args.weights:
+    if args.portraits:
+        figure = _portraits_figure(args, run)
+    elif args.weights:
         figure = report.filters_figure(run, args.layer)
         print(f"learned filters of {args.layer or 'the first Conv2D layer'} in {run.path}")
     else:
@@ -112,8 +123,26 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _portraits_figure(args: argparse.Namespace, run: Run) -> Figure:
+    """Filter portraits of --layer over the run's test split."""
+    from convlens import attribution_plots, portraits, report
+
+    row = portraits.portrait_layer(run.model, args.layer)
+    portraits.parse_filters(args.filters, row.output_shape[-1])  # before the dataset is read
+    test = report.load_test_split(run, args.dataset, args.data_dir)
+    print(f"portraits of {row.name}'s filters over {len(test):,} test images")
+    return attribution_plots.run_portraits_figure(run, test, row.name, args.filters)
+
+
 def _refuse_mixed_options(args: argparse.Namespace) -> None:
     """One sentence for options that pull in different directions."""
+    if args.filters is not None and not args.portraits:
+        raise ConvlensError("--filters chooses the portraits' filters; add --portraits.")
+    if args.portraits and (args.weights or args.class_choice or args.image_index):
+        raise ConvlensError(
+            "--portraits draws filters over the whole test split; leave out --weights, "
+            "--class and --image-index."
+        )
     if args.images < 1:
         raise ConvlensError(f"--images must be at least 1, not {args.images}.")
     if (args.weights or args.layer) and args.filter_index is not None:

@@ -32,6 +32,7 @@ from convlens.layers import (
     Shape,
     layer_from_config,
 )
+from convlens.receptive import ReceptiveField, receptive_fields
 
 if TYPE_CHECKING:
     import torch
@@ -60,6 +61,23 @@ class LayerRow:
     def keras_shape(self) -> str:
         """The output shape as Keras prints it: (None, 26, 26, 64)."""
         return "(" + ", ".join(["None", *(str(n) for n in self.output_shape)]) + ")"
+
+
+def receptive_summary(field: ReceptiveField | None) -> dict[str, Any]:
+    """A layer's receptive field as JSON-ready data: size, jump, start, formula (None when flat)."""
+    if field is None:
+        return {
+            "receptive_field": None,
+            "jump": None,
+            "receptive_field_start": None,
+            "receptive_field_explanation": None,
+        }
+    return {
+        "receptive_field": list(field.size),
+        "jump": list(field.jump),
+        "receptive_field_start": list(field.start),
+        "receptive_field_explanation": field.why,
+    }
 
 
 def _snake(keras_type: str) -> str:
@@ -209,8 +227,18 @@ class Sequential:
         """Print the summary table, as Keras's model.summary() does."""
         print(self.summary_text(explain=explain))
 
+    def receptive_fields(self) -> dict[str, ReceptiveField | None]:
+        """Each layer's receptive field on the input by name (None after Flatten); see receptive.py."""
+        fields = receptive_fields([(row.layer, row.input_shape) for row in self.rows])
+        return {row.name: field for row, field in zip(self.rows, fields, strict=True)}
+
     def summary_dict(self) -> dict[str, Any]:
-        """The summary as JSON-ready data: layers with Keras shapes (batch as None), totals."""
+        """The summary as JSON-ready data: layers with Keras shapes (batch as None), totals.
+
+        Each layer also gives its receptive field and jump on the input (null
+        for flat layers) and the formula behind them.
+        """
+        fields = self.receptive_fields()
         return {
             "name": self.name,
             "input_shape": [None, *self.input_shape],
@@ -222,6 +250,7 @@ class Sequential:
                     "params": row.params,
                     "shape_explanation": row.shape_why,
                     "params_explanation": row.params_why,
+                    **receptive_summary(fields[row.name]),
                 }
                 for row in self.rows
             ],
@@ -342,12 +371,15 @@ def format_summary(model: Sequential, explain: bool = True) -> str:
     if model.input_scale != DEFAULT_INPUT_SCALE:
         title += f"  pixels 0..255 multiplied by {model.input_scale:.6g} first"
     lines = [title, head, "=" * len(head)]
+    fields = model.receptive_fields()
     for row in model.rows:
         label = f"{row.name} ({row.layer.keras_type})"
         line = f"{label:<{name_w}}  {row.keras_shape:<{shape_w}}  {row.params:>{param_w},}"
         if explain:
             lines.append(f"{line}  shape  {row.shape_why}")
             lines.append(f"{indent}params {row.params_why}")
+            if fields[row.name] is not None:  # which input pixels one output pixel sees
+                lines.append(f"{indent}sees   {fields[row.name].why}")
         else:
             lines.append(line)
     frozen = model.total_params - model.trainable_params

@@ -50,6 +50,7 @@ class ReportOptions:
     filter_index: int | None = None  # None: filter 1 (the lesson's), or 0 for a 1-filter layer
     scale: str = "panel"  # journey colour scale: "panel" or "row"
     mistakes: int = 24
+    explained_mistakes: int = 12  # of those, how many get Grad-CAM toward both classes
 
 
 @dataclass
@@ -198,6 +199,36 @@ def misclassified_figure(
     )
 
 
+def mistakes_gradcam_figure(
+    run: Run, test: Split, evaluation: Evaluation, count: int = 12
+) -> Figure | None:
+    """The ``count`` surest mistakes with Grad-CAM toward the wrong and the true class.
+
+    None when the model has no Conv2D or made no mistake.
+    """
+    from convlens import attribution, attribution_plots
+    from convlens.layers import Conv2D
+
+    chosen = mistakes(evaluation, test.labels, count)
+    if len(chosen) == 0 or not any(isinstance(r.layer, Conv2D) for r in run.model.rows):
+        return None
+    images, true = test.images[chosen], test.labels[chosen]
+    predicted = evaluation.predictions[chosen]
+    toward_wrong = attribution.explain(run, images, "gradcam", predicted)
+    toward_true = attribution.explain(run, images, "gradcam", true)
+    return attribution_plots.mistakes_gradcam_figure(
+        images,
+        toward_wrong.maps,
+        toward_true.maps,
+        true,
+        predicted,
+        run.class_names,
+        captions=[f"test image {i}" for i in chosen],
+        title=f"Why the {len(chosen)} surest mistakes: Grad-CAM on {toward_wrong.layer} toward "
+        "the wrong class and toward the true one (red: raised that class's score)",
+    )
+
+
 def _loss_note(run: Run) -> str:
     config = run.metrics.get("config") or {}
     smoothing = config.get("label_smoothing") or 0
@@ -258,6 +289,9 @@ def run_figures(
     gallery = misclassified_figure(run, test, evaluation, options.mistakes)
     if gallery is not None:
         figures["misclassified"] = gallery
+    explained = mistakes_gradcam_figure(run, test, evaluation, options.explained_mistakes)
+    if explained is not None:
+        figures["mistakes_gradcam"] = explained
     return figures
 
 
@@ -387,10 +421,11 @@ def _model_section(run: Run) -> str:
             ),
             (f"{layer['params']:,}", "num"),
             (f"shape: {layer['shape_explanation']}. params: {layer['params_explanation']}.", "why"),
+            (layer["receptive_field_explanation"] or "the whole image", "why"),
         ]
         for layer in summary["layers"]
     ]
-    table = _table(["Layer (type)", "Output Shape", "Param #", "Why"], rows)
+    table = _table(["Layer (type)", "Output Shape", "Param #", "Why", "Receptive field"], rows)
     input_shape = ", ".join("None" if n is None else str(n) for n in summary["input_shape"])
     return (
         _imported_note(run)
@@ -552,11 +587,21 @@ def _filters_section(pngs: Mapping[str, bytes]) -> str:
 def _mistakes_section(pngs: Mapping[str, bytes]) -> str:
     if "misclassified" not in pngs:
         return '<p class="note">The model got every test image right: no mistakes to show.</p>'
-    return _img(
+    gallery = _img(
         pngs["misclassified"],
         "misclassified test images",
         "Test images the model "
         "got wrong, the surest mistakes first: the true class and what the model said.",
+    )
+    if "mistakes_gradcam" not in pngs:
+        return gallery
+    return gallery + _img(
+        pngs["mistakes_gradcam"],
+        "Grad-CAM of the mistakes",
+        "The surest mistakes again, each with two Grad-CAM maps over it: the pixels that "
+        "raised the score of the class the model said, and those that raised the score of "
+        "the true class (the last convolution's maps weighted by the class's gradient). "
+        "Where the two differ is what misled it.",
     )
 
 

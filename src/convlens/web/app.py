@@ -16,6 +16,8 @@ at /api/openapi.json):
     POST /api/journey             one image through every layer of a run's model
     POST /api/class-filter        several images of a class, one filter, every layer
     POST /api/models              an uploaded .keras/.h5/.onnx file becomes a run (your_model.py)
+    POST /api/attribution         one image's attribution map toward a class (web/why.py)
+    POST /api/portrait            one filter's top test patches, synthesised input (web/why.py)
 
 Every error a client can cause is a 4xx answer {"error": "one sentence"}:
 400 for bad values, 404 for names the server does not hold, 413 for an
@@ -41,7 +43,7 @@ from convlens.errors import ConvlensError
 from convlens.images import decode_image
 from convlens.runs import RUNS_ROOT
 from convlens.sample_images import facade
-from convlens.web import model_views, schemas, your_model
+from convlens.web import model_views, schemas, why, your_model
 from convlens.web.playground import Playground, rounded_kernel
 from convlens.web.store import ImageStore, NotFound, RunRegistry, StoredImage, TooLarge
 
@@ -168,6 +170,7 @@ def create_app(
     add_playground_routes(app, state)
     add_model_routes(app, state)
     app.include_router(your_model.router(state))  # "Your model": upload a Keras or ONNX file
+    app.include_router(why.router(state))  # /api/attribution, /api/portrait
     return app
 
 
@@ -272,7 +275,10 @@ def add_model_routes(app: FastAPI, state: Explorer) -> None:
         return {
             "run": state.runs.describe(name),
             "input_shape": list(model.input_shape),
-            "layers": [model_views.layer_summary(row) for row in model.rows],
+            "layers": [
+                model_views.layer_summary(row, field)
+                for row, field in zip(model.rows, model.receptive_fields().values(), strict=True)
+            ],
             "total_params": model.total_params,
         }
 

@@ -16,16 +16,22 @@ from convlens import inspect
 from convlens.data import SOURCES, Split
 from convlens.errors import ConvlensError
 from convlens.images import fit_to_input, to_model_input
-from convlens.model import LayerRow
+from convlens.model import LayerRow, receptive_summary
+from convlens.receptive import ReceptiveField
 from convlens.web import pictures
 from convlens.web.store import LoadedRun, StoredImage
 
 INVERT_BORDER_LEVEL = 127.5  # a light border means a dark object on white: invert it
 
 
-def layer_summary(row: LayerRow) -> dict:
-    """A schemas.LayerSummary from a summary row."""
+def layer_summary(row: LayerRow, field: ReceptiveField | None = None) -> dict:
+    """A schemas.LayerSummary from a summary row (and its receptive field, when it has one)."""
+    extra = receptive_summary(field)
     return {
+        "receptive_field": extra["receptive_field"],
+        "jump": extra["jump"],
+        "receptive_field_start": extra["receptive_field_start"],
+        "receptive_field_why": extra["receptive_field_explanation"],
         "name": row.name,
         "type": type(row.layer).__name__,
         "output_shape": list(row.output_shape),
@@ -158,9 +164,10 @@ def journey(loaded: LoadedRun, image: StoredImage, invert: str, run_name: str) -
     with loaded.lock:
         captured = inspect.activations(loaded.run, pixels[None])
     layers = []
+    fields = spec.receptive_fields()
     for row in spec.rows:
         output = captured[row.name][0]
-        layer = {"summary": layer_summary(row)}
+        layer = {"summary": layer_summary(row, fields[row.name])}
         if output.ndim == 3:
             layer["maps"] = map_grid(output)
         else:

@@ -177,6 +177,10 @@ class LayerSummary(BaseModel):
     params: int
     shape_why: str
     params_why: str
+    receptive_field: list[int] | None = None  # input pixels (rows, cols) one output pixel sees
+    jump: list[int] | None = None  # input pixels between neighbouring output pixels
+    receptive_field_start: list[int] | None = None  # where output pixel 0's field begins
+    receptive_field_why: str | None = None  # the formula
 
 
 class MapGrid(BaseModel):

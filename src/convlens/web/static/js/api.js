@@ -101,3 +101,9 @@ export const journey = (body) => post("/api/journey", body);
 
 /** POST /api/class-filter (ClassFilterRequest) -> ClassFilterBody */
 export const classFilter = (body) => post("/api/class-filter", body);
+
+/** POST /api/attribution (AttributionRequest) -> AttributionBody (web/why_schemas.py) */
+export const attribution = (body) => post("/api/attribution", body);
+
+/** POST /api/portrait (PortraitRequest) -> PortraitBody (web/why_schemas.py) */
+export const portrait = (body) => post("/api/portrait", body);

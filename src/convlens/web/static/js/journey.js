@@ -144,6 +144,8 @@ export class Journey {
         { class: "layer-why" },
         el("p", { class: "why shape-why" }, el("b", { text: "Shape " }), s.shape_why),
         el("p", { class: "why params-why" }, el("b", { text: "Params " }), s.params_why),
+        s.receptive_field_why &&
+          el("p", { class: "why field-why" }, el("b", { text: "Sees " }), s.receptive_field_why),
       ),
       el("div", { class: "layer-body" }),
     );
@@ -339,7 +341,13 @@ function addTiles(tiles, grid, atlas, { size, noun, extraClass, choose }) {
       },
       canvas,
     );
-    tile.addEventListener("click", () => choose(k));
+    tile.addEventListener("click", () => {
+      choose(k);
+      // why.js opens the filter's portrait; only maps are filters' outputs.
+      if (noun === "Map") {
+        tile.dispatchEvent(new CustomEvent("maptile", { bubbles: true, detail: { index: k } }));
+      }
+    });
     tiles.append(tile);
   }
 }

@@ -31,6 +31,8 @@
 //                            inside: .shape (keras_shape), .params (data-params), .map-tile buttons
 //                            (data-index), .zoom-canvas, .zoom-caption; #learned-filters in
 //                            the first conv's section
+//                            a click on a .map-tile also opens that filter's #portrait (why.js)
+//   #why-toggle #why-method #why-class #why-overlay #why-title #why-note #why-error (why.js)
 //   #probabilities           li.prob-bar per class, data-class=<name>, data-probability,
 //                            data-index,
 //                            data-predicted="true" on the predicted one (also class .predicted)
@@ -57,6 +59,7 @@ import { ClassView } from "./classview.js";
 import { percent, showError } from "./draw.js";
 import { Journey } from "./journey.js";
 import { Playground } from "./playground.js";
+import { Why } from "./why.js";
 import { wireModelUpload } from "./your_model.js";
 
 const $ = (id) => document.getElementById(id);
@@ -83,11 +86,13 @@ async function start() {
   $("version").textContent = `v${info.version}`;
 
   const playground = new Playground();
+  const why = new Why();
   const journey = new Journey({
-    onPrediction: (predicted) => {
+    onPrediction: (predicted, body) => {
       $("draw-prediction").textContent = predicted
         ? `The model says ${predicted.name} (${percent(predicted.probability)}).`
         : "";
+      why.setJourney(body, journey.image);
     },
   });
   const classView = new ClassView();

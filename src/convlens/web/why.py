@@ -1,0 +1,162 @@
+"""The explorer's "why" routes: attribution maps on the journey, filter portraits.
+
+    POST /api/attribution   one image's map toward any class (AttributionRequest)
+    POST /api/portrait      one filter's top test patches and synthesised input
+
+``router(state)`` returns a FastAPI APIRouter that app.py includes. The
+numbers come from convlens.attribution and convlens.portraits; each request
+holds its run's lock (Grad-CAM uses a forward hook). A layer's strongest
+response per test image and filter is computed in one pass over the test
+split, the first time one of its filters is asked for, and kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter
+
+from convlens import attribution, portraits
+from convlens.data import SOURCES
+from convlens.web import model_views, pictures
+from convlens.web.schemas import ErrorBody
+from convlens.web.store import LoadedRun
+from convlens.web.why_schemas import (
+    AttributionBody,
+    AttributionRequest,
+    PortraitBody,
+    PortraitRequest,
+)
+
+ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+OVERLAY_OPACITY = 0.8  # the most opaque a map pixel gets over the image
+
+
+def overlay_picture(image: np.ndarray, values: np.ndarray, signed: bool) -> np.ndarray:
+    """uint8 (H, W, 3): the grayscale image under the map, each pixel as opaque as |value|."""
+    gray = image.mean(axis=2) if image.shape[2] > 1 else image[:, :, 0]
+    limit = float(np.abs(values).max()) or 1.0
+    low = -limit if signed else 0.0
+    colours = pictures.coloured(pictures.scaled(values, low, limit), "RdBu_r" if signed else "Reds")
+    alpha = (np.clip(np.abs(values) / limit, 0, 1) * OVERLAY_OPACITY)[..., None]
+    blended = colours * alpha + gray[..., None].astype(np.float64) * (1 - alpha)
+    return pictures.to_uint8(blended)
+
+
+def map_picture(values: np.ndarray, signed: bool) -> np.ndarray:
+    """uint8 (H, W, 3): the map alone on its colour scale."""
+    limit = float(np.abs(values).max()) or 1.0
+    levels = pictures.scaled(values, -limit if signed else 0.0, limit)
+    return pictures.coloured(levels, "RdBu_r" if signed else "Reds")
+
+
+def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> dict:
+    """A why_schemas.AttributionBody for one stored image."""
+    started = time.perf_counter()
+    spec = loaded.run.model
+    light_on_dark = str(loaded.run.metrics.get("dataset", "")).lower() in SOURCES
+    pixels, _, _ = model_views.model_input(image, spec.input_shape, request.invert, light_on_dark)
+    with loaded.lock:
+        found = attribution.explain(
+            loaded.run, pixels[None], request.method, request.target, request.layer
+        )
+    values, signed = found.maps[0], request.method in attribution.SIGNED_METHODS
+    names = loaded.run.class_names
+    target = int(found.targets[0])
+    body = {
+        "run": request.run,
+        "method": request.method,
+        "layer": found.layer,
+        "target_index": target,
+        "target_name": names[target],
+        "predicted_index": int(found.probabilities[0].argmax()),
+        "title": attribution.describe(request.method, names[target]),
+        "note": found.note,
+        "delta": None if found.delta is None else float(found.delta[0]),
+        "shape": list(values.shape),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "signed": signed,
+        "overlay": pictures.data_url(overlay_picture(pixels, values, signed)),
+        "map": pictures.data_url(map_picture(values, signed)),
+    }
+    body["milliseconds"] = (time.perf_counter() - started) * 1000
+    return body
+
+
+class StrongestCache:
+    """Per (run, layer): every test image's strongest response per filter, and where."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, loaded: LoadedRun, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """(maxima float32 (N, C), places int64 (N, C)), computed once per run and layer."""
+        with self._lock:
+            if (name, layer) not in self._found:
+                images = loaded.test_split().images
+                with loaded.lock:
+                    self._found[(name, layer)] = portraits.strongest(loaded.run, images, layer)
+            return self._found[(name, layer)]
+
+
+def portrait_body(name: str, loaded: LoadedRun, request: PortraitRequest, cache) -> dict:
+    """A why_schemas.PortraitBody: top test patches and a synthesised input of one filter."""
+    run = loaded.run
+    row = portraits.portrait_layer(run.model, request.layer)
+    depth = row.output_shape[-1]
+    portraits.parse_filters(str(request.filter), depth)  # refuses a filter past the layer
+    maxima, places = cache.get(name, loaded, row.name)
+    test = loaded.test_split()
+    field = run.model.receptive_fields()[row.name]
+    order = np.argsort(-maxima[:, request.filter], kind="stable")[: request.count]
+    width = row.output_shape[1]
+    patches = []
+    for index in order:
+        place = divmod(int(places[index, request.filter]), width)
+        patches.append(
+            {
+                "test_index": int(index),
+                "class_name": run.class_names[int(test.labels[index])],
+                "value": float(maxima[index, request.filter]),
+                "png": model_views.image_picture(test.images[index])["png"],
+                "window": list(field.window(*place, run.model.input_shape)),
+            }
+        )
+    with loaded.lock:
+        made = portraits.synthesise(run, row.name, [request.filter])[0]
+    return {
+        "run": name,
+        "layer": row.name,
+        "filter": request.filter,
+        "filters": depth,
+        "field": list(field.size),
+        "field_why": field.why,
+        "test_images": len(test),
+        "never_fires": bool(maxima[:, request.filter].max() <= 0),
+        "synthesised": model_views.image_picture(made)["png"],
+        "patches": patches,
+    }
+
+
+def router(state: Any) -> APIRouter:
+    """The routes, over the explorer's state (its runs and images)."""
+    routes = APIRouter()
+    cache = StrongestCache()
+
+    @routes.post("/api/attribution", response_model=AttributionBody, responses=ERRORS)
+    def attribution_map(request: AttributionRequest) -> dict:
+        """Which pixels raised one class's score for an image (Grad-CAM, saliency, ...)."""
+        loaded = state.runs.get(request.run)
+        return attribution_body(loaded, state.images.get(request.image), request)
+
+    @routes.post("/api/portrait", response_model=PortraitBody, responses=ERRORS)
+    def portrait(request: PortraitRequest) -> dict:
+        """What one filter responds to: top test patches and a synthesised input."""
+        return portrait_body(request.run, state.runs.get(request.run), request, cache)
+
+    return routes

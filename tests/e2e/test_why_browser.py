@@ -1,0 +1,101 @@
+# ruff: noqa: F811  (pytest fixtures imported from the explorer's browser tests are parameters)
+"""The page's "why" parts in Chromium: the overlay on what the model sees, a filter's portrait.
+
+Same live server, run and generated test split as test_explorer_browser.py;
+what the page draws is compared with the API's answer and with
+convlens.portraits computed here.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+from test_explorer_browser import (  # noqa: F401 (fixtures)
+    RUN,
+    browser,
+    console,
+    model,
+    page,
+    pattern_dataset,
+    runs_root,
+    server,
+)
+
+from convlens import portraits
+from convlens.runs import load_run
+
+
+def canvas_pixels(page, selector: str) -> np.ndarray:
+    url = page.eval_on_selector(selector, "canvas => canvas.toDataURL()")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def api_overlay(page, method: str, target: int | None) -> tuple[np.ndarray, dict]:
+    """The API's overlay for the journey's image, fetched by the page itself."""
+    body = page.evaluate(
+        """async ([run, method, target]) => {
+            const image = document.querySelector('#journey').dataset.imageId;
+            const invert = document.querySelector('#invert').value;
+            const answer = await fetch('/api/attribution', {method: 'POST',
+                headers: {'Content-Type': 'application/json'},
+                body: JSON.stringify({run, image, invert, method, target})});
+            return answer.json();
+        }""",
+        [RUN, method, target],
+    )
+    data = base64.b64decode(body["overlay"].split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), body
+
+
+def test_the_why_switch_lays_the_map_over_the_input_for_any_class(page, console):
+    assert page.locator("#why-overlay").is_hidden()
+    page.check("#why-toggle")
+    page.wait_for_selector("#why-overlay:not([hidden])")
+    predicted = page.locator("#probabilities li.predicted").get_attribute("data-index")
+    assert page.get_attribute("#why-overlay", "data-target") == predicted
+    drawn = canvas_pixels(page, "#why-overlay")[..., :3]
+    expected, body = api_overlay(page, "gradcam", None)
+    np.testing.assert_array_equal(drawn, expected)
+    assert page.locator("#why-title").inner_text() == body["title"]
+
+    page.select_option("#why-method", "occlusion")
+    page.select_option("#why-class", "4")
+    page.wait_for_function(
+        "(() => { const o = document.querySelector('#why-overlay').dataset;"
+        " return o.target === '4' && o.method === 'occlusion'; })()"
+    )
+    drawn = canvas_pixels(page, "#why-overlay")[..., :3]
+    expected, body = api_overlay(page, "occlusion", 4)
+    np.testing.assert_array_equal(drawn, expected)
+    assert "Coat" in page.locator("#why-title").inner_text()
+    assert "black 4x4 patch, stride 2" in page.locator("#why-note").inner_text()
+
+    page.uncheck("#why-toggle")
+    assert page.locator("#why-overlay").is_hidden()
+    assert console.errors == []
+
+
+def test_a_feature_map_click_opens_the_filters_portrait(page, runs_root):
+    section = page.locator("#journey .journey-layer[data-layer='conv2d_1']")
+    section.locator(".map-tile").nth(2).click()
+    page.wait_for_selector("#portrait[data-loaded='true']")
+    portrait = section.locator("#portrait")
+    assert portrait.get_attribute("data-filter") == "2"
+    run = load_run(runs_root / RUN)
+    test = pattern_dataset(60, 120, seed=4).test
+    found = portraits.top_patches(run, test.images, "conv2d_1", [2], count=6)
+    patches = portrait.locator("canvas.portrait-patch")
+    assert patches.count() == 6
+    shown = [int(patches.nth(i).get_attribute("data-test-index")) for i in range(6)]
+    assert shown == list(found.indices[0])
+    windows = [patches.nth(i).get_attribute("data-window") for i in range(6)]
+    assert windows == [",".join(str(v) for v in w) for w in found.windows[0]]
+    synthesised = canvas_pixels(page, "#portrait canvas.portrait-synthesised")
+    made = portraits.synthesise(run, "conv2d_1", [2])[0, :, :, 0]
+    np.testing.assert_array_equal(synthesised[..., 0], made)  # canvas pixel = image pixel
+    assert "8x8" in portrait.inner_text()
+    portrait.locator("button.portrait-close").click()
+    assert page.locator("#portrait").count() == 0
