@@ -79,6 +79,7 @@ def test_the_recipe_scales_by_steps_not_epochs() -> None:
         > total_steps(small.__class__(**{**small.__dict__, "epochs": small.epochs - 1}), 1_348, 64)
     )
     assert small.select_from_epoch > small.epochs  # never selects: every image every epoch
+    assert small.shift_augment == 1 and lesson_sized.shift_augment == 0  # shifts only small data
     assert for_dataset(fast, 1_348, epochs_given=True).epochs == fast.epochs
     assert for_dataset(RECIPES["lesson"], 500) == RECIPES["lesson"]  # the lesson stays exact
 

@@ -262,6 +262,11 @@ def _new_training(args: argparse.Namespace):
             f"({dataset.split['test_fraction']:.0%} of each class, seed {dataset.split['seed']}), "
             "recorded in the run"
         )
+    if config.shift_augment:
+        banner += (
+            f"\nsmall dataset: {config.epochs} epochs for at least {config.min_steps} steps, "
+            f"each image shifted by up to {config.shift_augment} pixel(s) as it trains"
+        )
     if dataset.skipped:
         shown = ", ".join(dataset.skipped[:3]) + (", ..." if len(dataset.skipped) > 3 else "")
         banner += f"\nskipped {len(dataset.skipped)} file(s) that are not images: {shown}"
