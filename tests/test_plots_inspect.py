@@ -135,7 +135,9 @@ def test_filters_on_rgb_input_are_drawn_in_their_colours() -> None:
     kernels[1, 1, 0, 0] = 2.0  # filter 0 weighs red at its centre
     kernels[0, 0, 2, 1] = -0.5  # filter 1 weighs blue negatively in its top-left corner
     figure = plots.filters_figure(kernels, title="rgb")
-    assert "3x3x3 in colour" in figure.get_suptitle() and "mid-grey is zero" in figure.get_suptitle()
+    assert (
+        "3x3x3 in colour" in figure.get_suptitle() and "mid-grey is zero" in figure.get_suptitle()
+    )
     first, second = (np.asarray(axes.images[0].get_array()) for axes in figure.axes[:2])
     np.testing.assert_allclose(first[1, 1], [1.0, 0.5, 0.5])  # red
     np.testing.assert_allclose(first[0, 0], [0.5, 0.5, 0.5])  # zero is mid-grey

@@ -486,6 +486,7 @@ def test_openapi_describes_every_route(client) -> None:
         "/api/runs/{name}",
         "/api/journey",
         "/api/class-filter",
+        "/api/models",
         "/api/attribution",
         "/api/portrait",
     }

@@ -151,9 +151,7 @@ def _held_out_count(count: int, fraction: float) -> int:
     return min(max(round(count * fraction), 1), count - 1)
 
 
-def split(
-    layout: FolderLayout, test_fraction: float, seed: int
-) -> tuple[Labelled, Labelled]:
+def split(layout: FolderLayout, test_fraction: float, seed: int) -> tuple[Labelled, Labelled]:
     """(train, test): ``test_fraction`` of each class held out, chosen by ``seed``.
 
     Every class needs at least two images, one on each side.
@@ -199,9 +197,7 @@ def _relative(root: Path, path: Path) -> str:
 
 def _subset(part: Labelled, keep: np.ndarray) -> Labelled:
     chosen = np.flatnonzero(keep)
-    return Labelled(
-        tuple(part.files[i] for i in chosen), tuple(part.labels[i] for i in chosen)
-    )
+    return Labelled(tuple(part.files[i] for i in chosen), tuple(part.labels[i] for i in chosen))
 
 
 # --- What the images are ----------------------------------------------------------------------

@@ -53,6 +53,9 @@ class RunInfo(BaseModel):
     epochs: int | None
     dataset: str | None
     classes: list[str]
+    imported_from: str | None = Field(
+        None, description="for a model imported from a Keras or ONNX file: its name and format"
+    )
 
 
 class InfoBody(BaseModel):
@@ -196,7 +199,9 @@ class MapGrid(BaseModel):
     tile: list[int]
     gap: int
     ranges: list[list[float]]
-    colour_map: str = Field(description="matplotlib's name: inferno for maps, RdBu_r for filters; rgb-weights for a colour model's filters (drawn in their own colours)")
+    colour_map: str = Field(
+        description="matplotlib's name: inferno for maps, RdBu_r for filters; rgb-weights for a colour model's filters (drawn in their own colours)"
+    )
     symmetric: bool
 
 

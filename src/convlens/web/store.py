@@ -201,4 +201,13 @@ def _describe(name: str, path: Path) -> dict:
         "epochs": epochs if isinstance(epochs, int) else None,
         "dataset": metrics.get("dataset") if isinstance(metrics.get("dataset"), str) else None,
         "classes": list(classes),
+        "imported_from": _imported_from(metrics.get("imported_from")),
     }
+
+
+def _imported_from(source: object) -> str | None:
+    """'fashion.keras (keras 3.15.1)' for an imported run's metrics, else None."""
+    if not isinstance(source, dict):
+        return None
+    version = source.get("keras_version") or source.get("producer") or ""
+    return f"{source.get('file', '?')} ({source.get('format', '?')} {version})".replace(" )", ")")
