@@ -545,7 +545,7 @@ def test_a_grayscale_folder_keeps_one_channel_and_its_size(tmp_path: Path) -> No
     root = make_folder(tmp_path / "f", {"a": 2, "b": 2}, shape=(12, 20))
     dataset = load(root)
     assert dataset.image_shape == (12, 20, 1)
-    assert dataset.input_why == "12x20x1: your images' size and colour"
+    assert dataset.input_why == "12x20x1: your images' size; grayscale as your images are"
 
 
 def test_a_chosen_size_is_capped_and_raised_to_the_minimum(tmp_path: Path) -> None:

@@ -533,7 +533,7 @@ def _input_why(
         return f"{shape}: {size_why}; {'colour' if depth == 3 else 'grayscale'} as asked"
     if depth == 1 and read == 3:
         return f"{shape}: {size_why}; grayscale, since your images hold no colour (stored as RGB)"
-    if size_why == "your images' size":
+    if size_why == "your images' size" and depth == 3:
         return f"{shape}: your images' size and colour"
     return f"{shape}: {size_why}; {'colour' if depth == 3 else 'grayscale'} as your images are"
 
