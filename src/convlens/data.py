@@ -58,6 +58,11 @@ class Dataset:
         return tuple(int(n) for n in self.train.images.shape[1:])  # type: ignore[return-value]
 
     @property
+    def location(self) -> str:
+        """What data.load takes to read this dataset again: its name, or its folder's path."""
+        return self.name if self.name in SOURCES else str(Path(self.source).resolve())
+
+    @property
     def num_classes(self) -> int:
         """How many classes the labels range over."""
         return len(self.class_names)

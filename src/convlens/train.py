@@ -618,7 +618,7 @@ def train_to_run(
     info = {
         "model": model.config(),
         "config": asdict(config),
-        "dataset": dataset.name,
+        "dataset": dataset.location,  # a folder by its path, so --resume finds it from anywhere
         "data_dir": None if data_dir is None else str(data_dir),
     }
     out = resume.staged.final if resume else out
