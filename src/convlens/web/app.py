@@ -90,6 +90,8 @@ class Explorer:
             "width": int(image.pixels.shape[1]),
             "channels": int(image.pixels.shape[2]),
             "png": image.luma_png,
+            # test-set samples only: their thumbnails; an upload may be 40 megapixels
+            "colour_png": image.colour_png if image.test_index is not None else None,
             "label": image.label,
             "test_index": image.test_index,
         }

@@ -33,6 +33,9 @@ class ImageInfo(BaseModel):
     width: int
     channels: int
     png: str = Field(description="the image as a PNG data URL, grayscale luma as filtered")
+    colour_png: str | None = Field(
+        None, description="a colour image as it is (thumbnails), as a PNG data URL"
+    )
     label: str | None = Field(None, description="the class of a test-set image")
     test_index: int | None = Field(None, description="position in the test split")
 

@@ -59,6 +59,11 @@ class StoredImage:
         """``luma`` as a PNG data URL, encoded once: every playground answer shows it."""
         return pictures.data_url(self.luma)
 
+    @cached_property
+    def colour_png(self) -> str | None:
+        """A colour image as it is, as a PNG data URL (None for a grayscale one)."""
+        return pictures.data_url(self.pixels) if self.pixels.shape[2] == 3 else None
+
 
 def image_id(pixels: np.ndarray) -> str:
     """A short, stable id for an image: the start of the SHA-256 of its shape and pixels."""
