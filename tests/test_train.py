@@ -188,3 +188,17 @@ def test_flip_augmentation_mirrors_about_half_of_each_batch(patterns, monkeypatc
     fit(preset("seed-dnn"), patterns, replace(SMALL, epochs=1, flip_augment=True))
     assert len(seen) == -(-len(patterns.train) // SMALL.batch_size)
     assert 0.35 < sum(seen) / len(seen) < 0.65
+
+
+def test_random_shift_moves_each_image_within_its_bound() -> None:
+    from convlens.train import random_shift
+
+    x = torch.rand(6, 2, 7, 9).contiguous(memory_format=torch.channels_last)
+    moved = random_shift(x, 2, torch.Generator().manual_seed(3))
+    assert moved.shape == x.shape and moved.is_contiguous(memory_format=torch.channels_last)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for image, out in zip(padded, moved, strict=True):  # each equals one crop of its padding
+        crops = [image[:, r : r + 7, c : c + 9] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out, crop) for crop in crops)
+    again = random_shift(x, 2, torch.Generator().manual_seed(3))
+    assert torch.equal(moved, again)  # seeded: a resumed run shifts as the first did

@@ -20,8 +20,8 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="seed-cnn",
-        help=f"a preset ({', '.join(PRESETS)}) or a model JSON file "
-        "(default: seed-cnn, the lesson's CNN)",
+        help=f"a preset ({', '.join(PRESETS)}), a model JSON file, or for summary a Keras "
+        "(.keras, .h5) or ONNX file (default: seed-cnn, the lesson's CNN)",
     )
 
 
@@ -96,6 +96,7 @@ def _run_summary(args: argparse.Namespace) -> int:
 
 def _summary_model(args: argparse.Namespace):
     """The model to summarise and why its input is so (None when nothing chose it)."""
+    from convlens.interop.reading import is_model_file, read_model_file
     from convlens.model import SPEC_FILE, read_spec, resolve_model
     from convlens.plan import parse_input_size, plan_training
     from convlens.runs import read_metrics, resolve_run
@@ -103,6 +104,8 @@ def _summary_model(args: argparse.Namespace):
     if args.run:
         path = resolve_run(args.run)
         return read_spec(path / SPEC_FILE), read_metrics(path).get("input_why")
+    if is_model_file(args.model):  # a Keras or ONNX file, read without running anything in it
+        return read_model_file(args.model).model, None
     if args.dataset or args.input_size or args.color:
         plan = plan_training(
             args.model,
@@ -146,6 +149,13 @@ def _add_train(sub) -> None:
         help="from epoch 2, train each epoch on this fraction of the images, those with the "
         "highest loss when last trained on (selective backprop), like 0.33; 1 trains on every "
         "image (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--shift",
+        type=int,
+        metavar="PIXELS",
+        help="shift each training image by up to this many pixels (default: 1 on a dataset "
+        "too small for the recipe's steps, else 0; 0 turns it off)",
     )
     parser.add_argument(
         "--target-accuracy",
@@ -243,6 +253,8 @@ def _new_training(args: argparse.Namespace):
         seed=args.seed,
         ema_decay=args.ema,
         keep_fraction=args.keep,
+        shift_augment=args.shift,
+        small_data_shift=args.shift,
         target_accuracy=args.target_accuracy,
         threads=args.threads,
         device=args.device,
@@ -258,6 +270,11 @@ def _new_training(args: argparse.Namespace):
             f"\ntest split: {len(dataset.test):,} images held out "
             f"({dataset.split['test_fraction']:.0%} of each class, seed {dataset.split['seed']}), "
             "recorded in the run"
+        )
+    if config.shift_augment:
+        banner += (
+            f"\nsmall dataset: {config.epochs} epochs for at least {config.min_steps} steps, "
+            f"each image shifted by up to {config.shift_augment} pixel(s) as it trains"
         )
     if dataset.skipped:
         shown = ", ".join(dataset.skipped[:3]) + (", ..." if len(dataset.skipped) > 3 else "")

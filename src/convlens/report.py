@@ -85,9 +85,7 @@ def dataset_of(run: Run, dataset: str | None = None) -> str:
     return name
 
 
-def load_run_dataset(
-    run: Run, dataset: str | None = None, data_dir: str | None = None
-) -> Dataset:
+def load_run_dataset(run: Run, dataset: str | None = None, data_dir: str | None = None) -> Dataset:
     """The run's dataset (or ``dataset``) at the run's input, with its recorded test split."""
     from convlens import data
     from convlens.runs import read_split
@@ -457,11 +455,31 @@ def _model_section(run: Run) -> str:
     table = _table(["Layer (type)", "Output Shape", "Param #", "Why", "Receptive field"], rows)
     input_shape = ", ".join("None" if n is None else str(n) for n in summary["input_shape"])
     return (
-        f"<p>Input ({_e(input_shape)}): a batch of images, height x width x channels; "
+        _imported_note(run)
+        + f"<p>Input ({_e(input_shape)}): a batch of images, height x width x channels; "
         "<code>None</code> stands for the batch size, as Keras prints it.</p>"
         f"{table}<p>Total params: {summary['total_params']:,} &middot; trainable: "
         f"{summary['trainable_params']:,} &middot; non-trainable: "
         f"{summary['non_trainable_params']:,}</p>"
+    )
+
+
+def _verb(run: Run) -> str:
+    """How the run relates to its dataset: trained on it, or (imported) scored on it."""
+    return "scored on" if isinstance(run.metrics.get("imported_from"), dict) else "trained on"
+
+
+def _imported_note(run: Run) -> str:
+    """Where an imported model came from, and the pixels' scale it takes (empty otherwise)."""
+    source = run.metrics.get("imported_from")
+    if not isinstance(source, dict):
+        return ""
+    version = source.get("keras_version") or source.get("producer") or "unknown version"
+    return (
+        f'<p class="note">Imported from {_e(source.get("file", "?"))} '
+        f"({_e(source.get('format', '?'))}, {_e(version)}; SHA-256 "
+        f"<code>{_e(str(source.get('sha256', ''))[:16])}&hellip;</code>), not trained by "
+        f"convlens; its pixels 0..255 are multiplied by {run.model.input_scale:.6g} first.</p>"
     )
 
 
@@ -486,6 +504,11 @@ def _history_table(history: list[dict[str, float | None]]) -> str:
 
 
 def _training_section(run: Run, pngs: Mapping[str, bytes]) -> str:
+    if isinstance(run.metrics.get("imported_from"), dict) and "curves" not in pngs:
+        return _imported_note(run).replace(
+            "not trained by convlens",
+            "trained elsewhere, so there are no curves or training figures here",
+        )
     metrics = run.metrics
     history = read_history(run.path)
     parts = []
@@ -660,7 +683,7 @@ def report_html(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1>"
-        f'<p class="lead">{_e(run.model.name)} trained on {_e(dataset)}; '
+        f'<p class="lead">{_e(run.model.name)} {_verb(run)} {_e(dataset)}; '
         f"{len(evaluation.predictions):,} test images.</p>"
         f"{_cards(run, evaluation)}<nav>{nav}</nav>{body}"
         f"<footer>Written by convlens {_e(__version__)} on {_e(time.strftime('%Y-%m-%d %H:%M'))}"

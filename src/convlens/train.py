@@ -63,6 +63,7 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA when present), cpu or cuda
     evaluate_each_epoch: bool = True
     flip_augment: bool = False  # mirror a random half of each batch while training
+    shift_augment: int = 0  # > 0: shift each training image by up to this many pixels
     test_time_flip: bool = False  # evaluate on the mean of each image's and its mirror's logits
     ema_decay: float = 0.99  # > 0: evaluate and save an exponential average of the weights
     keep_fraction: float = 1 / 3  # < 1: selective backprop (selection.py) from select_from_epoch
@@ -72,6 +73,7 @@ class TrainConfig:
     # epochs on a small folder), and selection only once this many steps are behind.
     min_steps: int = 600
     select_after_steps: int = 900
+    small_data_shift: int = 1  # shift_augment for_dataset() turns on when the data is small
 
 
 # EMA 0.99 (an exponential average of the weights, averaging.py) in the fast and best
@@ -107,6 +109,7 @@ RECIPES: dict[str, TrainConfig] = {
         recipe="lesson",
         min_steps=0,  # the lesson's five epochs, whatever the dataset
         select_after_steps=0,
+        small_data_shift=0,
     ),
     # The best preset's: nine epochs of about 93 s fill 15 minutes on a 2-core CPU;
     # batch 128 at peak 4e-3 (batch normalisation takes the larger rate): 0.9366 in 840 s.
@@ -146,12 +149,18 @@ def for_dataset(config: TrainConfig, train_images: int, epochs_given: bool = Fal
 
     Selection (when the recipe selects) starts at the first epoch after
     ``select_after_steps`` steps; the run lasts at least ``min_steps`` steps, in
-    more epochs when the split is small (unless the epochs were given). A recipe
-    without these (the lesson's) is returned as it is.
+    more epochs when the split is small (unless the epochs were given), and a
+    split too small for ``min_steps`` in the recipe's epochs is shifted by up to
+    ``small_data_shift`` pixels while training. A recipe without these (the
+    lesson's) is returned as it is.
     """
     full = batches_per_epoch(train_images, config.batch_size, 1.0)
     if config.select_after_steps:
         config = replace(config, select_from_epoch=math.ceil(config.select_after_steps / full) + 1)
+    if total_steps(config, train_images, config.batch_size) < config.min_steps:
+        # A small dataset is seen many times: a pixel's shift makes each pass new
+        # (1,000 Fashion-MNIST images: 0.8355 against 0.8218, mean of 4 seeds).
+        config = replace(config, shift_augment=max(config.shift_augment, config.small_data_shift))
     epochs = config.epochs
     while (
         not epochs_given
@@ -179,6 +188,10 @@ def _validate(config: TrainConfig) -> None:
         raise ConvlensError(
             f"keep fraction must be in (0, 1], like 0.33 (1 trains on every image); "
             f"got {config.keep_fraction}."
+        )
+    if not 0 <= config.shift_augment <= 8:
+        raise ConvlensError(
+            f"shift must be 0 to 8 pixels, like 1 (0 turns it off); got {config.shift_augment}."
         )
     if config.select_from_epoch < 1:
         raise ConvlensError(
@@ -300,6 +313,23 @@ def _batches(loop: _Loop, order: torch.Tensor, epoch: int) -> Iterable[torch.Ten
     return loop.memory.batches(order, loop.batch_size, keep_in_epoch(loop.config, epoch))
 
 
+def random_shift(x: torch.Tensor, most: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image of a batch (B, C, H, W) moved by up to ``most`` pixels each way, zeros in.
+
+    The offsets come from ``generator`` (so a resumed run shifts as the first did);
+    the result keeps channels_last memory.
+    """
+    count, _, height, width = x.shape
+    device = x.device
+    padded = F.pad(x, (most, most, most, most))
+    dy, dx = torch.randint(0, 2 * most + 1, (2, count), generator=generator).to(device)
+    rows = torch.arange(height, device=device)[None, :] + dy[:, None]  # (B, H) into padded
+    cols = torch.arange(width, device=device)[None, :] + dx[:, None]  # (B, W)
+    batch = torch.arange(count, device=device)[:, None, None]
+    moved = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return moved.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+
 def _train_epoch(
     loop: _Loop,
     images: torch.Tensor,
@@ -325,6 +355,8 @@ def _train_epoch(
         if config.flip_augment:
             mirror = (torch.rand(len(x), generator=loop.generator) < 0.5).to(device)
             x = torch.where(mirror[:, None, None, None], x.flip(3), x)
+        if config.shift_augment:
+            x = random_shift(x, config.shift_augment, loop.generator)
         for group in loop.optimizer.param_groups:
             group["lr"] = lr_at(step, loop.total_steps, config)
         logits = loop.network(x)
@@ -382,9 +414,11 @@ def fit(
     started = time.perf_counter()
     device = resolve_device(config.device)
     # The whole dataset, normalised once, lives on the training device.
-    train_x = images_to_tensor(dataset.train.images, model.input_shape).to(device)  # (N,C,H,W)
+    train_x = images_to_tensor(dataset.train.images, model.input_shape, model.input_scale)
+    train_x = train_x.to(device)  # (N, C, H, W)
     train_y = torch.from_numpy(np.ascontiguousarray(dataset.train.labels, dtype=np.int64))
-    test_x = images_to_tensor(dataset.test.images, model.input_shape).to(device)
+    test_x = images_to_tensor(dataset.test.images, model.input_shape, model.input_scale)
+    test_x = test_x.to(device)
     test_y = torch.from_numpy(np.ascontiguousarray(dataset.test.labels, dtype=np.int64))
     train_y, test_y = train_y.to(device), test_y.to(device)
     network = model.build(seed=config.seed).to(device)  # built in channels_last memory
@@ -584,7 +618,7 @@ def train_to_run(
     info = {
         "model": model.config(),
         "config": asdict(config),
-        "dataset": dataset.name,
+        "dataset": dataset.location,  # a folder by its path, so --resume finds it from anywhere
         "data_dir": None if data_dir is None else str(data_dir),
     }
     out = resume.staged.final if resume else out

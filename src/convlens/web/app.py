@@ -15,6 +15,7 @@ at /api/openapi.json):
     POST /api/explain-pool        one pooled pixel's window
     POST /api/journey             one image through every layer of a run's model
     POST /api/class-filter        several images of a class, one filter, every layer
+    POST /api/models              an uploaded .keras/.h5/.onnx file becomes a run (your_model.py)
     POST /api/attribution         one image's attribution map toward a class (web/why.py)
     POST /api/portrait            one filter's top test patches, synthesised input (web/why.py)
 
@@ -42,7 +43,7 @@ from convlens.errors import ConvlensError
 from convlens.images import decode_image
 from convlens.runs import RUNS_ROOT
 from convlens.sample_images import facade
-from convlens.web import model_views, schemas, why
+from convlens.web import model_views, schemas, why, your_model
 from convlens.web.playground import Playground, rounded_kernel
 from convlens.web.store import ImageStore, NotFound, RunRegistry, StoredImage, TooLarge
 
@@ -89,6 +90,8 @@ class Explorer:
             "width": int(image.pixels.shape[1]),
             "channels": int(image.pixels.shape[2]),
             "png": image.luma_png,
+            # test-set samples only: their thumbnails; an upload may be 40 megapixels
+            "colour_png": image.colour_png if image.test_index is not None else None,
             "label": image.label,
             "test_index": image.test_index,
         }
@@ -168,6 +171,7 @@ def create_app(
     add_image_routes(app, state)
     add_playground_routes(app, state)
     add_model_routes(app, state)
+    app.include_router(your_model.router(state))  # "Your model": upload a Keras or ONNX file
     app.include_router(why.router(state))  # /api/attribution, /api/portrait
     return app
 

@@ -45,6 +45,9 @@
 //                            image (data-test-index), each with th.image-cell and one
 //                            td.class-cell per layer
 //
+// Your model (#your-model): #model-upload, #model-dataset, #model-busy, #model-status, #model-error
+//   (js/your_model.js); ?run=<name> in the address chooses the run shown first.
+//
 // body[data-ready="true"] once /api/info has been read and the three parts are wired.
 // Every 4xx answer's sentence is shown in the .error[role=alert] next to the control that
 // caused it:
@@ -57,12 +60,14 @@ import { percent, showError } from "./draw.js";
 import { Journey } from "./journey.js";
 import { Playground } from "./playground.js";
 import { Why } from "./why.js";
+import { wireModelUpload } from "./your_model.js";
 
 const $ = (id) => document.getElementById(id);
 
 function runFacts(run) {
   const parts = [`model ${run.model}`];
-  if (run.dataset) parts.push(`trained on ${run.dataset}`);
+  if (run.imported_from) parts.push(`imported from ${run.imported_from}`);
+  if (run.dataset) parts.push(`${run.imported_from ? "scored" : "trained"} on ${run.dataset}`);
   if (run.epochs !== null && run.epochs !== undefined) parts.push(`${run.epochs} epochs`);
   if (run.test_accuracy !== null && run.test_accuracy !== undefined) {
     parts.push(`test accuracy ${percent(run.test_accuracy)}`);
@@ -111,8 +116,9 @@ async function start() {
       option.textContent = `${run.name} (${run.model})`;
       select.append(option);
     }
-    const known = runs.some((r) => r.name === info.default_run);
-    select.value = known ? info.default_run : runs[0].name;
+    const wanted = new URLSearchParams(window.location.search).get("run") || info.default_run;
+    const known = runs.some((r) => r.name === wanted);
+    select.value = known ? wanted : runs[0].name;
     const choose = () => {
       const run = runs.find((r) => r.name === select.value);
       $("run-facts").textContent = runFacts(run);
@@ -128,6 +134,8 @@ async function start() {
       info.no_run_hint || "There is no trained run yet; train one with `convlens train`.";
     playground.chooser.setRun(null);
   }
+
+  wireModelUpload();
 
   // The first image: the first built-in picture.
   if (info.builtin_images.length) playground.chooser.useBuiltin();
