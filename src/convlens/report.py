@@ -240,12 +240,15 @@ def _loss_note(run: Run) -> str:
     if smoothing:
         note += f"; train loss includes label smoothing {smoothing}, test loss does not"
     keep = config.get("keep_fraction", 1.0)
-    if keep < 1:
+    selects_from = config.get("select_from_epoch", 2)
+    if keep < 1 and selects_from <= run.metrics.get("epochs", config.get("epochs", 0)):
         note += (
-            f"; from epoch {config.get('select_from_epoch', 2)} an epoch trains on {keep:.0%} "
+            f"; from epoch {selects_from} an epoch trains on {keep:.0%} "
             "of the images, the hardest, and train figures are over every image as of the "
             "last time it was trained on"
         )
+    if config.get("shift_augment"):
+        note += f"; training images shifted by up to {config['shift_augment']} pixel(s)"
     return note
 
 
