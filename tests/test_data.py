@@ -545,7 +545,7 @@ def test_a_grayscale_folder_keeps_one_channel_and_its_size(tmp_path: Path) -> No
     root = make_folder(tmp_path / "f", {"a": 2, "b": 2}, shape=(12, 20))
     dataset = load(root)
     assert dataset.image_shape == (12, 20, 1)
-    assert dataset.input_why == "12x20x1: your images' size and colour"
+    assert dataset.input_why == "12x20x1: your images' size; grayscale as your images are"
 
 
 def test_a_chosen_size_is_capped_and_raised_to_the_minimum(tmp_path: Path) -> None:
@@ -582,10 +582,11 @@ def test_train_and_test_folders_record_no_split(tmp_path: Path) -> None:
 
 def test_folder_to_three_channels_and_resized(tmp_path: Path) -> None:
     root = tmp_path / "f"
-    save_png(root / "grey" / "a.png", np.full((20, 20), 200, np.uint8))
-    save_png(root / "grey" / "b.png", np.full((20, 20), 200, np.uint8))
+    for name in ("grey", "more grey"):
+        save_png(root / name / "a.png", np.full((20, 20), 200, np.uint8))
+        save_png(root / name / "b.png", np.full((20, 20), 200, np.uint8))
     dataset = load(str(root), image_size=(8, 6), channels=3)
-    assert dataset.train.images.shape == (1, 8, 6, 3) and dataset.test.images.shape == (1, 8, 6, 3)
+    assert dataset.train.images.shape == (2, 8, 6, 3) and dataset.test.images.shape == (2, 8, 6, 3)
     assert set(np.unique(dataset.train.images)) == {200}
 
 
@@ -622,7 +623,7 @@ def test_train_and_test_folders(tmp_path: Path) -> None:
 
 def test_test_classes_missing_from_train_are_refused(tmp_path: Path) -> None:
     root = tmp_path / "f"
-    make_folder(root / "train", {"cat": 1}, shape=(5, 5))
+    make_folder(root / "train", {"cat": 1, "dog": 1}, shape=(5, 5))
     make_folder(root / "test", {"cat": 1, "yak": 1}, shape=(5, 5))
     with pytest.raises(ConvlensError, match=r"has classes that .* lacks \(yak\)"):
         load(root)
@@ -702,3 +703,12 @@ def test_real_fashion_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dataset.num_classes == 10 and dataset.class_names[9] == "Ankle boot"
     assert np.bincount(dataset.train.labels).tolist() == [6000] * 10
     assert np.bincount(dataset.test.labels).tolist() == [1000] * 10
+
+
+def test_a_folder_of_one_class_is_one_sentence(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "f", {"cats": 3}, shape=(5, 5))
+    with pytest.raises(ConvlensError, match=r"only one class subfolder \(cats\); a classifier"):
+        load(root)
+    make_folder(tmp_path / "g" / "train", {"a": 2, "b": 2}, shape=(5, 5))
+    make_folder(tmp_path / "g" / "test", {"b": 1}, shape=(5, 5))  # a test folder may hold one
+    assert load(tmp_path / "g").test.labels.tolist() == [1]

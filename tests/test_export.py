@@ -23,7 +23,7 @@ from synthetic import pattern_images
 from convlens import cli_export
 from convlens.cli import main
 from convlens.evaluate import predict_proba
-from convlens.export import FORMATS, export_run, read_metadata
+from convlens.interop.export import FORMATS, export_run, read_metadata
 from convlens.model import Sequential, preset, save_model
 from convlens.runs import load_run, write_metrics
 
@@ -295,7 +295,7 @@ def no_temporary_files(directory: Path) -> bool:
     "case, message",
     [
         ("no weights", "no weights.safetensors"),
-        ("unknown format", "invalid choice: 'keras'"),
+        ("unknown format", "invalid choice: 'tflite'"),
         ("missing directory", "cannot write"),
         ("out is a directory", "is a directory"),
     ],
@@ -303,7 +303,7 @@ def no_temporary_files(directory: Path) -> bool:
 def test_errors_exit_2_with_one_sentence(run_dir, tmp_path, capsys, case, message):
     argv = {
         "no weights": ["--run", str(tmp_path), "--format", "onnx"],
-        "unknown format": ["--run", str(run_dir), "--format", "keras"],
+        "unknown format": ["--run", str(run_dir), "--format", "tflite"],
         "missing directory": ["--run", str(run_dir), "--format", "onnx",
                               "--out", str(tmp_path / "missing" / "m.onnx")],
         "out is a directory": ["--run", str(run_dir), "--format", "onnx", "--out", str(tmp_path)],

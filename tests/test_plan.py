@@ -150,3 +150,33 @@ def test_help_lists_commands_in_the_lessons_order(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "best" in capsys.readouterr().out
+
+
+def test_an_interrupted_folder_run_resumes_from_another_folder(tmp_path, monkeypatch, capsys):
+    from convlens.data import load
+    from convlens.plan import plan_training
+    from convlens.train import TrainingInterrupted, find_resumable, train_to_run
+
+    root = gray_folder(tmp_path / "pictures", [(12, 12)], per_class=6)
+    monkeypatch.chdir(tmp_path)
+    plan = plan_training("seed-dnn", "pictures", epochs=2)
+
+    def stop_after_the_first(record) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        train_to_run(
+            plan.model,
+            plan.dataset,
+            plan.config,
+            out=tmp_path / "run",
+            on_epoch=stop_after_the_first,
+        )
+    resumable = find_resumable(tmp_path / "run")
+    assert resumable.dataset == str(root.resolve()) == load("pictures").location
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", "--resume", str(tmp_path / "run"), "--quiet"]) == 0
+    assert (tmp_path / "run" / "weights.safetensors").is_file()
+    assert "resuming" in capsys.readouterr().out

@@ -8,19 +8,27 @@ import sys
 
 import numpy as np
 import pytest
+from matplotlib import colormaps
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
-from convlens import plots
+from convlens import mosaic, plots
 
 NAMES = tuple(f"class {i}" for i in range(10))
 
 
-def png_size(figure: Figure) -> tuple[int, int]:
+def png_pixels(figure: Figure) -> np.ndarray:
+    """The figure as matplotlib saves it: uint8 RGBA (rows, columns, 4) read back from the PNG."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     with Image.open(io.BytesIO(buffer.getvalue())) as image:
-        return image.size
+        return np.asarray(image.convert("RGBA"))
+
+
+def png_size(figure: Figure) -> tuple[int, int]:
+    rows, columns = png_pixels(figure).shape[:2]
+    return columns, rows
 
 
 def assert_size(figure: Figure, width_in: float, height_in: float) -> None:
@@ -29,9 +37,30 @@ def assert_size(figure: Figure, width_in: float, height_in: float) -> None:
     assert abs(width - 100 * width_in) <= 1 and abs(height - 100 * height_in) <= 1
 
 
+def assert_fits(figure: Figure, text) -> None:
+    """The drawn text lies within the figure's width, and above every panel's title."""
+    renderer = figure.canvas.get_renderer()
+    box = text.get_window_extent(renderer)
+    assert box.x0 >= 0 and box.x1 <= figure.bbox.width, (box, figure.bbox)
+    for other in figure.texts:
+        if other is not text and other.get_text():
+            assert other.get_window_extent(renderer).y1 <= box.y0, other.get_text()
+
+
 def panels(figure: Figure) -> list:
-    """Axes that show an image (colour bars and empty cells excluded)."""
-    return [axes for axes in figure.axes if axes.images]
+    """The pictures a grid figure drew (its panels, colour bars excluded)."""
+    return mosaic.panels(figure)
+
+
+def titles(figure: Figure) -> list[str]:
+    return [panel.title for panel in panels(figure)]
+
+
+def bar_limits(figure: Figure) -> list[tuple[float, float]]:
+    """The value range of each colour bar."""
+    return [
+        axes._colorbar.mappable.get_clim() for axes in figure.axes if hasattr(axes, "_colorbar")
+    ]
 
 
 def colour_bars(figure: Figure) -> int:
@@ -63,22 +92,24 @@ def test_journey_grid_has_a_row_per_image_and_a_column_per_layer(journey_data, s
     )
     shown = panels(figure)
     assert len(shown) == 3 * 4
-    titles = [axes.get_title() for axes in shown]
-    assert titles[:4] == [
+    assert titles(figure)[:4] == [
         "test image 0",
         "conv2d\n(26, 26, 64)",
         "max_pooling2d\n(13, 13, 64)",
         "conv2d_1\n(11, 11, 64)",
     ]
-    assert colour_bars(figure) == (9 if scale == "panel" else 3)
+    assert len(mosaic.bars(figure)) == (9 if scale == "panel" else 3)
+    assert colour_bars(figure) == 0  # drawn in the mosaic, not as 9 Axes
     expected = "one colour scale per panel" if scale == "panel" else "one colour scale per row"
     assert (
         expected in figure.get_suptitle() and "Filter 1 (numbered from 0)" in figure.get_suptitle()
     )
     bars = 0.5 * 3 if scale == "panel" else 0.6
-    assert_size(
-        figure, plots.JOURNEY_PANEL * 4 + bars, plots.JOURNEY_PANEL * 3 + plots.JOURNEY_TITLE
-    )
+    wrapped = figure.get_suptitle().count("\n") - 1  # lines added to fit the title's width
+    assert wrapped == (1 if scale == "row" else 0)  # 8.6 inches is too narrow for "row"'s line
+    assert_fits(figure, figure._suptitle)
+    title = plots.JOURNEY_TITLE + wrapped * plots.TITLE_LINE
+    assert_size(figure, plots.JOURNEY_PANEL * 4 + bars, plots.JOURNEY_PANEL * 3 + title)
 
 
 def test_journey_refuses_an_unknown_scale(journey_data) -> None:
@@ -99,11 +130,11 @@ def test_feature_maps_grid_has_one_panel_per_map() -> None:
     maps = np.random.default_rng(1).random((13, 13, 20))
     figure = plots.feature_maps_figure(maps, title="maps", columns=8)
     assert len(panels(figure)) == 20 and colour_bars(figure) == 1
-    assert [axes.get_title() for axes in panels(figure)][:3] == ["0", "1", "2"]
+    assert titles(figure)[:3] == ["0", "1", "2"]
     assert "one colour scale for the whole layer" in figure.get_suptitle()
     assert_size(figure, plots.MAP_PANEL * 8 + plots.BAR_WIDTH, plots.MAP_PANEL * 3 + 0.6)
     each = plots.feature_maps_figure(maps, title="maps", columns=5, scale="panel")
-    assert len(panels(each)) == 20 and panels(each)[0].get_title().startswith("0: max ")
+    assert len(panels(each)) == 20 and titles(each)[0].startswith("0: max ")
     assert_size(each, plots.MAP_PANEL * 5, plots.MAP_PANEL * 4 + 0.6)
 
 
@@ -114,20 +145,28 @@ def test_filters_grid_is_diverging_and_centred_on_zero(scale) -> None:
     figure = plots.filters_figure(kernels, title="filters", columns=6, scale=scale)
     shown = panels(figure)
     assert len(shown) == 12 and colour_bars(figure) == 1
-    low, high = shown[1].images[0].get_clim()
-    assert low == -high and shown[1].images[0].get_cmap().name == plots.FILTER_CMAP
+    [(low, high)] = bar_limits(figure)
+    assert low == -high
+    kernel = kernels[:, :, 0, 1]
     if scale == "panel":
-        assert high == 1 and shown[0].get_title().startswith("0: ±")
+        assert high == 1 and titles(figure)[0].startswith("0: ±")
+        expected = kernel / np.abs(kernel).max()
     else:
         assert high == pytest.approx(np.abs(kernels).max())
+        expected = kernel / high
+    # diverging: the colour map's own colours, zero in the middle of the scale
+    rgba = colormaps[plots.FILTER_CMAP](Normalize(-1, 1)(expected), bytes=True)
+    np.testing.assert_array_equal(shown[1].pixels, rgba)
     assert_size(figure, plots.MAP_PANEL * 6 + plots.BAR_WIDTH, plots.MAP_PANEL * 2 + 0.8)
 
 
 def test_filters_with_several_input_channels_are_summed() -> None:
     kernels = np.ones((3, 3, 4, 2))
     figure = plots.filters_figure(kernels, title="four channels")
-    assert "sum over its 4 input channels" in figure.get_suptitle()
-    assert panels(figure)[0].images[0].get_array().max() == 1.0  # 4 / its largest |weight| 4
+    assert "sum over its 4 input channels" in " ".join(figure.get_suptitle().split())
+    assert_fits(figure, figure._suptitle)  # 2 panels wide: the title wraps to fit
+    top = colormaps[plots.FILTER_CMAP](1.0, bytes=True)  # 4 / its largest |weight| 4 = 1
+    assert (panels(figure)[0].pixels == top).all()
 
 
 def test_filters_on_rgb_input_are_drawn_in_their_colours() -> None:
@@ -135,12 +174,13 @@ def test_filters_on_rgb_input_are_drawn_in_their_colours() -> None:
     kernels[1, 1, 0, 0] = 2.0  # filter 0 weighs red at its centre
     kernels[0, 0, 2, 1] = -0.5  # filter 1 weighs blue negatively in its top-left corner
     figure = plots.filters_figure(kernels, title="rgb")
-    assert "3x3x3 in colour" in figure.get_suptitle() and "mid-grey is zero" in figure.get_suptitle()
-    first, second = (np.asarray(axes.images[0].get_array()) for axes in figure.axes[:2])
-    np.testing.assert_allclose(first[1, 1], [1.0, 0.5, 0.5])  # red
-    np.testing.assert_allclose(first[0, 0], [0.5, 0.5, 0.5])  # zero is mid-grey
-    np.testing.assert_allclose(second[0, 0], [0.5, 0.5, 0.0])  # less blue: yellowish
-    assert first.shape == (3, 3, 3) and len(figure.axes) == 2  # no colour bar
+    title = " ".join(figure.get_suptitle().split())  # wrapped to the figure's width
+    assert "3x3x3 in colour" in title and "mid-grey is zero" in title
+    first, second = (panel.pixels[..., :3] / 255 for panel in panels(figure))
+    np.testing.assert_allclose(first[1, 1], [1.0, 0.5, 0.5], atol=0.5 / 255)  # red
+    np.testing.assert_allclose(first[0, 0], [0.5, 0.5, 0.5], atol=0.5 / 255)  # zero: mid-grey
+    np.testing.assert_allclose(second[0, 0], [0.5, 0.5, 0.0], atol=0.5 / 255)  # yellowish
+    assert first.shape == (3, 3, 3) and colour_bars(figure) == 0
 
 
 def test_training_curves_have_train_and_test_lines() -> None:
@@ -171,7 +211,7 @@ def test_training_curves_have_train_and_test_lines() -> None:
 def test_confusion_matrix_names_the_classes_and_counts_every_cell() -> None:
     confusion = np.diag(np.full(10, 90)) + 1
     figure = plots.confusion_figure(confusion, NAMES, title="Confusion")
-    axes = panels(figure)[0]
+    axes = figure.axes[0]
     assert [t.get_text() for t in axes.get_yticklabels()][:2] == ["class 0 (0)", "class 1 (1)"]
     assert len(axes.texts) == 100 and axes.texts[0].get_text() == "91"
     assert colour_bars(figure) == 1
@@ -200,7 +240,7 @@ def test_misclassified_gallery_titles_true_and_predicted() -> None:
     )
     shown = panels(figure)
     assert len(shown) == 5
-    assert shown[0].get_title() == "#0\ntrue: class 0\nsaid: class 1 90%"
+    assert shown[0].title == "#0\ntrue: class 0\nsaid: class 1 90%"
     assert_size(figure, 1.6 * 4, 2.1 * 2 + 0.5)
 
 
@@ -231,7 +271,7 @@ def test_colour_inputs_stay_in_colour_in_the_journey_and_the_gallery() -> None:
         rgb, maps, filter_index=0, layer_shapes={"conv2d": (4, 4, 8)},
         row_labels=["a", "b"], title="colour",
     )  # fmt: skip
-    shown = np.asarray(figure.axes[0].images[0].get_array())
-    assert shown.shape == (6, 6, 3) and tuple(shown[0, 0]) == (0, 200, 0)
+    shown = panels(figure)[0].pixels
+    assert shown.shape == (6, 6, 4) and tuple(shown[0, 0]) == (0, 200, 0, 255)
     gallery = plots.misclassified_figure(rgb, [0, 1], [1, 0], ["x", "y"], title="mistakes")
-    assert tuple(np.asarray(gallery.axes[0].images[0].get_array())[0, 0]) == (0, 200, 0)
+    assert tuple(panels(gallery)[0].pixels[0, 0]) == (0, 200, 0, 255)

@@ -9,13 +9,18 @@ import pytest
 import torch
 
 from convlens.layers import (
+    Activation,
     AveragePooling2D,
     BatchNormalization,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
     MaxPooling2D,
+    ReLU,
+    Rescaling,
+    ZeroPadding2D,
 )
 from convlens.model import Sequential, preset
 
@@ -47,11 +52,30 @@ def relu_lenet5() -> Sequential:
     return Sequential(layers)
 
 
+def padded_model() -> Sequential:
+    """The layers imported models bring: Rescaling, uneven ZeroPadding2D, activation layers,
+    global pooling that keeps a 1x1 map."""
+    return Sequential(
+        [
+            Rescaling(0.5, input_shape=(23, 23, 1)),
+            ZeroPadding2D(((2, 1), (0, 3))),
+            Conv2D(3, (3, 3), strides=(2, 2)),
+            ReLU(),
+            Activation("sigmoid"),
+            MaxPooling2D(2, 2),
+            GlobalAveragePooling2D(keepdims=True),
+            Flatten(),
+            Dense(4, activation="softmax"),
+        ]
+    )
+
+
 MODELS = {
     "seed-cnn": lambda: preset("seed-cnn"),
     "lenet5": relu_lenet5,
     "best": lambda: preset("best"),
     "strided": strided_model,
+    "padded": padded_model,
 }
 
 
@@ -102,7 +126,7 @@ def predicted_positions(field, pixel: tuple[int, int], shape: tuple[int, ...], i
     return grid
 
 
-@pytest.mark.parametrize("name", ["seed-cnn", "lenet5", "best", "strided"])
+@pytest.mark.parametrize("name", ["seed-cnn", "lenet5", "best", "strided", "padded"])
 @pytest.mark.parametrize("pixel", [(0, 0), (13, 9), (20, 22)])
 def test_fields_equal_the_outputs_one_pixel_changes(name: str, pixel: tuple[int, int]) -> None:
     spec = MODELS[name]()

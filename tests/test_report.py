@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn
 
-from convlens import report
+from convlens import mosaic, report
 from convlens.evaluate import evaluate
 from convlens.model import Sequential, preset, save_model
 from convlens.runs import load_run, write_history, write_metrics
@@ -181,6 +181,22 @@ def test_figures_are_written_beside_the_report_and_nothing_half_written(written)
     assert not [p for p in path.parent.rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_figures_files_are_the_very_images_the_page_embeds(written) -> None:
+    path, text = written
+    prefix = "data:image/png;base64,"
+    embedded = {
+        base64.b64decode(attrs["src"][len(prefix) :])
+        for tag, attrs in parse(text).tags
+        if tag == "img"
+    }
+    files = {p.read_bytes() for p in (path.parent / report.FIGURES_DIR).glob("*.png")}
+    assert files == embedded  # each figure drawn and encoded once, written twice
+    for name in ("journey", "feature_maps", "filters", "misclassified", "mistakes_gradcam"):
+        with Image.open(path.parent / report.FIGURES_DIR / f"{name}.png") as image:
+            pixels = np.asarray(image.convert("RGB"))
+        assert (pixels.min(axis=2) < 200).mean() > 0.1, name  # panels drawn, not only titles
+
+
 def test_two_runs_are_compared_side_by_side(runs_dir, test_split, tmp_path) -> None:
     cnn, dense = load_run(runs_dir / "cnn & <b>bold"), load_run(runs_dir / "dense")
     out = report.write_report(cnn, test_split, out=tmp_path / "compare.html", others=[dense])
@@ -205,9 +221,9 @@ def test_the_journey_follows_the_chosen_class_and_filter(runs_dir, test_split) -
     options = report.ReportOptions(class_choice="Ankle boot", images=2, filter_index=3)
     evaluation = evaluate(run.network, test_split, run.model.input_shape, 10)
     figure = report.run_figures(run, test_split, evaluation, options)["journey"]
-    titles = [axes.get_title() for axes in figure.axes if axes.images]
+    titles = [panel.title for panel in mosaic.panels(figure)]
     assert len(titles) == 2 * 5 and "Ankle boot" in titles[0] and "model says" in titles[0]
-    assert "Filter 3 (numbered from 0)" in figure.get_suptitle()
+    assert "Filter 3 (numbered from 0)" in " ".join(figure.get_suptitle().split())
     labels = np.asarray(test_split.labels)
     first = int(np.flatnonzero(labels == 9)[0])
     assert titles[0].startswith(f"test image {first}: Ankle boot")
@@ -216,3 +232,15 @@ def test_the_journey_follows_the_chosen_class_and_filter(runs_dir, test_split) -
 def test_run_name_of_a_run_being_written() -> None:
     assert report.run_name(Path("runs/.seed-cnn-1.partial")) == "seed-cnn-1"
     assert report.run_name(Path("runs/seed-cnn-1")) == "seed-cnn-1"
+
+
+def test_figure_png_is_what_matplotlib_saves_pixel_for_pixel() -> None:
+    from convlens import plots
+
+    figure = plots.per_class_figure(np.array([0.5, 0.9]), ["a", "b"], overall=0.7, title="t")
+    ours = Image.open(io.BytesIO(report.figure_png(figure)))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    theirs = Image.open(io.BytesIO(buffer.getvalue()))
+    assert ours.mode == "RGB"  # an opaque figure: no alpha channel to encode
+    np.testing.assert_array_equal(np.asarray(ours.convert("RGBA")), np.asarray(theirs))

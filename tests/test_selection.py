@@ -149,8 +149,12 @@ def test_the_reports_curves_say_what_the_train_figures_are_over():
     from convlens.runs import Run
 
     config = {"ema_decay": 0.99, "keep_fraction": 1 / 3, "select_from_epoch": 2}
-    note = _loss_note(Run(None, None, None, {"config": config}))
+    note = _loss_note(Run(None, None, None, {"config": config, "epochs": 6}))
     assert "from epoch 2 an epoch trains on 33% of the images, the hardest" in note
     assert "train figures are over every image as of the last time it was trained on" in note
     plain = _loss_note(Run(None, None, None, {"config": {"keep_fraction": 1.0}}))
     assert "trained on" not in plain
+    # a small dataset's run never reached its selecting epoch, and was shifted instead
+    small = {**config, "select_from_epoch": 130, "shift_augment": 1}
+    never = _loss_note(Run(None, None, None, {"config": small, "epochs": 86}))
+    assert "trains on 33%" not in never and "shifted by up to 1 pixel(s)" in never

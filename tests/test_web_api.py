@@ -495,6 +495,7 @@ def test_openapi_describes_every_route(client) -> None:
         "/api/runs/{name}/model",
         "/api/compare",
         "/api/compare/predict",
+        "/api/models",
         "/api/attribution",
         "/api/portrait",
     }
@@ -554,3 +555,28 @@ def test_the_listening_socket_says_tcp_so_asyncio_turns_nagle_off() -> None:
         assert sock.proto == socket.IPPROTO_TCP  # else small answers wait ~40 ms for an ACK
     finally:
         sock.close()
+
+
+def test_a_colour_runs_samples_keep_their_colour_for_thumbnails(tmp_path) -> None:
+    from synthetic import colour_folder
+
+    from convlens.data import load
+
+    folder = colour_folder(tmp_path / "squares", per_class=4, size=28)
+    rgb = Sequential(
+        [
+            Conv2D(4, (3, 3), activation="relu", input_shape=(28, 28, 3)),
+            MaxPooling2D(2, 2),
+            Flatten(),
+            Dense(2, activation="softmax"),
+        ]
+    )
+    write_run(tmp_path / "runs" / "squares", rgb, ("green", "red"), dataset=str(folder))
+    client = TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1")
+    body = client.get("/api/samples", params={"class_choice": "red", "count": 2, "run": "squares"})
+    test = load(folder, image_size=(28, 28), channels=3).test
+    for image in body.json()["images"]:
+        np.testing.assert_array_equal(decode(image["colour_png"]), test.images[image["test_index"]])
+        assert decode(image["png"]).ndim == 2  # the playground filters the luma
+    upload_info = upload(client, np.full((30, 30, 3), 90, np.uint8), "mine.png")
+    assert upload_info["colour_png"] is None  # only test-set thumbnails carry it

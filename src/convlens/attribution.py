@@ -75,7 +75,7 @@ class Attribution:
 
 def model_tensor(spec: Sequential, images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, C) -> the network's input tensor, preprocessed as for prediction."""
-    return images_to_tensor(images, spec.input_shape)
+    return images_to_tensor(images, spec.input_shape, spec.input_scale)  # the run's scale
 
 
 def black_like(spec: Sequential, inputs: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,16 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from convlens.attribution import SIGNED_METHODS
-from convlens.plots import _bare, _gray, _new_figure, _show
+from convlens.mosaic import Mosaic, gray_or_colour, over
+from convlens.plots import (
+    _bare,
+    _fixed_figure,
+    _gray,
+    _grid_title,
+    _new_figure,
+    _show,
+    _title_band,
+)
 
 
 def map_colours(values: np.ndarray, signed: bool) -> tuple[str, Normalize]:
@@ -103,27 +112,38 @@ def mistakes_gradcam_figure(
     """Each mistake three times: the image, Grad-CAM toward the wrong class, toward the true one.
 
     ``images`` uint8 (N, H, W, C); maps float (N, H, W). ``columns`` mistakes
-    per row, each taking three panels of 1.25 x 1.6 inches.
+    per row, each taking three panels in cells of 1.25 x 1.75 inches, under
+    0.5 inch of title. The 3N panels are drawn as one image (mosaic.Mosaic).
     """
     count = len(images)
     rows = -(-count // columns)
-    figure = _new_figure(columns * 3 * 1.25, rows * 1.75 + 0.5)
-    grid = figure.subplots(rows, columns * 3, squeeze=False)
-    for axes in grid.ravel():
-        axes.set_axis_off()
+    width = columns * 3 * 1.25
+    title, band = _title_band(title, width, 0.5)
+    height = rows * 1.75 + band
+    figure = _fixed_figure(width, height)
+    mosaic = Mosaic(figure)
+    side = 1.19  # inches of each square panel; the rest of the cell holds a two-line title
     for n in range(count):
         row, col = divmod(n, columns)
-        image_axes, wrong_axes, true_axes = grid[row, col * 3 : col * 3 + 3]
-        for axes in (image_axes, wrong_axes, true_axes):
-            axes.set_axis_on()
-        _show(image_axes, _gray(images[n]), f"{captions[n]}\ntrue {class_names[true[n]]}")
-        said = class_names[predicted[n]]
-        draw_overlay(wrong_axes, images[n], wrong_maps[n], False, f"why {said}?")
-        draw_overlay(true_axes, images[n], true_maps[n], False, f"why {class_names[true[n]]}?")
-        for axes in (image_axes, wrong_axes, true_axes):
-            axes.title.set_fontsize(7)
-    figure.suptitle(title, fontsize=11)
+        y = height - band - (row + 1) * 1.75 + 0.05
+        gray = gray_or_colour(_gray(images[n]))
+        said, truth = class_names[predicted[n]], class_names[true[n]]
+        panels = (
+            (gray, f"{captions[n]}\ntrue {truth}"),
+            (over(gray, overlay_pixels(images[n], wrong_maps[n], False)), f"why {said}?"),
+            (over(gray, overlay_pixels(images[n], true_maps[n], False)), f"why {truth}?"),
+        )
+        for k, (pixels, text) in enumerate(panels):
+            x = (col * 3 + k) * 1.25 + (1.25 - side) / 2
+            mosaic.paste(pixels, (x, y, side, side), text, fontsize=7)
+    mosaic.draw()
+    _grid_title(figure, title)
     return figure
+
+
+def overlay_pixels(image: np.ndarray, values: np.ndarray, signed: bool) -> np.ndarray:
+    """uint8 RGBA (H, W, 4) of ``overlay_rgba``: the map's colours, opaque where it is strong."""
+    return np.clip(np.rint(overlay_rgba(image, values, signed) * 255), 0, 255).astype(np.uint8)
 
 
 def draw_box(axes: Axes, top: int, left: int, height: int, width: int, colour: str = "#00e5ff"):

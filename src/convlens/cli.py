@@ -84,7 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Subcommand modules register themselves on import; importing them here keeps
 # `convlens` a single entry point while each topic's commands live beside it.
-from convlens import cli_export, cli_inspect, cli_lab, cli_model, cli_web, cli_why  # noqa: E402,F401
+from convlens import (  # noqa: E402,F401
+    cli_export,
+    cli_inspect,
+    cli_interop,
+    cli_lab,
+    cli_model,
+    cli_web,
+    cli_why,
+)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,8 +20,8 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="seed-cnn",
-        help=f"a preset ({', '.join(PRESETS)}) or a model JSON file "
-        "(default: seed-cnn, the lesson's CNN)",
+        help=f"a preset ({', '.join(PRESETS)}), a model JSON file, or for summary a Keras "
+        "(.keras, .h5) or ONNX file (default: seed-cnn, the lesson's CNN)",
     )
 
 
@@ -96,6 +96,7 @@ def _run_summary(args: argparse.Namespace) -> int:
 
 def _summary_model(args: argparse.Namespace):
     """The model to summarise and why its input is so (None when nothing chose it)."""
+    from convlens.interop.reading import is_model_file, read_model_file
     from convlens.model import SPEC_FILE, read_spec, resolve_model
     from convlens.plan import parse_input_size, plan_training
     from convlens.runs import read_metrics, resolve_run
@@ -103,6 +104,8 @@ def _summary_model(args: argparse.Namespace):
     if args.run:
         path = resolve_run(args.run)
         return read_spec(path / SPEC_FILE), read_metrics(path).get("input_why")
+    if is_model_file(args.model):  # a Keras or ONNX file, read without running anything in it
+        return read_model_file(args.model).model, None
     if args.dataset or args.input_size or args.color:
         plan = plan_training(
             args.model,

@@ -58,6 +58,11 @@ class Dataset:
         return tuple(int(n) for n in self.train.images.shape[1:])  # type: ignore[return-value]
 
     @property
+    def location(self) -> str:
+        """What data.load takes to read this dataset again: its name, or its folder's path."""
+        return self.name if self.name in SOURCES else str(Path(self.source).resolve())
+
+    @property
     def num_classes(self) -> int:
         """How many classes the labels range over."""
         return len(self.class_names)
@@ -533,7 +538,7 @@ def _input_why(
         return f"{shape}: {size_why}; {'colour' if depth == 3 else 'grayscale'} as asked"
     if depth == 1 and read == 3:
         return f"{shape}: {size_why}; grayscale, since your images hold no colour (stored as RGB)"
-    if size_why == "your images' size":
+    if size_why == "your images' size" and depth == 3:
         return f"{shape}: your images' size and colour"
     return f"{shape}: {size_why}; {'colour' if depth == 3 else 'grayscale'} as your images are"
 

@@ -67,7 +67,7 @@ def predict_logits(
 
 def predict_proba(network: Network, images: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     """Class probabilities (N, classes) float32 for uint8 images (N, H, W, C)."""
-    tensor = images_to_tensor(images, input_shape)
+    tensor = images_to_tensor(images, input_shape, network.input_scale)
     logits = predict_logits(network, tensor)
     probs = torch.softmax(logits, dim=1) if network.final_softmax else logits
     return probs.float().numpy()
@@ -107,6 +107,6 @@ def evaluate(
     network: Network, split: Split, input_shape: tuple[int, ...], classes: int
 ) -> Evaluation:
     """Evaluate a network on a split of uint8 images (N, H, W, C) and int64 labels."""
-    images = images_to_tensor(split.images, input_shape)
+    images = images_to_tensor(split.images, input_shape, network.input_scale)
     labels = torch.from_numpy(np.ascontiguousarray(split.labels, dtype=np.int64))
     return evaluate_tensors(network, images, labels, classes)

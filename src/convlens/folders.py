@@ -71,7 +71,7 @@ def scan(root: Path) -> FolderLayout:
     train_dir, test_dir = root / "train", root / "test"
     if train_dir.is_dir() and test_dir.is_dir():
         class_names = _class_folders(train_dir)
-        extra = sorted(set(_class_folders(test_dir)) - set(class_names))
+        extra = sorted(set(_class_folders(test_dir, at_least=1)) - set(class_names))
         if extra:
             raise ConvlensError(
                 f"{test_dir} has classes that {train_dir} lacks ({', '.join(extra)}); "
@@ -93,17 +93,22 @@ def scan(root: Path) -> FolderLayout:
     return FolderLayout(root, class_names, train, None, tuple(skipped))
 
 
-def _class_folders(directory: Path) -> tuple[str, ...]:
-    """Sorted names of the (non-hidden) subfolders of ``directory``, one per class."""
+def _class_folders(directory: Path, at_least: int = 2) -> tuple[str, ...]:
+    """Sorted names of the (non-hidden) subfolders of ``directory``, one per class.
+
+    A training folder needs two classes at least (``at_least``); a test folder one.
+    """
     names = sorted(
         entry.name
         for entry in directory.iterdir()
         if entry.is_dir() and not entry.name.startswith(".")
     )
-    if not names:
+    if len(names) < at_least or not names:
+        has = f"only one class subfolder ({names[0]})" if names else "no class subfolders"
         raise ConvlensError(
-            f"{directory} has no class subfolders; put each class's images in a subfolder "
-            f"named after the class (for example {directory / 'cat' / '1.png'})."
+            f"{directory} has {has}; a classifier needs at least two classes: put each "
+            f"class's images in a subfolder named after the class (for example "
+            f"{directory / 'cat' / '1.png'} and {directory / 'dog' / '1.png'})."
         )
     return tuple(names)
 
@@ -151,9 +156,7 @@ def _held_out_count(count: int, fraction: float) -> int:
     return min(max(round(count * fraction), 1), count - 1)
 
 
-def split(
-    layout: FolderLayout, test_fraction: float, seed: int
-) -> tuple[Labelled, Labelled]:
+def split(layout: FolderLayout, test_fraction: float, seed: int) -> tuple[Labelled, Labelled]:
     """(train, test): ``test_fraction`` of each class held out, chosen by ``seed``.
 
     Every class needs at least two images, one on each side.
@@ -199,9 +202,7 @@ def _relative(root: Path, path: Path) -> str:
 
 def _subset(part: Labelled, keep: np.ndarray) -> Labelled:
     chosen = np.flatnonzero(keep)
-    return Labelled(
-        tuple(part.files[i] for i in chosen), tuple(part.labels[i] for i in chosen)
-    )
+    return Labelled(tuple(part.files[i] for i in chosen), tuple(part.labels[i] for i in chosen))
 
 
 # --- What the images are ----------------------------------------------------------------------

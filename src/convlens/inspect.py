@@ -22,11 +22,19 @@ import numpy as np
 import torch
 
 from convlens.errors import ConvlensError
-from convlens.layers import AveragePooling2D, Conv2D, MaxPooling2D
+from convlens.layers import (
+    Activation,
+    AveragePooling2D,
+    Conv2D,
+    MaxPooling2D,
+    ReLU,
+    ZeroPadding2D,
+)
 from convlens.model import LayerRow, Sequential
 from convlens.network import Network, images_to_tensor
 
 JOURNEY_LAYERS = (Conv2D, MaxPooling2D, AveragePooling2D)
+AFTER_CONV_LAYERS = (ZeroPadding2D, Activation, ReLU)
 
 
 def _unpack(model: Any) -> tuple[Network, Sequential | None]:
@@ -102,7 +110,7 @@ def activations(
     network, spec = _unpack(model)
     batch = _as_batch(images)
     input_shape = spec.input_shape if spec is not None else tuple(batch.shape[1:])
-    tensor = images_to_tensor(batch, input_shape)  # (N, C, H, W) float in [0, 1]
+    tensor = images_to_tensor(batch, input_shape, network.input_scale)  # (N, C, H, W) float
     names = _chosen_layers(network, layers)
     captured: dict[str, torch.Tensor] = {}
     modules = dict(network.named_children())
@@ -128,8 +136,19 @@ def activations(
 
 
 def journey_layers(model: Sequential) -> list[LayerRow]:
-    """The summary rows of every Conv2D and pooling layer, in order: the journey's columns."""
-    return [row for row in model.rows if isinstance(row.layer, JOURNEY_LAYERS)]
+    """The summary rows of every Conv2D and pooling layer, in order: the journey's columns.
+
+    After the first Conv2D, image-shaped ZeroPadding2D, Activation and ReLU layers
+    join them (a Keras model often writes Conv2D, then ReLU as a layer of its own);
+    before it they would hold the input's one or three channels only.
+    """
+    rows, seen_conv = [], False
+    for row in model.rows:
+        seen_conv = seen_conv or isinstance(row.layer, Conv2D)
+        later = seen_conv and isinstance(row.layer, AFTER_CONV_LAYERS)
+        if isinstance(row.layer, JOURNEY_LAYERS) or (later and len(row.output_shape) == 3):
+            rows.append(row)
+    return rows
 
 
 def check_journey(model: Sequential) -> list[LayerRow]:

@@ -16,7 +16,29 @@ from typing import Any, ClassVar
 from convlens.errors import ConvlensError
 
 Shape = tuple[int, ...]
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "gelu")
+# Keras's activation names (keras.activations) that convlens computes exactly as Keras does.
+ACTIVATIONS = (
+    "linear",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "elu",
+    "gelu",
+    "selu",
+    "softplus",
+    "softsign",
+    "swish",
+    "silu",
+    "relu6",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "leaky_relu",
+    "mish",
+    "exponential",
+    "log_softmax",
+)
 PADDINGS = ("valid", "same")
 
 
@@ -402,9 +424,230 @@ class BatchNormalization(Layer):
         )
 
 
+@dataclass(frozen=True)
+class SameShapeLayer(Layer):
+    """A layer that maps every value on its own (or per position): the shape stays."""
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+    def explain_shape(self, input_shape: Shape) -> str:
+        return f"unchanged ({_dims(input_shape)}): {self.what_it_does()}"
+
+    def what_it_does(self) -> str:
+        """The phrase after 'unchanged (shape):' in the summary."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Rescaling(SameShapeLayer):
+    """Multiplies every value by ``scale`` and adds ``offset`` (Keras's Rescaling(1./255))."""
+
+    keras_type: ClassVar[str] = "Rescaling"
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for what, value in (("scale", self.scale), ("offset", self.offset)):
+            if not _finite_number(value):
+                raise ConvlensError(
+                    f"Rescaling {what} must be one finite number, not {value!r}; "
+                    f"convlens does not take a value per channel."
+                )
+
+    def what_it_does(self) -> str:
+        return f"each value x becomes x x {self.scale:.6g} + {self.offset:.6g}"
+
+    def describe(self) -> str:
+        return f"Rescaling({self.scale:.6g}, offset={self.offset:.6g})"
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Activation(SameShapeLayer):
+    """Applies an activation function to every value, as a layer of its own."""
+
+    keras_type: ClassVar[str] = "Activation"
+    activation: str = "linear"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "activation", _activation(self.activation))
+
+    def what_it_does(self) -> str:
+        if self.activation in ("softmax", "log_softmax"):
+            return f"{self.activation} over the last axis"
+        return f"{self.activation} applied to every value"
+
+    def describe(self) -> str:
+        return f"Activation({self.activation})"
+
+
+@dataclass(frozen=True)
+class ReLU(SameShapeLayer):
+    """Keras's ReLU layer: max(x, 0), optionally capped, leaky or thresholded."""
+
+    keras_type: ClassVar[str] = "ReLU"
+    max_value: float | None = None
+    negative_slope: float = 0.0
+    threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        ok = self.max_value is None or (_finite_number(self.max_value) and self.max_value >= 0)
+        ok = ok and _finite_number(self.negative_slope) and self.negative_slope >= 0
+        if not (ok and _finite_number(self.threshold) and self.threshold >= 0):
+            raise ConvlensError(
+                "ReLU needs max_value >= 0 (or none), negative_slope >= 0 and threshold >= 0, "
+                f"as Keras does; got {self.max_value!r}, {self.negative_slope!r}, {self.threshold!r}."
+            )
+
+    def what_it_does(self) -> str:
+        phrase = (
+            "negative values become 0"
+            if self.negative_slope == 0
+            else (f"values below the threshold are multiplied by {self.negative_slope:g}")
+        )
+        if self.max_value is not None:
+            phrase += f", values above {self.max_value:g} become {self.max_value:g}"
+        return phrase
+
+
+@dataclass(frozen=True)
+class Softmax(SameShapeLayer):
+    """Softmax over the last axis: the values of each position become probabilities."""
+
+    keras_type: ClassVar[str] = "Softmax"
+    axis: int = -1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.axis != -1:
+            raise ConvlensError(
+                f"Softmax over axis {self.axis!r} is not supported; convlens takes axis=-1 only."
+            )
+
+    def what_it_does(self) -> str:
+        return "softmax over the last axis (the values sum to 1)"
+
+
+@dataclass(frozen=True)
+class ZeroPadding2D(Layer):
+    """Adds rows and columns of zeros around an image volume: ((top, bottom), (left, right))."""
+
+    keras_type: ClassVar[str] = "ZeroPadding2D"
+    padding: tuple[tuple[int, int], tuple[int, int]] = ((1, 1), (1, 1))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "padding", _zero_padding(self.padding))
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        height, width, depth = self._require_volume(input_shape)
+        (top, bottom), (left, right) = self.padding
+        return (height + top + bottom, width + left + right, depth)
+
+    def explain_shape(self, input_shape: Shape) -> str:
+        height, width, _ = self._require_volume(input_shape)
+        (top, bottom), (left, right) = self.padding
+        out = self.output_shape(input_shape)
+        rows, cols = f"{height} + {top} + {bottom}", f"{width} + {left} + {right}"
+        return f"{_size_formula(out, rows, cols)} (zeros added around the border); depth unchanged"
+
+    def config(self) -> dict[str, Any]:
+        values = super().config()
+        values["padding"] = [list(pair) for pair in self.padding]
+        return values
+
+    def describe(self) -> str:
+        (top, bottom), (left, right) = self.padding
+        return f"ZeroPadding2D(({top}, {bottom}), ({left}, {right}))"
+
+
+def _zero_padding(value: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Keras's ZeroPadding2D padding: n, (rows, cols) or ((top, bottom), (left, right))."""
+
+    def count(n: Any) -> int:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ConvlensError(
+                f"ZeroPadding2D padding must be non-negative integers, not {value!r}."
+            )
+        return n
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = count(value)
+        return ((n, n), (n, n))
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            rows, cols = count(value[0]), count(value[1])
+            return ((rows, rows), (cols, cols))
+        if all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
+            (top, bottom), (left, right) = value
+            return ((count(top), count(bottom)), (count(left), count(right)))
+    raise ConvlensError(
+        f"ZeroPadding2D padding must be n, (rows, cols) or ((top, bottom), (left, right)), "
+        f"not {value!r}."
+    )
+
+
+@dataclass(frozen=True)
+class _GlobalPooling2D(Layer):
+    """Shared arithmetic of global pooling: one number per channel."""
+
+    keepdims: bool = False
+    verb: ClassVar[str] = "pools"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        depth = self._require_volume(input_shape)[2]
+        return (1, 1, depth) if self.keepdims else (depth,)
+
+    def explain_shape(self, input_shape: Shape) -> str:
+        height, width, depth = self._require_volume(input_shape)
+        kept = "1x1x" if self.keepdims else ""
+        return f"{kept}{depth}: the {self.verb} of each {height}x{width} map, one per channel"
+
+    def explain_params(self, input_shape: Shape) -> str:
+        return "0: pooling has nothing to learn"
+
+
+@dataclass(frozen=True)
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """The mean of each whole feature map."""
+
+    keras_type: ClassVar[str] = "GlobalAveragePooling2D"
+    verb: ClassVar[str] = "mean"
+
+
+@dataclass(frozen=True)
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """The largest value of each whole feature map."""
+
+    keras_type: ClassVar[str] = "GlobalMaxPooling2D"
+    verb: ClassVar[str] = "largest value"
+
+
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.keras_type: cls
-    for cls in (Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Dense, Dropout, BatchNormalization)
+    for cls in (
+        Conv2D,
+        MaxPooling2D,
+        AveragePooling2D,
+        Flatten,
+        Dense,
+        Dropout,
+        BatchNormalization,
+        Rescaling,
+        Activation,
+        ReLU,
+        Softmax,
+        ZeroPadding2D,
+        GlobalAveragePooling2D,
+        GlobalMaxPooling2D,
+    )
 }
 
 

@@ -10,6 +10,7 @@ one never runs code from the file.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,8 +24,11 @@ from convlens.layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
     Layer,
     MaxPooling2D,
+    SameShapeLayer,
     Shape,
     layer_from_config,
 )
@@ -35,6 +39,9 @@ if TYPE_CHECKING:
 
 SPEC_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
+# The lesson's preprocessing: pixels 0..255 divided by 255. A model that starts with
+# Rescaling(1./255) takes raw pixels instead (input_scale 1); model.json records any other.
+DEFAULT_INPUT_SCALE = 1.0 / 255.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,26 @@ def _validate_input_shape(shape: Any) -> Shape:
     return tuple(shape)
 
 
+def _validate_input_scale(scale: Any) -> float:
+    ok = isinstance(scale, (int, float)) and not isinstance(scale, bool)
+    if not (ok and math.isfinite(scale) and scale > 0):
+        raise ConvlensError(
+            f"input_scale must be a positive number (the pixels 0..255 are multiplied by it, "
+            f"like 1/255 = 0.00392); got {scale!r}."
+        )
+    return float(scale)
+
+
+def _ends_as_classifier(rows: tuple[LayerRow, ...]) -> bool:
+    """A flat output made by Dense or global pooling, perhaps then Flatten or an activation."""
+    if len(rows[-1].output_shape) != 1:
+        return False
+    for row in reversed(rows):
+        if not isinstance(row.layer, SameShapeLayer | Dropout | BatchNormalization | Flatten):
+            return isinstance(row.layer, Dense | GlobalAveragePooling2D | GlobalMaxPooling2D)
+    return False
+
+
 class Sequential:
     """A stack of layers applied in order, as Keras's Sequential.
 
@@ -113,6 +140,7 @@ class Sequential:
         input_shape: Shape | None = None,
         name: str = "sequential",
         class_names: tuple[str, ...] | None = None,
+        input_scale: float = DEFAULT_INPUT_SCALE,
     ) -> None:
         if not layers:
             raise ConvlensError(
@@ -128,12 +156,13 @@ class Sequential:
                 "or pass input_shape to Sequential."
             )
         self.input_shape: Shape = _validate_input_shape(shape)
+        self.input_scale = _validate_input_scale(input_scale)
         self.name = name
         self.class_names = tuple(class_names) if class_names else None
         self.layers = tuple(layers)
         self.rows: tuple[LayerRow, ...] = self._compute_rows()
-        last = self.layers[-1]
-        if not isinstance(last, Dense):
+        if not _ends_as_classifier(self.rows):
+            last = self.layers[-1]
             raise LayerError(
                 f"the last layer is {last.keras_type}, but a classifier ends with "
                 f"Dense(number of classes, activation='softmax'); add one.",
@@ -239,6 +268,8 @@ class Sequential:
         }
         if self.class_names:
             config["class_names"] = list(self.class_names)
+        if self.input_scale != DEFAULT_INPUT_SCALE:
+            config["input_scale"] = self.input_scale
         return config
 
     @classmethod
@@ -269,6 +300,7 @@ class Sequential:
             input_shape=config.get("input_shape"),
             name=str(config.get("name", "sequential")),
             class_names=tuple(names) if names else None,
+            input_scale=config.get("input_scale", DEFAULT_INPUT_SCALE),
         )
 
     def with_class_names(self, class_names: tuple[str, ...]) -> Sequential:
@@ -278,15 +310,27 @@ class Sequential:
                 f"the model ends in Dense({self.num_classes}) but the dataset has "
                 f"{len(class_names)} classes; change the last layer to Dense({len(class_names)})."
             )
-        return Sequential(self.layers, self.input_shape, self.name, class_names)
+        return Sequential(self.layers, self.input_shape, self.name, class_names, self.input_scale)
+
+    def with_input_scale(self, input_scale: float) -> Sequential:
+        """The same model taking pixels multiplied by ``input_scale`` (1/255 by default)."""
+        return Sequential(self.layers, self.input_shape, self.name, self.class_names, input_scale)
 
     def with_output_units(self, units: int) -> Sequential:
         """The same model with its final Dense layer resized to ``units`` classes."""
-        last = self.layers[-1]
-        if last.units == units:  # type: ignore[attr-defined]
+        if self.num_classes == units:
             return self
+        last = self.layers[-1]
+        if not isinstance(last, Dense):
+            raise ConvlensError(
+                f"the model ends in {last.keras_type} with {self.num_classes} outputs but the "
+                f"dataset has {units} classes; end the model with Dense({units})."
+            )
         return Sequential(
-            (*self.layers[:-1], replace(last, units=units)), self.input_shape, self.name
+            (*self.layers[:-1], replace(last, units=units)),
+            self.input_shape,
+            self.name,
+            input_scale=self.input_scale,
         )
 
     def with_input_shape(self, shape: Shape) -> Sequential:
@@ -298,7 +342,7 @@ class Sequential:
         shape = _validate_input_shape(tuple(shape))
         if shape == self.input_shape:
             return self
-        return Sequential(self.layers, shape, self.name, self.class_names)
+        return Sequential(self.layers, shape, self.name, self.class_names, self.input_scale)
 
     def build(self, seed: int | None = None) -> torch.nn.Module:
         """A torch module computing this model (NCHW inside), with Keras's initialisation."""
@@ -340,7 +384,10 @@ def format_summary(model: Sequential, explain: bool = True) -> str:
     if explain:
         head += "  Why"
     indent = " " * (name_w + shape_w + param_w + 6)
-    lines = [f'Model: "{model.name}"  input: {model.input_shape}', head, "=" * len(head)]
+    title = f'Model: "{model.name}"  input: {model.input_shape}'
+    if model.input_scale != DEFAULT_INPUT_SCALE:
+        title += f"  pixels 0..255 multiplied by {model.input_scale:.6g} first"
+    lines = [title, head, "=" * len(head)]
     fields = model.receptive_fields()
     for row in model.rows:
         label = f"{row.name} ({row.layer.keras_type})"

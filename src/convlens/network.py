@@ -20,29 +20,56 @@ from torch import nn
 
 from convlens.images import fit_to_input
 from convlens.layers import (
+    Activation,
     AveragePooling2D,
     BatchNormalization,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
     Layer,
     MaxPooling2D,
+    ReLU,
+    Rescaling,
     Shape,
+    Softmax,
+    ZeroPadding2D,
     same_padding,
 )
 
 if TYPE_CHECKING:
     from convlens.model import Sequential
 
+
+def _hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return F.relu6(x + 3.0) / 6.0  # Keras 3's hard_sigmoid (and torch's hardsigmoid)
+
+
+# Keras's activations, computed as Keras computes them. Tensors are NCHW (or (N, units)),
+# so Keras's last axis, the channels, is dim 1 here.
 ACTIVATION_FUNCTIONS = {
     "linear": None,
     "relu": F.relu,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
     "elu": F.elu,
-    "gelu": F.gelu,
+    "gelu": F.gelu,  # Keras's "gelu" is the exact one (approximate=False)
     "softmax": lambda x: torch.softmax(x, dim=1),
+    "log_softmax": lambda x: torch.log_softmax(x, dim=1),
+    "selu": F.selu,
+    "softplus": F.softplus,
+    "softsign": F.softsign,
+    "swish": F.silu,
+    "silu": F.silu,
+    "relu6": F.relu6,
+    "hard_sigmoid": _hard_sigmoid,
+    "hard_silu": lambda x: x * _hard_sigmoid(x),
+    "hard_swish": lambda x: x * _hard_sigmoid(x),
+    "leaky_relu": lambda x: F.leaky_relu(x, 0.2),  # Keras's default negative_slope
+    "mish": F.mish,
+    "exponential": torch.exp,
 }
 
 
@@ -144,23 +171,114 @@ def _batch_norm(spec: BatchNormalization, input_shape: Shape) -> nn.Module:
     return cls(input_shape[-1], eps=spec.epsilon, momentum=1.0 - spec.momentum)
 
 
-def layer_module(layer: Layer, input_shape: Shape, final: bool) -> nn.Module:
-    """The torch module for one spec; the final layer's softmax is left to the loss."""
-    activation = getattr(layer, "activation", "linear")
-    if final and activation == "softmax":
-        activation = "linear"
-    if isinstance(layer, Conv2D):
-        return KerasConv2d(layer, input_shape, activation)
+class KerasActivation(nn.Module):
+    """An Activation layer (or a Softmax layer): one function applied to every value."""
+
+    def __init__(self, activation: str) -> None:
+        super().__init__()
+        self.activation_name = activation
+        self.act = ACTIVATION_FUNCTIONS[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.act is None else self.act(x)
+
+
+class KerasReLU(nn.Module):
+    """Keras's ReLU layer, term by term as keras.activations.relu computes it."""
+
+    def __init__(self, spec: ReLU) -> None:
+        super().__init__()
+        self.max_value = spec.max_value
+        self.negative_slope = float(spec.negative_slope)
+        self.threshold = float(spec.threshold)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        negative = F.relu(self.threshold - x) if self.negative_slope else None
+        y = x * (x > self.threshold).to(x.dtype) if self.threshold else F.relu(x)
+        if self.max_value is not None:
+            y = torch.clamp(y, 0.0, float(self.max_value))
+        if negative is not None:
+            y = y - self.negative_slope * negative
+        return y
+
+
+class KerasRescaling(nn.Module):
+    """x * scale + offset, as Keras's Rescaling layer."""
+
+    def __init__(self, spec: Rescaling) -> None:
+        super().__init__()
+        self.scale, self.offset = float(spec.scale), float(spec.offset)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+
+
+class KerasZeroPadding2d(nn.Module):
+    """ZeroPadding2D: ((top, bottom), (left, right)) rows and columns of zeros."""
+
+    def __init__(self, spec: ZeroPadding2D) -> None:
+        super().__init__()
+        (top, bottom), (left, right) = spec.padding
+        self.pads = (left, right, top, bottom)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pads)
+
+
+class KerasGlobalPool2d(nn.Module):
+    """GlobalAveragePooling2D / GlobalMaxPooling2D: one value per channel."""
+
+    def __init__(self, spec: GlobalAveragePooling2D | GlobalMaxPooling2D) -> None:
+        super().__init__()
+        self.mode = "max" if isinstance(spec, GlobalMaxPooling2D) else "avg"
+        self.keepdims = bool(spec.keepdims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "max":
+            return torch.amax(x, dim=(2, 3), keepdim=self.keepdims)
+        return torch.mean(x, dim=(2, 3), keepdim=self.keepdims)
+
+
+def ends_in_softmax(layer: Layer) -> bool:
+    """Whether the model's last layer is a softmax (Dense(..., softmax), Activation, Softmax)."""
+    return isinstance(layer, Softmax) or getattr(layer, "activation", "linear") == "softmax"
+
+
+def _simple_module(layer: Layer, input_shape: Shape) -> nn.Module | None:
+    """The module of a layer with no activation argument, or None."""
     if isinstance(layer, (MaxPooling2D, AveragePooling2D)):
         return KerasPool2d(layer, input_shape)
     if isinstance(layer, Flatten):
         return KerasFlatten()
-    if isinstance(layer, Dense):
-        return KerasDense(layer, input_shape, activation)
     if isinstance(layer, Dropout):
         return nn.Dropout(layer.rate)
     if isinstance(layer, BatchNormalization):
         return _batch_norm(layer, input_shape)
+    if isinstance(layer, ReLU):
+        return KerasReLU(layer)
+    if isinstance(layer, Rescaling):
+        return KerasRescaling(layer)
+    if isinstance(layer, ZeroPadding2D):
+        return KerasZeroPadding2d(layer)
+    if isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
+        return KerasGlobalPool2d(layer)
+    return None
+
+
+def layer_module(layer: Layer, input_shape: Shape, final: bool) -> nn.Module:
+    """The torch module for one spec; the final layer's softmax is left to the loss."""
+    activation = "softmax" if isinstance(layer, Softmax) else getattr(layer, "activation", "linear")
+    if final and activation == "softmax":
+        activation = "linear"
+    if isinstance(layer, Conv2D):
+        return KerasConv2d(layer, input_shape, activation)
+    if isinstance(layer, Dense):
+        return KerasDense(layer, input_shape, activation)
+    if isinstance(layer, (Activation, Softmax)):
+        return KerasActivation(activation)
+    module = _simple_module(layer, input_shape)
+    if module is not None:
+        return module
     raise TypeError(f"no torch module for {layer.keras_type}")
 
 
@@ -192,6 +310,7 @@ class Network(nn.Sequential):
     def __init__(self, modules: OrderedDict[str, nn.Module], final_softmax: bool) -> None:
         super().__init__(modules)
         self.final_softmax = final_softmax
+        self.input_scale = 1.0 / 255.0  # build_network sets the model's own
         layers = list(self)
         self._layers = tuple(layers)  # forward's walk, built once rather than every batch
         self._pool_first = {
@@ -224,10 +343,12 @@ def build_network(model: Sequential, seed: int | None = None) -> Network:
     last = len(model.rows) - 1
     for index, row in enumerate(model.rows):
         modules[row.name] = layer_module(row.layer, row.input_shape, final=index == last)
-    final_softmax = getattr(model.layers[-1], "activation", "linear") == "softmax"
+    final_softmax = ends_in_softmax(model.layers[-1])
     # Kernels in channels_last memory, like the images: oneDNN then keeps every layer in
     # NHWC. With NCHW kernels a loaded run predicted 1,979 img/s; with these, 5,041.
-    return Network(modules, final_softmax).to(memory_format=torch.channels_last)
+    network = Network(modules, final_softmax).to(memory_format=torch.channels_last)
+    network.input_scale = model.input_scale  # the run's preprocessing travels with the network
+    return network
 
 
 def count_parameters(network: nn.Module) -> int:
@@ -237,14 +358,23 @@ def count_parameters(network: nn.Module) -> int:
     return params + buffers
 
 
-def images_to_tensor(images: np.ndarray, input_shape: Shape) -> torch.Tensor:
-    """uint8 images (N, H, W, C) -> float32 (N, C, H, W) in [0, 1], channels_last memory.
+def images_to_tensor(
+    images: np.ndarray, input_shape: Shape, scale: float = 1.0 / 255.0
+) -> torch.Tensor:
+    """uint8 images (N, H, W, C) -> float32 (N, C, H, W) times ``scale``, channels_last memory.
 
-    The lesson's preprocessing (divide by 255), done once for a whole split.
+    The run's preprocessing, done once for a whole split: the lesson divides by
+    255 (the default); an imported model that starts with Rescaling takes the
+    raw pixels (scale 1). Pass ``model.input_scale``.
     The NHWC array is already channels_last memory: permuting it costs nothing.
     """
     images = fit_to_input(images, input_shape)
     # torch.from_numpy warns on read-only arrays (decoded images are); "W" copies only those.
     images = np.require(images, requirements=("C", "W"))
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2)  # (N, C, H, W)
-    return tensor.float().div_(255.0).contiguous(memory_format=torch.channels_last)
+    tensor = tensor.float()
+    if scale == 1.0 / 255.0:
+        tensor = tensor.div_(255.0)  # bit for bit what the lesson (and Keras's x / 255) gives
+    elif scale != 1.0:
+        tensor = tensor.mul_(scale)
+    return tensor.contiguous(memory_format=torch.channels_last)

@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from convlens.errors import ConvlensError
 from convlens.fsutil import atomic_write_bytes
+from convlens.mosaic import Mosaic, colour_mapped, gray_or_colour
 from convlens.ops import format_number
 
 DISPLAY_MODES = ("clip", "rescale")
@@ -214,9 +217,50 @@ def _axes_at(figure: Figure, x: float, y: float, w: float, h: float) -> Axes:
     return figure.add_axes((x / width, y / height, w / width, h / height))
 
 
+def wrap_to_width(text: str, width: float, fontsize: float) -> str:
+    """``text`` with each line broken between words so none is wider than ``width`` inches.
+
+    Widths are measured in matplotlib's default font at ``fontsize`` points,
+    as the figure will draw them; a single word wider than ``width`` stays whole.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    prop = FontProperties(size=fontsize)
+    limit = width * 72  # points
+
+    def fits(line: str) -> bool:
+        return text_to_path.get_text_width_height_descent(line, prop, ismath=False)[0] <= limit
+
+    lines = []
+    for line in text.split("\n"):
+        words = line.split(" ")
+        while words:
+            low, high = 1, len(words)  # words[:low] is kept whole; find the most that fit
+            while low < high:
+                middle = (low + high + 1) // 2
+                if fits(" ".join(words[:middle])):
+                    low = middle
+                else:
+                    high = middle - 1
+            lines.append(" ".join(words[:low]))
+            words = words[low:]
+    return "\n".join(lines)
+
+
+TITLE_SIZE = 11  # points of a grid figure's title
+TITLE_LINE = TITLE_SIZE * 1.2 / 72  # inches per title line
+
+
+def _title_band(text: str, width: float, band: float) -> tuple[str, float]:
+    """The title wrapped to a figure ``width`` inches wide, and its band grown a line per added line."""
+    wrapped = wrap_to_width(text, width - 0.2, TITLE_SIZE)
+    return wrapped, band + TITLE_LINE * (wrapped.count("\n") - text.count("\n"))
+
+
 def _grid_title(figure: Figure, text: str) -> None:
-    """The figure's title at the top of its title band."""
-    figure.suptitle(text, fontsize=11, y=1 - 0.06 / figure.get_figheight(), va="top")
+    """The figure's title (already wrapped to fit) at the top of its title band."""
+    figure.suptitle(text, fontsize=TITLE_SIZE, y=1 - 0.06 / figure.get_figheight(), va="top")
 
 
 def journey_figure(
@@ -247,80 +291,80 @@ def journey_figure(
     bar_room = 0.5 if scale == "panel" else 0.0
     widths = [JOURNEY_PANEL] + [JOURNEY_PANEL + bar_room] * len(names)
     lefts = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
-    height = JOURNEY_PANEL * count + JOURNEY_TITLE
-    figure = _fixed_figure(sum(widths) + (0.6 if scale == "row" else 0.0), height)
+    width = sum(widths) + (0.6 if scale == "row" else 0.0)
+    text, band = _title_band(
+        f"{title}\nFilter {filter_index} (numbered from 0) after each convolution and pooling "
+        f"layer; {_scale_text(scale)}",
+        width,
+        JOURNEY_TITLE,
+    )
+    height = JOURNEY_PANEL * count + band
+    figure = _fixed_figure(width, height)
     side = JOURNEY_PANEL - 0.5  # the square panel; 0.45 inch above it for a two-line title
     inset = (JOURNEY_PANEL - side) / 2
+    mosaic = Mosaic(figure)
     for r in range(count):
-        y = height - JOURNEY_TITLE - (r + 1) * JOURNEY_PANEL + 0.05
-        first = _axes_at(figure, lefts[0] + inset, y, side, side)
-        _show(first, _picture(images[r]), row_labels[r])
-        figure.axes[-1].title.set_fontsize(9)
+        y = height - band - (r + 1) * JOURNEY_PANEL + 0.05
+        box = (lefts[0] + inset, y, side, side)
+        mosaic.paste(gray_or_colour(_picture(images[r])), box, row_labels[r], fontsize=9)
         values = [np.asarray(maps[name][r], dtype=np.float64) for name in names]
         row_range = _limits(min(v.min() for v in values), max(v.max() for v in values))
         for left, name, value in zip(lefts[1:], names, values, strict=True):
-            axes = _axes_at(figure, left + inset, y, side, side)
             low, high = row_range if scale == "row" else _limits(value.min(), value.max())
-            shown = axes.imshow(value, cmap=MAP_CMAP, vmin=low, vmax=high)
             shape = ", ".join(str(n) for n in layer_shapes.get(name, value.shape))
-            axes.set_title(f"{name}\n({shape})", fontsize=9)
-            _bare(axes)
+            pixels = colour_mapped(value, MAP_CMAP, low, high)
+            mosaic.paste(pixels, (left + inset, y, side, side), f"{name}\n({shape})", fontsize=9)
             if scale == "panel":
-                bar = _axes_at(figure, left + inset + side + 0.06, y, 0.1, side)
-                figure.colorbar(shown, cax=bar).ax.tick_params(labelsize=7)
+                mosaic.colour_bar((left + inset + side + 0.06, y, 0.1, side), MAP_CMAP, low, high)
         if scale == "row":
-            bar = _axes_at(figure, sum(widths) + 0.05, y, 0.12, side)
-            figure.colorbar(shown, cax=bar).ax.tick_params(labelsize=7)
-    _grid_title(
-        figure,
-        f"{title}\nFilter {filter_index} (numbered from 0) after each convolution and pooling "
-        f"layer; {_scale_text(scale)}",
-    )
+            mosaic.colour_bar((sum(widths) + 0.05, y, 0.12, side), MAP_CMAP, *row_range)
+    mosaic.draw()
+    _grid_title(figure, text)
     return figure
 
 
 def _panel_grid(
     count: int,
     columns: int,
+    title: str,
     title_height: float,
     bar_width: float,
     cell: tuple[float, float] = (MAP_PANEL, MAP_PANEL),
     title_gap: float = 0.22,
-) -> tuple:
+) -> tuple[Figure, list[tuple[float, float, float, float]], Axes | None]:
     """A Figure of ``cell``-inch cells (width, height) for ``count`` panels, under a title band.
 
-    Laid out by fixed margins rather than the constrained layout: for 64
-    panels that draws in a third of the time. ``title_gap`` inches above each
-    panel hold its title. Returns (figure, axes grid (rows, columns), colour
-    bar axes at the right, or None when ``bar_width`` is 0).
+    ``title`` goes in the band of ``title_height`` inches on top, wrapped to
+    the figure's width (the band grows a line per added line);
+    ``title_gap`` inches above each panel hold its title. Returns (figure, the
+    panels' boxes (x, y, w, h inches from the bottom left) row by row, colour
+    bar axes at the right, or None when ``bar_width`` is 0). The panels are
+    drawn by a Mosaic: as 64 matplotlib Axes they took a second to draw.
     """
     columns = max(1, min(columns, count))
     rows = -(-count // columns)
     grid_w, grid_h = cell[0] * columns, cell[1] * rows
-    width, height = grid_w + bar_width, grid_h + title_height
-    figure = _fixed_figure(width, height)
+    title, title_height = _title_band(title, grid_w + bar_width, title_height)
+    figure = _fixed_figure(grid_w + bar_width, grid_h + title_height)
+    _grid_title(figure, title)
     margin, side_gap = 0.05, 0.1  # inches
     panel_h = (grid_h - margin - rows * title_gap) / rows
     panel_w = (grid_w - 2 * margin - (columns - 1) * side_gap) / columns
-    grid = figure.subplots(
-        rows,
-        columns,
-        squeeze=False,
-        gridspec_kw={
-            "left": margin / width,
-            "right": (grid_w - margin) / width,
-            "bottom": margin / height,
-            "top": (grid_h - title_gap) / height,
-            "hspace": title_gap / panel_h,
-            "wspace": side_gap / panel_w,
-        },
-    )
-    for axes in grid.ravel()[count:]:
-        axes.set_axis_off()
+    boxes = []
+    for k in range(count):
+        row, column = divmod(k, columns)
+        top = grid_h - title_gap - row * (panel_h + title_gap)
+        boxes.append((margin + column * (panel_w + side_gap), top - panel_h, panel_w, panel_h))
     bar = None
     if bar_width:
         bar = _axes_at(figure, grid_w + 0.1, 0.2 * grid_h, 0.18, 0.6 * grid_h)
-    return figure, grid, bar
+    return figure, boxes, bar
+
+
+def _colour_bar(figure: Figure, bar: Axes, cmap: str, low: float, high: float, label: str = ""):
+    """A matplotlib colour bar in ``bar`` for ``cmap`` on low..high (the panels are not Axes)."""
+    mappable = ScalarMappable(norm=Normalize(low, high), cmap=cmap)
+    return figure.colorbar(mappable, cax=bar, label=label)
 
 
 def feature_maps_figure(
@@ -334,29 +378,30 @@ def feature_maps_figure(
     ``columns`` panels wide, MAP_PANEL inches per panel (+BAR_WIDTH for the
     colour bar with "layer") and 0.6 inch of title.
     """
+    if scale not in ("layer", "panel"):
+        raise ValueError(f"scale must be 'layer' or 'panel', not {scale!r}")
     maps = np.asarray(maps, dtype=np.float64)
     depth = maps.shape[-1]
-    figure, grid, bar = _panel_grid(depth, columns, 0.6, BAR_WIDTH if scale == "layer" else 0.0)
-    low, high = _limits(float(maps.min()), float(maps.max()))
-    for k, axes in enumerate(grid.ravel()[:depth]):
-        value = maps[..., k]
-        if scale == "layer":
-            shown = axes.imshow(value, cmap=MAP_CMAP, vmin=low, vmax=high)
-            axes.set_title(str(k), fontsize=8, pad=2)
-        elif scale == "panel":
-            axes.imshow(value, cmap=MAP_CMAP)
-            axes.set_title(f"{k}: max {format_number(round(float(value.max()), 2))}", fontsize=7)
-        else:
-            raise ValueError(f"scale must be 'layer' or 'panel', not {scale!r}")
-        _bare(axes)
     how = (
         "one colour scale for the whole layer"
         if scale == "layer"
         else "each panel stretched to its own range"
     )
+    text = f"{title}\nPanels titled by filter number (from 0); {how}"
+    bar_width = BAR_WIDTH if scale == "layer" else 0.0
+    figure, boxes, bar = _panel_grid(depth, columns, text, 0.6, bar_width)
+    low, high = _limits(float(maps.min()), float(maps.max()))
+    mosaic = Mosaic(figure)
+    for k, box in enumerate(boxes):
+        value = maps[..., k]
+        if scale == "layer":
+            mosaic.paste(colour_mapped(value, MAP_CMAP, low, high), box, str(k), 8, pad=2)
+        else:
+            own = colour_mapped(value, MAP_CMAP, *_limits(value.min(), value.max()))
+            mosaic.paste(own, box, f"{k}: max {format_number(round(float(value.max()), 2))}", 7)
+    mosaic.draw()
     if scale == "layer":
-        figure.colorbar(shown, cax=bar, label="value after the activation")
-    _grid_title(figure, f"{title}\nPanels titled by filter number (from 0); {how}")
+        _colour_bar(figure, bar, MAP_CMAP, low, high, "value after the activation")
     return figure
 
 
@@ -383,29 +428,30 @@ def filters_figure(
     flat = kernels.sum(axis=2)  # (kh, kw, filters)
     peaks = np.abs(flat).max(axis=(0, 1))  # (filters,)
     limit = float(peaks.max()) or 1.0
-    figure, grid, bar = _panel_grid(count, columns, 0.8, BAR_WIDTH)
-    for k, axes in enumerate(grid.ravel()[:count]):
-        if scale == "panel":
-            values, caption = flat[..., k] / (peaks[k] or 1.0), f"{k}: ±{peaks[k]:.2g}"
-            shown = axes.imshow(values, cmap=FILTER_CMAP, vmin=-1, vmax=1)
-        else:
-            caption = str(k)
-            shown = axes.imshow(flat[..., k], cmap=FILTER_CMAP, vmin=-limit, vmax=limit)
-        axes.set_title(caption, fontsize=8, pad=2)
-        _bare(axes)
-    label = "weight ÷ the panel's largest |weight|" if scale == "panel" else "weight"
-    figure.colorbar(shown, cax=bar, label=label)
     how = (
         "each scaled to its own largest |weight| (in its title)"
         if scale == "panel"
         else "one scale for all"
     )
     summed = f", each the sum over its {channels} input channels" if channels > 1 else ""
-    _grid_title(
-        figure,
+    text = (
         f"{title}\n{count} kernels of {kh}x{kw}{summed}, titled by filter number (from 0)\n"
-        f"{how}; white is zero, blue positive, red negative",
+        f"{how}; white is zero, blue positive, red negative"
     )
+    figure, boxes, bar = _panel_grid(count, columns, text, 0.8, BAR_WIDTH)
+    mosaic = Mosaic(figure)
+    for k, box in enumerate(boxes):
+        if scale == "panel":
+            values, caption = flat[..., k] / (peaks[k] or 1.0), f"{k}: ±{peaks[k]:.2g}"
+            pixels = colour_mapped(values, FILTER_CMAP, -1.0, 1.0)
+        else:
+            caption = str(k)
+            pixels = colour_mapped(flat[..., k], FILTER_CMAP, -limit, limit)
+        mosaic.paste(pixels, box, caption, 8, pad=2)
+    mosaic.draw()
+    label = "weight ÷ the panel's largest |weight|" if scale == "panel" else "weight"
+    span = (-1.0, 1.0) if scale == "panel" else (-limit, limit)
+    _colour_bar(figure, bar, FILTER_CMAP, *span, label)
     return figure
 
 
@@ -419,19 +465,18 @@ def _colour_filters_figure(kernels: np.ndarray, *, title: str, columns: int) -> 
     """
     kh, kw, _, count = kernels.shape
     peaks = np.abs(kernels).max(axis=(0, 1, 2))  # (filters,)
-    figure, grid, bar = _panel_grid(count, columns, 0.8, BAR_WIDTH)
-    bar.remove()
-    for k, axes in enumerate(grid.ravel()[:count]):
-        shown = 0.5 + 0.5 * kernels[..., k] / (peaks[k] or 1.0)  # (kh, kw, 3) in 0..1
-        axes.imshow(np.clip(shown, 0.0, 1.0))
-        axes.set_title(f"{k}: ±{peaks[k]:.2g}", fontsize=8, pad=2)
-        _bare(axes)
-    _grid_title(
-        figure,
+    text = (
         f"{title}\n{count} kernels of {kh}x{kw}x3 in colour, titled by filter number (from 0)\n"
         "each pixel's red, green, blue = its weights for those channels, scaled to the "
-        "kernel's largest |weight|; mid-grey is zero",
+        "kernel's largest |weight|; mid-grey is zero"
     )
+    figure, boxes, _ = _panel_grid(count, columns, text, 0.8, 0.0)
+    mosaic = Mosaic(figure)
+    for k, box in enumerate(boxes):
+        shown = 0.5 + 0.5 * kernels[..., k] / (peaks[k] or 1.0)  # (kh, kw, 3) in 0..1
+        pixels = gray_or_colour(np.clip(shown, 0.0, 1.0) * 255)
+        mosaic.paste(pixels, box, f"{k}: ±{peaks[k]:.2g}", 8, pad=2)
+    mosaic.draw()
     return figure
 
 
@@ -463,7 +508,8 @@ def training_curves_figure(
         axes.grid(alpha=0.3)
         axes.legend()
     acc_axes.yaxis.set_major_formatter(lambda value, _pos: f"{value:.0%}")
-    figure.suptitle(f"{title}\n{note}" if note else title, fontsize=11)
+    text = f"{title}\n{note}" if note else title
+    figure.suptitle(wrap_to_width(text, figure.get_figwidth() - 0.3, 11), fontsize=11)
     return figure
 
 
@@ -550,16 +596,16 @@ def misclassified_figure(
     per panel plus 0.5 inch of title.
     """
     count = len(images)
-    figure, grid, _ = _panel_grid(count, columns, 0.5, 0.0, cell=(1.6, 2.1), title_gap=0.5)
-    for n, axes in enumerate(grid.ravel()[:count]):
+    figure, boxes, _ = _panel_grid(count, columns, title, 0.5, 0.0, cell=(1.6, 2.1), title_gap=0.5)
+    mosaic = Mosaic(figure)
+    for n, box in enumerate(boxes):
         said = class_names[predicted[n]]
         if confidence is not None:
             said += f" {confidence[n]:.0%}"
         lines = [captions[n]] if captions is not None else []
         lines += [f"true: {class_names[true[n]]}", f"said: {said}"]
-        _show(axes, _picture(images[n]), "\n".join(lines))
-        axes.title.set_fontsize(8)
-    _grid_title(figure, title)
+        mosaic.paste(gray_or_colour(_picture(images[n])), box, "\n".join(lines), 8)
+    mosaic.draw()
     return figure
 
 

@@ -8,8 +8,9 @@ negative when padding reaches outside) into
     r' = r + (k - 1) x j     j' = j x s     a' = a - p x j
 
 starting from the input itself (r = 1, j = 1, a = 0). Convolutions and
-pooling have windows; batch normalisation and dropout act pixel by pixel and
-keep the field; Flatten and Dense see everything and have none. Output pixel
+pooling have windows; batch normalisation, dropout and activation layers act
+pixel by pixel and keep the field; ZeroPadding2D shifts it; global pooling
+with keepdims is one window over the whole map; Flatten and Dense see everything and have none. Output pixel
 i of a layer sees input rows a + i x j .. a + i x j + r - 1 (those inside the
 image). No torch: the summary needs none.
 """
@@ -24,9 +25,13 @@ from convlens.layers import (
     BatchNormalization,
     Conv2D,
     Dropout,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
     Layer,
     MaxPooling2D,
+    SameShapeLayer,
     Shape,
+    ZeroPadding2D,
     same_padding,
 )
 
@@ -56,12 +61,14 @@ class ReceptiveField:
 INPUT_FIELD = ReceptiveField((1, 1), (1, 1), (0, 0), "the input: each pixel sees itself")
 
 
-def _window(layer: Layer) -> tuple[Pair, Pair] | None:
+def _window(layer: Layer, input_shape: Shape) -> tuple[Pair, Pair] | None:
     """(window, strides) of a sliding-window layer, else None."""
     if isinstance(layer, Conv2D):
         return layer.kernel_size, layer.strides
     if isinstance(layer, (MaxPooling2D, AveragePooling2D)):
         return layer.pool_size, layer.strides  # type: ignore[return-value]
+    if isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)) and layer.keepdims:
+        return (input_shape[0], input_shape[1]), (1, 1)  # one window over the whole map
     return None
 
 
@@ -75,9 +82,15 @@ def _axis_formula(r: int, k: int, j: int) -> str:
 
 def next_field(previous: ReceptiveField, layer: Layer, input_shape: Shape) -> ReceptiveField | None:
     """The field after ``layer`` (on ``input_shape``), given the field before it; None if flat."""
-    if isinstance(layer, (BatchNormalization, Dropout)) and len(input_shape) == 3:
+    pixelwise = (BatchNormalization, Dropout, SameShapeLayer)  # SameShapeLayer: activations
+    if isinstance(layer, pixelwise) and len(input_shape) == 3:
         return ReceptiveField(previous.size, previous.jump, previous.start, "as the layer before")
-    window = _window(layer)
+    if isinstance(layer, ZeroPadding2D) and len(input_shape) == 3:
+        (top, _), (left, _) = layer.padding
+        (j0, j1), (a0, a1) = previous.jump, previous.start
+        start = (a0 - top * j0, a1 - left * j1)
+        return ReceptiveField(previous.size, previous.jump, start, "as the layer before, shifted")
+    window = _window(layer, input_shape)
     if window is None or len(input_shape) != 3:
         return None
     (kh, kw), (sh, sw) = window

@@ -225,6 +225,17 @@ class Run:
         """Class names the model was trained with (or 0..N-1)."""
         return self.model.class_names or tuple(str(i) for i in range(self.model.num_classes))
 
+    def predict(self, images: Any) -> Any:
+        """The model's outputs, float32 (N, classes), for uint8 images (N, H, W, C).
+
+        The run's preprocessing (pixels times its input scale) is applied; the
+        outputs are the class probabilities when the model ends in softmax, else
+        its last layer's values, as the framework the model came from computes them.
+        """
+        from convlens.evaluate import predict_proba
+
+        return predict_proba(self.network, images, self.model.input_shape)
+
 
 def resolve_run(run: str | Path | None, root: Path = RUNS_ROOT) -> Path:
     """The run directory named by --run, or the latest one."""

@@ -417,9 +417,11 @@ def fit(
     started = time.perf_counter()
     device = resolve_device(config.device)
     # The whole dataset, normalised once, lives on the training device.
-    train_x = images_to_tensor(dataset.train.images, model.input_shape).to(device)  # (N,C,H,W)
+    train_x = images_to_tensor(dataset.train.images, model.input_shape, model.input_scale)
+    train_x = train_x.to(device)  # (N, C, H, W)
     train_y = torch.from_numpy(np.ascontiguousarray(dataset.train.labels, dtype=np.int64))
-    test_x = images_to_tensor(dataset.test.images, model.input_shape).to(device)
+    test_x = images_to_tensor(dataset.test.images, model.input_shape, model.input_scale)
+    test_x = test_x.to(device)
     test_y = torch.from_numpy(np.ascontiguousarray(dataset.test.labels, dtype=np.int64))
     train_y, test_y = train_y.to(device), test_y.to(device)
     network = model.build(seed=config.seed).to(device)  # built in channels_last memory
@@ -622,7 +624,7 @@ def train_to_run(
     info = {
         "model": model.config(),
         "config": asdict(config),
-        "dataset": dataset.name,
+        "dataset": dataset.location,  # a folder by its path, so --resume finds it from anywhere
         "data_dir": None if data_dir is None else str(data_dir),
     }
     out = resume.staged.final if resume else out

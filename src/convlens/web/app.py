@@ -18,6 +18,7 @@ at /api/openapi.json):
     /api/jobs...                  training jobs (convlens.web.jobs_routes)
     /api/models/..., /api/runs/{name}/model   the model editor (convlens.web.editor_routes)
     /api/compare...               runs side by side (convlens.web.compare)
+    POST /api/models              an uploaded .keras/.h5/.onnx file becomes a run (your_model.py)
     POST /api/attribution         one image's attribution map toward a class (web/why.py)
     POST /api/portrait            one filter's top test patches, synthesised input (web/why.py)
 
@@ -48,7 +49,7 @@ from convlens.errors import ConvlensError, LayerError
 from convlens.images import decode_image
 from convlens.runs import RUNS_ROOT
 from convlens.sample_images import facade
-from convlens.web import model_views, schemas, why
+from convlens.web import model_views, schemas, why, your_model
 from convlens.web.compare import compare_router
 from convlens.web.editor_routes import editor_router
 from convlens.web.jobs import JobConflict, JobManager
@@ -99,6 +100,8 @@ class Explorer:
             "width": int(image.pixels.shape[1]),
             "channels": int(image.pixels.shape[2]),
             "png": image.luma_png,
+            # test-set samples only: their thumbnails; an upload may be 40 megapixels
+            "colour_png": image.colour_png if image.test_index is not None else None,
             "label": image.label,
             "test_index": image.test_index,
         }
@@ -201,6 +204,7 @@ def create_app(
     app.include_router(jobs_router(app.state.jobs))
     app.include_router(editor_router(state.runs))
     app.include_router(compare_router(state.runs, state.images))
+    app.include_router(your_model.router(state))  # "Your model": upload a Keras or ONNX file
     app.include_router(why.router(state))  # /api/attribution, /api/portrait
     return app
 

@@ -33,6 +33,9 @@ class ImageInfo(BaseModel):
     width: int
     channels: int
     png: str = Field(description="the image as a PNG data URL, grayscale luma as filtered")
+    colour_png: str | None = Field(
+        None, description="a colour image as it is (thumbnails), as a PNG data URL"
+    )
     label: str | None = Field(None, description="the class of a test-set image")
     test_index: int | None = Field(None, description="position in the test split")
 
@@ -53,6 +56,9 @@ class RunInfo(BaseModel):
     epochs: int | None
     dataset: str | None
     classes: list[str]
+    imported_from: str | None = Field(
+        None, description="for a model imported from a Keras or ONNX file: its name and format"
+    )
 
 
 class InfoBody(BaseModel):
@@ -196,7 +202,9 @@ class MapGrid(BaseModel):
     tile: list[int]
     gap: int
     ranges: list[list[float]]
-    colour_map: str = Field(description="matplotlib's name: inferno for maps, RdBu_r for filters; rgb-weights for a colour model's filters (drawn in their own colours)")
+    colour_map: str = Field(
+        description="matplotlib's name: inferno for maps, RdBu_r for filters; rgb-weights for a colour model's filters (drawn in their own colours)"
+    )
     symmetric: bool
 
 

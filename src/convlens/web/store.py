@@ -59,6 +59,11 @@ class StoredImage:
         """``luma`` as a PNG data URL, encoded once: every playground answer shows it."""
         return pictures.data_url(self.luma)
 
+    @cached_property
+    def colour_png(self) -> str | None:
+        """A colour image as it is, as a PNG data URL (None for a grayscale one)."""
+        return pictures.data_url(self.pixels) if self.pixels.shape[2] == 3 else None
+
 
 def image_id(pixels: np.ndarray) -> str:
     """A short, stable id for an image: the start of the SHA-256 of its shape and pixels."""
@@ -201,4 +206,13 @@ def _describe(name: str, path: Path) -> dict:
         "epochs": epochs if isinstance(epochs, int) else None,
         "dataset": metrics.get("dataset") if isinstance(metrics.get("dataset"), str) else None,
         "classes": list(classes),
+        "imported_from": _imported_from(metrics.get("imported_from")),
     }
+
+
+def _imported_from(source: object) -> str | None:
+    """'fashion.keras (keras 3.15.1)' for an imported run's metrics, else None."""
+    if not isinstance(source, dict):
+        return None
+    version = source.get("keras_version") or source.get("producer") or ""
+    return f"{source.get('file', '?')} ({source.get('format', '?')} {version})".replace(" )", ")")

@@ -74,6 +74,19 @@ export function uploadImage(blob, filename) {
   });
 }
 
+/** POST /api/models[?dataset=] (raw bytes of a .keras/.h5/.onnx file, X-Filename) -> ImportedModelBody */
+export function uploadModel(file, filename, dataset) {
+  const query = dataset ? `?${new URLSearchParams({ dataset })}` : "";
+  return request(`/api/models${query}`, {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/octet-stream",
+      "X-Filename": String(filename).replace(/[^\x20-\x7e]/g, "_"),
+    },
+    body: file,
+  });
+}
+
 /** POST /api/convolve (ConvolveRequest) -> ConvolveBody */
 export const convolve = (body) => post("/api/convolve", body);
 

@@ -45,6 +45,9 @@
 //                            image (data-test-index), each with th.image-cell and one
 //                            td.class-cell per layer
 //
+// Your model (#your-model): #model-upload, #model-dataset, #model-busy, #model-status, #model-error
+//   (js/your_model.js); ?run=<name> in the address chooses the run shown first.
+//
 // Parts 4-6, the experiment: editor.js, jobs.js and compare.js document their own hooks.
 // A job that finishes adds its run to #run-select and the comparison at once.
 //
@@ -63,12 +66,14 @@ import { Trainer } from "./jobs.js";
 import { Journey } from "./journey.js";
 import { Playground } from "./playground.js";
 import { Why } from "./why.js";
+import { wireModelUpload } from "./your_model.js";
 
 const $ = (id) => document.getElementById(id);
 
 function runFacts(run) {
   const parts = [`model ${run.model}`];
-  if (run.dataset) parts.push(`trained on ${run.dataset}`);
+  if (run.imported_from) parts.push(`imported from ${run.imported_from}`);
+  if (run.dataset) parts.push(`${run.imported_from ? "scored" : "trained"} on ${run.dataset}`);
   if (run.epochs !== null && run.epochs !== undefined) parts.push(`${run.epochs} epochs`);
   if (run.test_accuracy !== null && run.test_accuracy !== undefined) {
     parts.push(`test accuracy ${percent(run.test_accuracy)}`);
@@ -138,7 +143,8 @@ async function start() {
     select.value = runs.some((r) => r.name === chosen) ? chosen : runs[0].name;
     choose();
   };
-  showRuns(info.default_run);
+  // ?run=<name> in the address chooses the run shown first (a model just uploaded).
+  showRuns(new URLSearchParams(window.location.search).get("run") || info.default_run);
 
   // The experiment: the editor's model is what the trainer trains; a finished job's run
   // joins the run selector and the comparison.
@@ -164,6 +170,8 @@ async function start() {
   } catch (error) {
     showError($("startup-error"), error.message);
   }
+
+  wireModelUpload();
 
   // The first image: the first built-in picture.
   if (info.builtin_images.length) playground.chooser.useBuiltin();

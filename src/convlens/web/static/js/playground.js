@@ -145,7 +145,7 @@ export class ImageChooser {
         "aria-label": label,
         dataset: { testIndex: image.test_index ?? "", imageId: image.id },
       },
-      el("img", { src: image.png, alt: "", class: "pixelated" }),
+      el("img", { src: image.colour_png || image.png, alt: "", class: "pixelated" }),
     );
     button.addEventListener("click", () => {
       for (const other of this.thumbs.querySelectorAll(".sample-thumb")) {

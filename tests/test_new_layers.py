@@ -1,0 +1,91 @@
+"""The layers added for imported models, everywhere a layer goes without Keras installed:
+hand-written model JSON, the summary, training, the journey, ONNX export (onnxruntime as oracle).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from synthetic import pattern_dataset, write_run
+
+from convlens import inspect
+from convlens.model import Sequential
+from convlens.runs import load_run
+from convlens.train import TrainConfig, fit
+
+MODEL_JSON = {
+    "name": "every-new-layer",
+    "input_shape": [28, 28, 1],
+    "input_scale": 1.0,
+    "layers": [
+        {"type": "Rescaling", "scale": 0.00392156862745098, "offset": -0.5},
+        {"type": "ZeroPadding2D", "padding": [[1, 2], [0, 1]]},
+        {"type": "Conv2D", "filters": 6, "kernel_size": [3, 3], "strides": [2, 2]},
+        {"type": "BatchNormalization", "epsilon": 1e-5},
+        {"type": "ReLU", "max_value": 6.0},
+        {"type": "AveragePooling2D", "pool_size": [3, 3], "strides": [2, 2], "padding": "same"},
+        {"type": "Conv2D", "filters": 8, "kernel_size": [3, 3], "padding": "same"},
+        {"type": "Activation", "activation": "swish"},
+        {"type": "GlobalAveragePooling2D"},
+        {"type": "Dense", "units": 10},
+        {"type": "Softmax"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> Sequential:
+    return Sequential.from_config(json.loads(json.dumps(MODEL_JSON)))
+
+
+def test_model_json_round_trips_and_the_summary_explains_every_layer(model):
+    again = Sequential.from_config(model.config())
+    assert again.config() == model.config() and again.input_scale == 1.0
+    text = model.summary_text()
+    assert "31x29: rows 28 + 1 + 2, columns 28 + 0 + 1" in text
+    assert "8: the mean of each 8x7 map, one per channel" in text
+    assert "pixels 0..255 multiplied by 1 first" in text
+    assert [row.output_shape for row in model.rows][-3:] == [(8,), (10,), (10,)]
+
+
+def test_the_model_trains(model):
+    result = fit(model, pattern_dataset(200, 100), TrainConfig(epochs=1, batch_size=32, seed=0))
+    assert 0.0 <= result.test.accuracy <= 1.0
+    assert result.network.final_softmax
+
+
+def test_the_journey_shows_the_activation_layers_after_the_first_conv(model, tmp_path):
+    rows = inspect.journey_layers(model)
+    assert [row.layer.keras_type for row in rows] == [
+        "Conv2D",
+        "ReLU",
+        "AveragePooling2D",
+        "Conv2D",
+        "Activation",
+    ]
+    run = load_run(write_run(tmp_path / "run", model, tuple("abcdefghij")))
+    images = pattern_dataset(4, 4).test.images[:2]
+    journey = inspect.journey(run, images, filter_index=1)
+    assert journey.outputs.shape == (2, 10)
+    np.testing.assert_allclose(journey.outputs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_export_of_the_new_layers_computes_what_convlens_does(model, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from convlens.interop.export import export_bytes
+
+    run = load_run(write_run(tmp_path / "run", model, tuple("abcdefghij")))
+    session = ort.InferenceSession(export_bytes(run, "onnx"), providers=["CPUExecutionProvider"])
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    x = pixels.astype(np.float32).transpose(0, 3, 1, 2) * np.float32(run.model.input_scale)
+    np.testing.assert_allclose(session.run(None, {"images": x})[0], run.predict(pixels), atol=1e-5)
+
+
+def test_attribution_and_portraits_read_pixels_at_the_runs_input_scale(model):
+    from convlens.attribution import model_tensor
+
+    raw = model_tensor(model, np.full((1, 28, 28, 1), 255, np.uint8))
+    assert float(raw.max()) == 255.0  # this model's input scale is 1: raw pixels
