@@ -140,6 +140,7 @@ def test_a_job_trains_streams_its_events_and_writes_an_ordinary_run(server) -> N
     points = [data for kind, data in found if kind == "point"]
     assert [p["step"] for p in points] == sorted(p["step"] for p in points)
     assert points[-1]["step"] == 5  # 300 images in batches of 64
+    assert {p["keep"] for p in points} == {1.0}  # epoch 1 trains on every image
 
     final = call(url, "GET", f"/api/jobs/{created['id']}")[1]
     assert final["state"] == "done" and final["run"] == created["run"] and final["epoch"] == 1

@@ -14,7 +14,8 @@ replays and then follows. Kinds:
     started   {run, epochs, dataset, train_images, test_images, model, params}
     watching  {index, label, png}: the test image whose maps are redrawn
     progress  {epoch, epochs, step, steps, images_per_second, seconds_left}
-    point     {step, epoch, loss, accuracy}: the running training curves
+    point     {step, epoch, loss, accuracy, keep}: the running training curves (keep < 1:
+              over the hardest images selective backprop trains on this epoch)
     epoch     an EpochRecord (test accuracy per epoch)
     snapshot  {step, epoch, filters, maps, predicted}: first conv's filters and
               the watched image's maps, as they are now
@@ -293,6 +294,7 @@ class Watcher:
         self.test = dataset.test
         self.index = plan.watch_image % max(1, len(dataset.test))
         keep = partial(keep_in_epoch, config)
+        self.keep = [keep(epoch) for epoch in range(1, config.epochs + 1)]
         images = len(dataset.train)
         self.steps = [
             batches_per_epoch(images, config.batch_size, keep(epoch))
@@ -334,7 +336,10 @@ class Watcher:
         last = batch + 1 == steps
         every = max(1, steps // POINTS_PER_EPOCH)
         if (batch + 1) % every == 0 or last:
-            self.send("point", step=step, epoch=epoch, loss=loss, accuracy=accuracy)
+            # keep < 1: selective backprop trains on the hardest images, so the running
+            # loss and accuracy of this epoch are theirs (the epoch's record is over all)
+            keep = self.keep[epoch - 1]
+            self.send("point", step=step, epoch=epoch, loss=loss, accuracy=accuracy, keep=keep)
         if now - self.last_progress >= PROGRESS_SECONDS or last:
             self.last_progress = now
             self.progress(epoch, batch, step, now)

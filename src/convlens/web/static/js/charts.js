@@ -59,7 +59,8 @@ export function lineChart(canvas, series, options = {}) {
     c.moveTo(pad.left, Y(y));
     c.lineTo(width - pad.right, Y(y));
     c.stroke();
-    const text = options.percent ? `${(y * 100).toFixed(0)}%` : y.toFixed(y1 - y0 < 0.1 ? 3 : 2);
+    const digits = y1 - y0 < 0.05 ? 1 : 0; // a narrow range needs a decimal to tell ticks apart
+    const text = options.percent ? `${(y * 100).toFixed(digits)}%` : y.toFixed(y1 - y0 < 0.1 ? 3 : 2);
     c.fillText(text, 4, Y(y) + 4);
   }
   c.fillText(options.xLabel || "", width - pad.right - c.measureText(options.xLabel || "").width, height - 8);

@@ -256,17 +256,22 @@ export class Trainer {
       const last = this.points.filter((p) => p.epoch === r.epoch).pop();
       return last ? last.step : r.epoch;
     };
-    lineChart(this.loss, [{ name: "training loss", points: this.points.map((p) => [p.step, p.loss]) }], {
-      title: "Loss",
-      xLabel: "step",
-      xMin: 0,
-    });
+    // From the epoch where selective backprop starts, the running figures are over the hardest
+    // images only: drawn dashed, as their own line, so the drop they show is not read as a loss.
+    const all = this.points.filter((p) => !(p.keep < 1));
+    const hard = this.points.filter((p) => p.keep < 1);
+    const lines = (key, name) => [
+      { name, points: all.map((p) => [p.step, p[key]]) },
+      ...(hard.length ? [{ name: `${name}, hardest images only`, dashed: true, colour: "#7048e8", points: hard.map((p) => [p.step, p[key]]) }] : []),
+    ];
+    lineChart(this.loss, lines("loss", "training"), { title: "Loss", xLabel: "step", xMin: 0 });
     lineChart(
       this.accuracy,
       [
-        { name: "training", points: this.points.map((p) => [p.step, p.accuracy]) },
+        ...lines("accuracy", "training"),
         {
           name: "test (each epoch)",
+          colour: "#e8590c",
           dots: true,
           points: this.epochRows.filter((r) => r.test_accuracy !== null).map((r) => [epochEnd(r), r.test_accuracy]),
         },
