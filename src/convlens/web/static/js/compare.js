@@ -141,7 +141,8 @@ export class Comparison {
     const names = runs[0].class_names;
     const same = runs.every((r) => r.class_names.join("\n") === names.join("\n"));
     if (!same) {
-      this.classes.replaceChildren(el("caption", { text: "These runs have different classes; compare runs of one dataset." }));
+      const note = el("td", { class: "hint", text: "These runs have different classes; compare runs of one dataset." });
+      this.classes.replaceChildren(el("tbody", {}, el("tr", {}, note)));
       return;
     }
     const rows = names.map((name, c) => {
