@@ -485,6 +485,11 @@ class Job:
         if kind == "started":
             self.record("state", self.status())
 
+    def has_ended(self) -> bool:
+        """Whether the final state is recorded (``finished`` follows once the process is gone)."""
+        with self.lock:
+            return any(_is_final(event) for event in self.events)
+
     def replay(self, after: int) -> list[tuple[int, str, dict]]:
         """The kept events after sequence number ``after``."""
         with self.lock:
@@ -651,12 +656,14 @@ async def events(job: Job, after: int = 0, keepalive: float = 15.0):
             yield _sse(event)
             if _is_final(event):
                 return
-        if job.finished.is_set():  # nothing after ``after`` and nothing more to come
+        if job.finished.is_set() or job.has_ended():  # nothing after ``after``, none to come
             return
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), keepalive)
             except asyncio.TimeoutError:
+                if job.finished.is_set():  # every event was queued before it was set
+                    return
                 yield ": still here\n\n"
                 continue
             if event[0] <= last:
