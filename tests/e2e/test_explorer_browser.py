@@ -83,18 +83,6 @@ def server(tmp_path_factory, runs_root):
             stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 class Console:
     """What the page said on its console, and the exceptions it did not catch."""
 

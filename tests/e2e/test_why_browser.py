@@ -15,7 +15,6 @@ import numpy as np
 from PIL import Image
 from test_explorer_browser import (  # noqa: F401 (fixtures)
     RUN,
-    browser,
     console,
     model,
     page,

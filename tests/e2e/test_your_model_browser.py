@@ -11,7 +11,6 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright")
 from test_explorer_browser import (  # noqa: E402,F401  (fixtures)
-    browser,
     console,
     page,
     runs_root,
