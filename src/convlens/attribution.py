@@ -94,14 +94,18 @@ def check_method(method: str) -> str:
     return method
 
 
-def last_conv(spec: Sequential) -> LayerRow:
-    """The last Conv2D's summary row: Grad-CAM's default layer."""
+def last_conv(
+    spec: Sequential,
+    lacking: str = "Grad-CAM has no maps to weigh; "
+    "use --method saliency, integrated-gradients or occlusion",
+) -> LayerRow:
+    """The last Conv2D's summary row (Grad-CAM's and the portraits' default layer).
+
+    A model without one is refused: "... has no Conv2D layer, so ``lacking``."
+    """
     convs = [row for row in spec.rows if isinstance(row.layer, Conv2D)]
     if not convs:
-        raise ConvlensError(
-            f"the model {spec.name} has no Conv2D layer, so Grad-CAM has no maps to weigh; "
-            "use --method saliency, integrated-gradients or occlusion."
-        )
+        raise ConvlensError(f"the model {spec.name} has no Conv2D layer, so {lacking}.")
     return convs[-1]
 
 

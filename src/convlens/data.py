@@ -494,11 +494,11 @@ def _load_folder(
     ``size`` and ``channels`` None: chosen from the images (folders.profile, has_colour).
     """
     layout = folders.scan(root)
-    size_why = "the size asked for" if size else ""
+    size_why, read = ("the size asked for" if size else ""), channels
     if size is None or channels is None:  # reads every file's header: only when choosing
         chosen = folders.profile(layout, minimum)
         size, size_why = size or chosen.size, size_why or chosen.why
-        channels_found = chosen.channels
+        read = channels or chosen.channels
     recorded: dict | None = None
     if layout.test is not None:
         train_part, test_part = layout.train, layout.test
@@ -512,7 +512,6 @@ def _load_folder(
             "test_fraction": test_fraction,
             "test_files": folders.relative_names(root, test_part.files),
         }
-    read = channels or channels_found
     train, test = (Split(*folders.read_images(p, size, read)) for p in (train_part, test_part))
     if channels is None and read == 3 and not folders.has_colour(train.images):
         train, test = (Split(luma(s.images), s.labels) for s in (train, test))

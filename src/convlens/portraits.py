@@ -31,9 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from convlens import inspect
-from convlens.attribution import model_tensor
+from convlens.attribution import last_conv, model_tensor
 from convlens.errors import ConvlensError
-from convlens.layers import Conv2D
 from convlens.model import LayerRow, Sequential
 from convlens.network import KerasConv2d, Network
 from convlens.receptive import ReceptiveField
@@ -63,13 +62,7 @@ def portrait_layer(spec: Sequential, layer: str | None) -> LayerRow:
     """The layer to portray: ``layer`` (it must output maps) or the last Conv2D."""
     if layer is not None:
         return inspect.spatial_row(spec, layer)
-    convs = [row for row in spec.rows if isinstance(row.layer, Conv2D)]
-    if not convs:
-        raise ConvlensError(
-            f"the model {spec.name} has no Conv2D layer, so there are no filters to portray; "
-            "use a convolutional run."
-        )
-    return convs[-1]
+    return last_conv(spec, "there are no filters to portray; use a convolutional run")
 
 
 def parse_filters(text: str | None, depth: int, default: int = 16) -> list[int]:

@@ -56,6 +56,7 @@ from convlens.web.jobs import JobConflict, JobManager
 from convlens.web.jobs_routes import jobs_router
 from convlens.web.playground import Playground, rounded_kernel
 from convlens.web.store import ImageStore, NotFound, RunRegistry, StoredImage, TooLarge
+from convlens.web.uploads import read_body
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 STATIC_DIR = Path(str(resources.files("convlens.web") / "static"))
@@ -144,22 +145,10 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 async def read_upload(request: Request) -> bytes:
-    """The request body, refused past MAX_UPLOAD_BYTES without reading the rest."""
-    limit_text = f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise TooLarge(
-            f"the upload is {int(declared) / 1e6:.1f} MB, over the {limit_text} limit; "
-            "choose a smaller image."
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_UPLOAD_BYTES:
-            raise TooLarge(f"the upload is over the {limit_text} limit; choose a smaller image.")
-    if not body:
-        raise ConvlensError("the upload is empty; choose a PNG or JPEG file.")
-    return bytes(body)
+    """An image upload's body, refused past MAX_UPLOAD_BYTES without reading the rest."""
+    return await read_body(
+        request, MAX_UPLOAD_BYTES, "the upload", "choose a smaller image.", "a PNG or JPEG file"
+    )
 
 
 @asynccontextmanager

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from convlens.errors import ConvlensError
 from convlens.interop.reading import MODEL_SUFFIXES
 from convlens.web import schemas
-from convlens.web.store import TooLarge
+from convlens.web.uploads import read_body
 
 MAX_MODEL_UPLOAD_BYTES = 100 * 1024 * 1024
 
@@ -39,23 +39,13 @@ class ImportedModelBody(BaseModel):
 
 async def read_model_upload(request: Request) -> bytes:
     """The body, refused past MAX_MODEL_UPLOAD_BYTES without reading the rest."""
-    limit = f"{MAX_MODEL_UPLOAD_BYTES // (1024 * 1024)} MB"
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_MODEL_UPLOAD_BYTES:
-        raise TooLarge(
-            f"the model file is {int(declared) / 1e6:.1f} MB, over the {limit} limit; "
-            f"a small-image CNN is far smaller."
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_MODEL_UPLOAD_BYTES:
-            raise TooLarge(
-                f"the model file is over the {limit} limit; a small-image CNN is smaller."
-            )
-    if not body:
-        raise ConvlensError("the upload is empty; choose a .keras, .h5 or .onnx file.")
-    return bytes(body)
+    return await read_body(
+        request,
+        MAX_MODEL_UPLOAD_BYTES,
+        "the model file",
+        "a small-image CNN is far smaller.",
+        "a .keras, .h5 or .onnx file",
+    )
 
 
 def upload_name(header: str | None) -> str:
