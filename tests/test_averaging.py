@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from synthetic import pattern_dataset
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from convlens.averaging import WeightAverage, warmed_decay
 from convlens.checkpoint import TrainingState, load_checkpoint, save_checkpoint
@@ -15,6 +14,7 @@ from convlens.errors import ConvlensError
 from convlens.evaluate import evaluate_tensors
 from convlens.model import preset
 from convlens.network import images_to_tensor
+from convlens.optimizer import Adam
 from convlens.train import TrainConfig, fit, recipe_config
 
 SMALL = TrainConfig(epochs=1, batch_size=32, learning_rate=3e-3, threads=2)
@@ -63,16 +63,17 @@ def test_a_bad_decay_is_one_sentence():
 def snapshots_of_every_step(model, dataset, config) -> list[list[torch.Tensor]]:
     """Train without an average, keeping the weights after each optimiser step."""
     seen: list[list[torch.Tensor]] = []
+    original = Adam.step
 
-    def keep(optimizer, args, kwargs):
-        params = optimizer.param_groups[0]["params"]
-        seen.append([p.detach().clone() for p in params])
+    def step_and_keep(optimizer: Adam) -> None:
+        original(optimizer)
+        seen.append([p.detach().clone() for p in optimizer.params])
 
-    handle = register_optimizer_step_post_hook(keep)
+    Adam.step = step_and_keep
     try:
         fit(model, dataset, replace(config, ema_decay=0.0))
     finally:
-        handle.remove()
+        Adam.step = original
     return seen
 
 

@@ -42,9 +42,11 @@ class WeightAverage:
     def update(self, trained: torch.nn.Module) -> None:
         """Move the average one step towards ``trained``'s current weights."""
         weight = 1.0 - warmed_decay(self.decay, self.updates)
-        pairs = zip(self.network.parameters(), trained.parameters(), strict=True)
-        for mine, theirs in pairs:
-            mine.lerp_(theirs.detach(), weight)
+        mine = list(self.network.parameters())
+        theirs = [param.detach() for param in trained.parameters()]
+        if len(mine) != len(theirs):
+            raise ValueError("the average and the trained network have different parameters")
+        torch._foreach_lerp_(mine, theirs, weight)  # one call for all: same numbers as a loop
         for mine, theirs in zip(self.network.buffers(), trained.buffers(), strict=True):
             mine.copy_(theirs)
         self.updates += 1

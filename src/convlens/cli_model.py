@@ -163,6 +163,13 @@ def _add_train(sub) -> None:
         help="stop once training accuracy passes this, like 0.9",
     )
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        help="the training step's products: auto (the default) uses bfloat16 where the "
+        "processor has it natively (about 1.7x faster), else float32; weights, loss and test "
+        "accuracy stay float32. The lesson recipe uses float32",
+    )
     parser.add_argument("--device", help="auto (CUDA when present, the default), cpu or cuda")
     parser.add_argument("--out", help="the run directory to write (default: runs/<model>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -238,7 +245,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _new_training(args: argparse.Namespace):
     """Model, dataset and config from the command line, for a new run, and its banner."""
+    from convlens.distributed import resolve_device
     from convlens.plan import parse_input_size, plan_training
+    from convlens.precision import describe as describe_precision
+    from convlens.precision import resolve_precision
 
     plan = plan_training(
         args.model,
@@ -258,6 +268,7 @@ def _new_training(args: argparse.Namespace):
         target_accuracy=args.target_accuracy,
         threads=args.threads,
         device=args.device,
+        precision=args.precision,
     )
     model, dataset, config = plan.model, plan.dataset, plan.config
     banner = (
@@ -276,6 +287,9 @@ def _new_training(args: argparse.Namespace):
             f"\nsmall dataset: {config.epochs} epochs for at least {config.min_steps} steps, "
             f"each image shifted by up to {config.shift_augment} pixel(s) as it trains"
         )
+    precision = resolve_precision(config.precision, resolve_device(config.device))
+    if precision == "bfloat16":
+        banner += f"\n{describe_precision(precision)}"
     if dataset.skipped:
         shown = ", ".join(dataset.skipped[:3]) + (", ..." if len(dataset.skipped) > 3 else "")
         banner += f"\nskipped {len(dataset.skipped)} file(s) that are not images: {shown}"

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from convlens.allocator import keep_freed_memory
 from convlens.averaging import WeightAverage
 from convlens.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from convlens.data import Dataset
@@ -34,6 +35,8 @@ from convlens.errors import ConvlensError
 from convlens.evaluate import Evaluation, evaluate_tensors
 from convlens.model import Sequential, save_model
 from convlens.network import Network, images_to_tensor
+from convlens.optimizer import Adam
+from convlens.precision import PRECISIONS, resolve_precision, training_precision
 from convlens.runs import (
     RUNS_ROOT,
     StagedRun,
@@ -66,6 +69,7 @@ class TrainConfig:
     shift_augment: int = 0  # > 0: shift each training image by up to this many pixels
     test_time_flip: bool = False  # evaluate on the mean of each image's and its mirror's logits
     ema_decay: float = 0.99  # > 0: evaluate and save an exponential average of the weights
+    precision: str = "auto"  # auto (bfloat16 where native), float32 or bfloat16 (precision.py)
     keep_fraction: float = 1 / 3  # < 1: selective backprop (selection.py) from select_from_epoch
     select_from_epoch: int = 2
     recipe: str = "fast"
@@ -106,6 +110,7 @@ RECIPES: dict[str, TrainConfig] = {
         label_smoothing=0.0,
         ema_decay=0.0,
         keep_fraction=1.0,
+        precision="float32",
         recipe="lesson",
         min_steps=0,  # the lesson's five epochs, whatever the dataset
         select_after_steps=0,
@@ -197,6 +202,8 @@ def _validate(config: TrainConfig) -> None:
         raise ConvlensError(
             f"select-from epoch must be at least 1, not {config.select_from_epoch}."
         )
+    if config.precision not in PRECISIONS:
+        raise ConvlensError(f"unknown precision {config.precision!r}; use {', '.join(PRECISIONS)}.")
     target = config.target_accuracy
     if target is not None and not 0 < target <= 1:
         raise ConvlensError(f"target accuracy must be in (0, 1], like 0.9; got {target}.")
@@ -283,7 +290,7 @@ class _Loop:
     """The moving parts of one training run."""
 
     network: torch.nn.Module  # the Network, or its DistributedDataParallel wrapper
-    optimizer: torch.optim.Optimizer
+    optimizer: Adam
     config: TrainConfig
     generator: torch.Generator  # the data order (and flips), on the CPU
     group: Group
@@ -291,6 +298,7 @@ class _Loop:
     total_steps: int
     average: WeightAverage | None = None  # updated after every optimiser step
     memory: LossMemory | None = None  # each image's last loss, when selecting (selection.py)
+    precision: str = "float32"  # resolved: float32 or bfloat16 (the forward pass's products)
 
 
 def keep_in_epoch(config: TrainConfig, epoch: int) -> float:
@@ -359,7 +367,8 @@ def _train_epoch(
             x = random_shift(x, config.shift_augment, loop.generator)
         for group in loop.optimizer.param_groups:
             group["lr"] = lr_at(step, loop.total_steps, config)
-        logits = loop.network(x)
+        with training_precision(loop.precision, device):
+            logits = loop.network(x)
         each = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing, reduction="none")
         loss = each.mean()
         loop.optimizer.zero_grad(set_to_none=True)
@@ -415,6 +424,7 @@ def fit(
     if config.target_accuracy is not None:
         callbacks.append(StopAtAccuracy(config.target_accuracy))
     started = time.perf_counter()
+    keep_freed_memory()  # activations reused in place, not page-faulted in each step
     device = resolve_device(config.device)
     # The whole dataset, normalised once, lives on the training device.
     train_x = images_to_tensor(dataset.train.images, model.input_shape, model.input_scale)
@@ -425,7 +435,7 @@ def fit(
     test_y = torch.from_numpy(np.ascontiguousarray(dataset.test.labels, dtype=np.int64))
     train_y, test_y = train_y.to(device), test_y.to(device)
     network = model.build(seed=config.seed).to(device)  # built in channels_last memory
-    optimizer = torch.optim.Adam(
+    optimizer = Adam(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     generator = torch.Generator().manual_seed(config.seed)
@@ -449,7 +459,18 @@ def fit(
     trained = network
     if group.world > 1:  # gradients averaged across processes after every backward
         trained = torch.nn.parallel.DistributedDataParallel(network)
-    loop = _Loop(trained, optimizer, config, generator, group, per_process, steps, average, memory)
+    loop = _Loop(
+        trained,
+        optimizer,
+        config,
+        generator,
+        group,
+        per_process,
+        steps,
+        average,
+        memory,
+        resolve_precision(config.precision, device),
+    )
     evaluated = network if average is None else average.network  # what is tested and saved
     if watch is not None:
         watch(network)
@@ -501,7 +522,7 @@ def _state(
     step: int,
     history: History,
     network: Network,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Adam,
     generator: torch.Generator,
     average: WeightAverage | None,
     memory: LossMemory | None,
@@ -550,6 +571,7 @@ def run_metrics(
         "threads": torch.get_num_threads(),
         "processes": processes,
         "device": str(resolve_device(config.device)),
+        "precision": resolve_precision(config.precision, resolve_device(config.device)),
         "torch": torch.__version__,
     }
 
@@ -576,7 +598,7 @@ class Resumable:
 
 
 # What a checkpoint saved before an option existed trained with: no EMA, every image.
-BEFORE_OPTIONS = {"ema_decay": 0.0, "keep_fraction": 1.0}
+BEFORE_OPTIONS = {"ema_decay": 0.0, "keep_fraction": 1.0, "precision": "float32"}
 
 
 def find_resumable(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Resumable:
