@@ -84,7 +84,9 @@ def run_command(seed: int) -> Outcome:
         command = [sys.executable, "-m", "convlens", "train", "--seed", str(seed), "--quiet"]
         command += ["--out", str(Path(scratch) / "run")]
         started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
+        child = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )  # epoch lines go to stderr
         outcome = Outcome(f"convlens train --seed {seed}")
         for line in child.stdout:
             match = EPOCH_LINE.match(line.strip())
