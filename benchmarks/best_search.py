@@ -108,7 +108,9 @@ def multiply_adds(model: Sequential) -> int:
     return total
 
 
-def augment(x: torch.Tensor, flip: bool, shift: int, cut: int, gen: torch.Generator) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, flip: bool, shift: int, cut: int, gen: torch.Generator
+) -> torch.Tensor:
     """Flips, shifts (zero padding) and cutout of a batch (B, C, H, W), per image."""
     n, _, h, w = x.shape
     dev = x.device
@@ -119,24 +121,35 @@ def augment(x: torch.Tensor, flip: bool, shift: int, cut: int, gen: torch.Genera
         padded = F.pad(x, (shift, shift, shift, shift))
         dy = torch.randint(0, 2 * shift + 1, (n,), generator=gen).to(dev)
         dx = torch.randint(0, 2 * shift + 1, (n,), generator=gen).to(dev)
-        rows = (torch.arange(h, device=dev)[None, :] + dy[:, None])  # (n, h)
-        cols = (torch.arange(w, device=dev)[None, :] + dx[:, None])  # (n, w)
-        x = padded[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+        rows = torch.arange(h, device=dev)[None, :] + dy[:, None]  # (n, h)
+        cols = torch.arange(w, device=dev)[None, :] + dx[:, None]  # (n, w)
+        x = padded[
+            torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]
+        ]
         x = x.permute(0, 3, 1, 2)
     if cut:
         cy = torch.randint(0, h, (n,), generator=gen).to(dev)
         cx = torch.randint(0, w, (n,), generator=gen).to(dev)
         ys = torch.arange(h, device=dev)[None, :, None]
         xs = torch.arange(w, device=dev)[None, None, :]
-        inside = ((ys - cy[:, None, None]).abs() <= cut // 2) & ((xs - cx[:, None, None]).abs() <= cut // 2)
+        inside = ((ys - cy[:, None, None]).abs() <= cut // 2) & (
+            (xs - cx[:, None, None]).abs() <= cut // 2
+        )
         x = x * (~inside)[:, None].to(x.dtype)
     return x.contiguous(memory_format=torch.channels_last)
 
 
 def parse(spec: str) -> dict:
     parts = spec.split(":")
-    out = {"model": parts[0], "epochs": int(parts[1]), "flip": False, "shift": 0, "cut": 0,
-           "batch": RECIPES["best"].batch_size, "lr": RECIPES["best"].learning_rate}
+    out = {
+        "model": parts[0],
+        "epochs": int(parts[1]),
+        "flip": False,
+        "shift": 0,
+        "cut": 0,
+        "batch": RECIPES["best"].batch_size,
+        "lr": RECIPES["best"].learning_rate,
+    }
     for part in parts[2:]:
         if part == "flip":
             out["flip"] = True

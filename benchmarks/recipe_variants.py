@@ -101,7 +101,9 @@ def train(args: argparse.Namespace, config: TrainConfig) -> None:
     decays = [float(d) for d in args.decays.split(",") if d]
     averages = {f"ema{d}": WeightAverage(network, d) for d in decays}
     generator = torch.Generator().manual_seed(config.seed)
-    total = math.ceil(len(train_x) / config.batch_size) * config.epochs  # onecycle: approximate with --keep
+    total = (
+        math.ceil(len(train_x) / config.batch_size) * config.epochs
+    )  # onecycle: approximate with --keep
     step = 0
     last_loss = torch.full((len(train_x),), math.inf)  # each image's loss when last trained on
     for epoch in range(1, config.epochs + 1):

@@ -78,25 +78,23 @@ class Outcome:
         return trained / self.train_seconds
 
 
-def run_command(seed: int) -> Outcome:
-    """`convlens train --seed SEED` as a user runs it, timed from the process's launch."""
+def run_command(seed: int, *options: str) -> Outcome:
+    """`convlens train --seed SEED [options]` as a user runs it, timed from the launch."""
     with tempfile.TemporaryDirectory() as scratch:
         command = [sys.executable, "-m", "convlens", "train", "--seed", str(seed), "--quiet"]
-        command += ["--out", str(Path(scratch) / "run")]
+        command += [*options, "--out", str(Path(scratch) / "run")]
         started = time.perf_counter()
         child = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         )  # epoch lines go to stderr
-        outcome = Outcome(f"convlens train --seed {seed}")
+        outcome = Outcome(" ".join(["convlens train", *options, "--seed", str(seed)]))
         for line in child.stdout:
             match = EPOCH_LINE.match(line.strip())
             if match:
                 outcome.epoch_times.append(time.perf_counter() - started)
                 outcome.epoch_accuracy.append(float(match.group(3)))
         if child.wait() != 0:
-            raise SystemExit(
-                f"convlens train --seed {seed} failed with exit code {child.returncode}"
-            )
+            raise SystemExit(f"{outcome.name} failed with exit code {child.returncode}")
         outcome.command_seconds = time.perf_counter() - started
         metrics = json.loads((Path(scratch) / "run" / "metrics.json").read_text())
     outcome.train_seconds = metrics["seconds_per_epoch"] * metrics["epochs"]

@@ -328,3 +328,20 @@ def test_a_failed_write_leaves_the_old_file(run_dir, tmp_path, capsys, monkeypat
     assert "No space left on device" in capsys.readouterr().err
     assert out.read_bytes() == b"the previous export"
     assert no_temporary_files(tmp_path)
+
+
+def test_a_test_time_flip_model_exports_its_mirror_average(tmp_path):
+    model = Sequential.from_config({**MIXED, "test_time_flip": True})  # as model.json says it
+    run_dir = make_run(tmp_path / "flip", model, seed=2)
+    images = np.random.default_rng(1).integers(
+        0, 256, size=(12, *model.input_shape), dtype=np.uint8
+    )
+    network = load_run(run_dir).network
+    assert network.test_time_flip
+    expected = predict_proba(network, images, model.input_shape)
+    network.test_time_flip = False
+    alone = predict_proba(network, images, model.input_shape)
+    assert float(np.abs(alone - expected).max()) > 1e-3  # the mirror changes the answer
+    for fmt, read in (("onnx", onnx_probabilities), ("torchscript", torchscript_probabilities)):
+        got = read(export_run(run_dir, fmt).path, nchw(images))
+        assert float(np.abs(got - expected).max()) <= TOLERANCE, fmt

@@ -287,6 +287,11 @@ def _new_training(args: argparse.Namespace):
             f"\nsmall dataset: {config.epochs} epochs for at least {config.min_steps} steps, "
             f"each image shifted by up to {config.shift_augment} pixel(s) as it trains"
         )
+    if model.test_time_flip and config.flip_augment:
+        banner += (
+            f"\nmirrors: {dataset.name}'s classes look the same mirrored, so each training image "
+            "is mirrored at random and the model predicts from each image and its mirror"
+        )
     precision = resolve_precision(config.precision, resolve_device(config.device))
     if precision == "bfloat16":
         banner += f"\n{describe_precision(precision)}"

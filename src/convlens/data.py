@@ -51,6 +51,7 @@ class Dataset:
     input_why: str = ""  # why the images have their shape, e.g. "32x32x3: your images' size ..."
     split: dict | None = None  # a folder's held-out split: seed, test_fraction, test_files
     skipped: tuple[str, ...] = ()  # a folder's files that are not images, relative to it
+    mirror_symmetric: bool = False  # its classes look the same mirrored (Fashion-MNIST's)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -208,6 +209,7 @@ class IdxSource:
     sha256: Mapping[str, str]  # by file name (.gz) as served by the mirror
     class_names: tuple[str, ...]
     apt_package: str | None = None
+    mirror_symmetric: bool = False  # every class looks like itself mirrored left-right
 
 
 # SHA-256 of the official .gz files, as published alongside the datasets (TensorFlow
@@ -239,6 +241,7 @@ SOURCES: dict[str, IdxSource] = {
         },
         class_names=FASHION_MNIST_CLASSES,
         apt_package="dataset-fashion-mnist",
+        mirror_symmetric=True,  # a mirrored shirt or boot is still one; a mirrored 7 is not
     ),
     "mnist": IdxSource(
         name="mnist",
@@ -353,6 +356,7 @@ def _read_idx_dataset(source: IdxSource, files: list[Path], directory: Path) -> 
         test=_idx_split(test_images, test_labels, num_classes),
         class_names=source.class_names,
         source=str(directory),
+        mirror_symmetric=source.mirror_symmetric,
     )
 
 

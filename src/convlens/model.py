@@ -141,6 +141,7 @@ class Sequential:
         name: str = "sequential",
         class_names: tuple[str, ...] | None = None,
         input_scale: float = DEFAULT_INPUT_SCALE,
+        test_time_flip: bool = False,
     ) -> None:
         if not layers:
             raise ConvlensError(
@@ -157,6 +158,14 @@ class Sequential:
             )
         self.input_shape: Shape = _validate_input_shape(shape)
         self.input_scale = _validate_input_scale(input_scale)
+        if not isinstance(test_time_flip, bool):
+            raise ConvlensError(
+                f'"test_time_flip" in a model file must be true or false, not {test_time_flip!r}.'
+            )
+        # Predict from the mean of the logits of each image and its left-right mirror
+        # (network.py): for a model trained on mirrored images whose classes look the same
+        # mirrored, as Fashion-MNIST's clothes do.
+        self.test_time_flip = test_time_flip
         self.name = name
         self.class_names = tuple(class_names) if class_names else None
         self.layers = tuple(layers)
@@ -251,6 +260,7 @@ class Sequential:
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "non_trainable_params": self.total_params - self.trainable_params,
+            "test_time_flip": self.test_time_flip,
         }
 
     def config(self) -> dict[str, Any]:
@@ -270,6 +280,8 @@ class Sequential:
             config["class_names"] = list(self.class_names)
         if self.input_scale != DEFAULT_INPUT_SCALE:
             config["input_scale"] = self.input_scale
+        if self.test_time_flip:
+            config["test_time_flip"] = True
         return config
 
     @classmethod
@@ -301,7 +313,24 @@ class Sequential:
             name=str(config.get("name", "sequential")),
             class_names=tuple(names) if names else None,
             input_scale=config.get("input_scale", DEFAULT_INPUT_SCALE),
+            test_time_flip=config.get("test_time_flip", False),
         )
+
+    def _changed(self, **changes: Any) -> Sequential:
+        """A copy of this model with some constructor arguments changed."""
+        arguments = {
+            "layers": self.layers,
+            "input_shape": self.input_shape,
+            "name": self.name,
+            "class_names": self.class_names,
+            "input_scale": self.input_scale,
+            "test_time_flip": self.test_time_flip,
+        }
+        return Sequential(**{**arguments, **changes})
+
+    def with_test_time_flip(self, flip: bool = True) -> Sequential:
+        """The same model predicting from each image and its mirror (or not)."""
+        return self._changed(test_time_flip=flip)
 
     def with_class_names(self, class_names: tuple[str, ...]) -> Sequential:
         """The same model with the names of the classes its outputs stand for."""
@@ -310,11 +339,11 @@ class Sequential:
                 f"the model ends in Dense({self.num_classes}) but the dataset has "
                 f"{len(class_names)} classes; change the last layer to Dense({len(class_names)})."
             )
-        return Sequential(self.layers, self.input_shape, self.name, class_names, self.input_scale)
+        return self._changed(class_names=class_names)
 
     def with_input_scale(self, input_scale: float) -> Sequential:
         """The same model taking pixels multiplied by ``input_scale`` (1/255 by default)."""
-        return Sequential(self.layers, self.input_shape, self.name, self.class_names, input_scale)
+        return self._changed(input_scale=input_scale)
 
     def with_output_units(self, units: int) -> Sequential:
         """The same model with its final Dense layer resized to ``units`` classes."""
@@ -326,11 +355,8 @@ class Sequential:
                 f"the model ends in {last.keras_type} with {self.num_classes} outputs but the "
                 f"dataset has {units} classes; end the model with Dense({units})."
             )
-        return Sequential(
-            (*self.layers[:-1], replace(last, units=units)),
-            self.input_shape,
-            self.name,
-            input_scale=self.input_scale,
+        return self._changed(
+            layers=(*self.layers[:-1], replace(last, units=units)), class_names=None
         )
 
     def with_input_shape(self, shape: Shape) -> Sequential:
@@ -342,7 +368,7 @@ class Sequential:
         shape = _validate_input_shape(tuple(shape))
         if shape == self.input_shape:
             return self
-        return Sequential(self.layers, shape, self.name, self.class_names, self.input_scale)
+        return self._changed(input_shape=shape)
 
     def build(self, seed: int | None = None) -> torch.nn.Module:
         """A torch module computing this model (NCHW inside), with Keras's initialisation."""
@@ -387,6 +413,8 @@ def format_summary(model: Sequential, explain: bool = True) -> str:
     title = f'Model: "{model.name}"  input: {model.input_shape}'
     if model.input_scale != DEFAULT_INPUT_SCALE:
         title += f"  pixels 0..255 multiplied by {model.input_scale:.6g} first"
+    if model.test_time_flip:
+        title += "  predicts from each image and its mirror (mean of the two logits)"
     lines = [title, head, "=" * len(head)]
     fields = model.receptive_fields()
     for row in model.rows:

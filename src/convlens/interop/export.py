@@ -92,16 +92,23 @@ class ExportedNetwork(nn.Module):
         for name, module in network.named_children():
             self.add_module(name, module)
         self.final_softmax = bool(network.final_softmax)
+        self.test_time_flip = bool(network.test_time_flip)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """float32 images (N, C, H, W) in [0, 1] -> probabilities (N, classes).
 
-        Without a final softmax, the last layer's outputs, as ``Network.probabilities`` gives.
+        Without a final softmax, the last layer's outputs, as ``Network.probabilities``
+        gives. A test-time-flip model averages the logits of the images and their mirrors.
         """
-        x = images
+        x = self._layers(images)
+        if self.test_time_flip:
+            x = (x + self._layers(images.flip(3))) / 2
+        return torch.softmax(x, dim=1) if self.final_softmax else x
+
+    def _layers(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.children():
             x = layer(x)
-        return torch.softmax(x, dim=1) if self.final_softmax else x
+        return x
 
 
 def output_name(final_softmax: bool) -> str:
@@ -125,6 +132,8 @@ def export_metadata(run: Run) -> dict[str, Any]:
         "output_name": output_name(run.network.final_softmax),
         "output_shape": ["N", run.model.num_classes],
         "class_names": list(run.class_names),
+        # true: the output is from the mean of the logits of each image and its mirror
+        "test_time_flip": run.model.test_time_flip,
     }
 
 
