@@ -66,3 +66,16 @@ def test_forward_hooks_see_only_the_images_own_pass() -> None:
     assert len(seen) == 1
     with torch.no_grad():
         torch.testing.assert_close(seen[0], network.conv2d(x))
+
+
+def test_every_command_scores_a_mirrored_run_as_training_did(idx_dir, tmp_path, capsys) -> None:
+    from convlens.cli import main
+
+    run = tmp_path / "best"
+    arguments = ["train", "--model", "best", "--dataset", "fashion-mnist", "--data-dir"]
+    assert main([*arguments, str(idx_dir), "--epochs", "2", "--quiet", "--out", str(run)]) == 0
+    assert "predicts from each image and its mirror" in capsys.readouterr().out
+    assert json.loads((run / "model.json").read_text())["test_time_flip"] is True
+    trained = json.loads((run / "metrics.json").read_text())["test_accuracy"]
+    assert main(["evaluate", "--run", str(run), "--data-dir", str(idx_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == trained

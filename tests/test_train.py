@@ -49,7 +49,8 @@ def test_the_best_preset_trains_with_its_own_recipe_unless_told_otherwise():
     from convlens.train import default_recipe
 
     best = RECIPES["best"]
-    assert (best.epochs, best.batch_size, best.learning_rate) == (9, 128, 4e-3)
+    assert (best.epochs, best.batch_size, best.learning_rate) == (16, 128, 4e-3)
+    assert best.mirrors and not best.flip_augment  # flips only where the data allows (plan.py)
     assert best.schedule == "onecycle" and best.ema_decay == 0.99
     assert best.keep_fraction == 1.0
     assert default_recipe("best") == "best"
