@@ -580,3 +580,23 @@ def test_a_colour_runs_samples_keep_their_colour_for_thumbnails(tmp_path) -> Non
         assert decode(image["png"]).ndim == 2  # the playground filters the luma
     upload_info = upload(client, np.full((30, 30, 3), 90, np.uint8), "mine.png")
     assert upload_info["colour_png"] is None  # only test-set thumbnails carry it
+
+
+def test_a_mirror_averaging_run_says_so_and_the_page_predicts_as_it_does(tmp_path) -> None:
+    from convlens.evaluate import predict_proba
+
+    write_run(tmp_path / "mirrored", tiny_cnn().with_test_time_flip(True), CLASSES)
+    client = TestClient(create_app(tmp_path), base_url="http://127.0.0.1")
+    (listed,) = client.get("/api/info").json()["runs"]
+    assert listed["test_time_flip"] is True
+    pixels = np.zeros((28, 28), dtype=np.uint8)
+    pixels[4:24, 3:12] = 255  # a bar on the left: its mirror is a bar on the right
+    image = upload(client, pixels, "bar.png")["id"]
+    body = client.post("/api/journey", json={"run": "mirrored", "image": image}).json()
+    network = load_run(tmp_path / "mirrored").network
+    both = predict_proba(network, pixels[None, :, :, None], (28, 28, 1))[0]
+    network.test_time_flip = False
+    alone = predict_proba(network, pixels[None, :, :, None], (28, 28, 1))[0]
+    shown = [p["probability"] for p in body["probabilities"]]
+    np.testing.assert_allclose(shown, both, rtol=1e-3, atol=1e-6)
+    assert np.abs(alone - both).max() > 1e-3

@@ -103,7 +103,9 @@ def activations(
     Network (the images must then already fit its input). Returns
     {layer name: float32 array}, in layer order: (N, H, W, C) for image-shaped
     layers (Keras's layout), (N, F) for flat ones. The final layer holds class
-    probabilities when the model ends in softmax, as Keras shows it. The
+    probabilities when the model ends in softmax, as Keras shows it; for a
+    model with test-time flip it holds the model's answer (the mean over the
+    image and its mirror), every other layer the image's own pass. The
     network runs in eval mode (dropout off, batch norm on its moving
     statistics); its mode and hooks are restored afterwards.
     """
@@ -124,12 +126,14 @@ def activations(
     try:
         network.eval()
         with torch.inference_mode():
-            network(tensor)
+            answer = network(tensor)
     finally:
         for handle in handles:
             handle.remove()
         network.train(was_training)
     last = next(reversed(modules))
+    if last in captured and network.test_time_flip:
+        captured[last] = answer
     if last in captured and network.final_softmax:
         captured[last] = torch.softmax(captured[last], dim=1)
     return {name: _keras_layout(captured[name]) for name in names}

@@ -59,6 +59,10 @@ class RunInfo(BaseModel):
     imported_from: str | None = Field(
         None, description="for a model imported from a Keras or ONNX file: its name and format"
     )
+    test_time_flip: bool = Field(
+        False,
+        description="the model predicts from the mean of each image's and its mirror's logits",
+    )
 
 
 class InfoBody(BaseModel):

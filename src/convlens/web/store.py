@@ -207,6 +207,7 @@ def _describe(name: str, path: Path) -> dict:
         "dataset": metrics.get("dataset") if isinstance(metrics.get("dataset"), str) else None,
         "classes": list(classes),
         "imported_from": _imported_from(metrics.get("imported_from")),
+        "test_time_flip": model.test_time_flip,
     }
 
 

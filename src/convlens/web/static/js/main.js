@@ -78,6 +78,7 @@ function runFacts(run) {
   if (run.test_accuracy !== null && run.test_accuracy !== undefined) {
     parts.push(`test accuracy ${percent(run.test_accuracy)}`);
   }
+  if (run.test_time_flip) parts.push("predicts from each image and its mirror");
   return parts.join(" · ");
 }
 
