@@ -28,12 +28,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="convlens runs (median reported)")
     parser.add_argument("--goal", type=float, default=0.94, help="median test accuracy to reach")
     parser.add_argument("--budget", type=float, default=12.0, help="in plain lesson epochs")
+    parser.add_argument(
+        "--train-args",
+        default="",
+        help='more `convlens train` options for a variant, e.g. "--epochs 17"',
+    )
     args = parser.parse_args()
     print(
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}"
     )
-    ours = [run_command(seed, "--model", "best") for seed in range(args.seeds)]
+    options = ["--model", "best", *args.train_args.split()]
+    ours = [run_command(seed, *options) for seed in range(args.seeds)]
     for outcome in ours:
         print(describe(outcome, args.goal), flush=True)
     plain = in_child("plain", 1)
