@@ -229,6 +229,11 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.91)
     parser.add_argument("--reference-epochs", type=int, default=5)
     parser.add_argument(
+        "--train-args",
+        default="",
+        help='more `convlens train` options for a variant, e.g. "--precision float32"',
+    )
+    parser.add_argument(
         "--child", choices=("plain", "plain-allocator", "keras"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -239,7 +244,7 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}"
     )
-    ours = [run_command(seed) for seed in range(args.seeds)]
+    ours = [run_command(seed, *args.train_args.split()) for seed in range(args.seeds)]
     for outcome in ours:
         print(describe(outcome, args.target), flush=True)
     plain = in_child("plain", args.reference_epochs)
