@@ -145,7 +145,7 @@ def check_targets(target: TARGET, count: int, class_names: Sequence[str]) -> np.
 
 
 def _network_parts(model: Any) -> tuple[Network, Sequential]:
-    network, spec = inspect._unpack(model)
+    network, spec = inspect.unpack_model(model)
     if spec is None:
         raise TypeError("attribution needs the model's spec: pass a Run or a (Sequential, Network)")
     return network, spec
@@ -179,7 +179,7 @@ def explain(
     if layer is not None and method != "gradcam":
         raise ConvlensError(f"--layer chooses Grad-CAM's layer; {method} reads the input pixels.")
     row = gradcam_layer(spec, layer) if method == "gradcam" else None
-    batch = inspect._as_batch(images)
+    batch = inspect.as_image_batch(images)
     targets = check_targets(target, len(batch), _class_names(spec))
     inputs = model_tensor(spec, batch)
     was_training = network.training

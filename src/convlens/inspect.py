@@ -37,7 +37,7 @@ JOURNEY_LAYERS = (Conv2D, MaxPooling2D, AveragePooling2D)
 AFTER_CONV_LAYERS = (ZeroPadding2D, Activation, ReLU)
 
 
-def _unpack(model: Any) -> tuple[Network, Sequential | None]:
+def unpack_model(model: Any) -> tuple[Network, Sequential | None]:
     """The network (and spec, when known) behind a run, a (spec, network) pair or a network."""
     if isinstance(model, Network):
         return model, None
@@ -54,7 +54,7 @@ def _unpack(model: Any) -> tuple[Network, Sequential | None]:
     )
 
 
-def _as_batch(images: np.ndarray) -> np.ndarray:
+def as_image_batch(images: np.ndarray) -> np.ndarray:
     """uint8 images as (N, H, W, C); a single (H, W) or (N, H, W) gray stack gains axes."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
@@ -109,8 +109,8 @@ def activations(
     network runs in eval mode (dropout off, batch norm on its moving
     statistics); its mode and hooks are restored afterwards.
     """
-    network, spec = _unpack(model)
-    batch = _as_batch(images)
+    network, spec = unpack_model(model)
+    batch = as_image_batch(images)
     input_shape = spec.input_shape if spec is not None else tuple(batch.shape[1:])
     tensor = images_to_tensor(batch, input_shape, network.input_scale)  # (N, C, H, W) float
     names = _chosen_layers(network, layers)
@@ -200,7 +200,7 @@ def journey(model: Any, images: np.ndarray, filter_index: int) -> Journey:
     output for each image, all captured in one forward pass. A model without
     such layers, or a filter past a layer's depth, ends in one sentence.
     """
-    network, spec = _unpack(model)
+    network, spec = unpack_model(model)
     if spec is None:
         raise TypeError("journey needs the model's spec: pass a Run or a (Sequential, Network)")
     rows = check_journey(spec)
@@ -229,7 +229,7 @@ def spatial_row(model: Sequential, layer: str) -> LayerRow:
 
 def feature_maps(model: Any, image: np.ndarray, layer: str) -> tuple[LayerRow, np.ndarray]:
     """Every map of one layer for one uint8 image (H, W, C): its row and float32 (H', W', C')."""
-    network, spec = _unpack(model)
+    network, spec = unpack_model(model)
     if spec is None:
         raise TypeError(
             "feature_maps needs the model's spec: pass a Run or a (Sequential, Network)"
@@ -255,7 +255,7 @@ def learned_filters(model: Any, layer: str | None = None) -> tuple[LayerRow, np.
     Returns the layer's summary row and float32 (kh, kw, in_channels, filters):
     [:, :, c, k] is filter k's weights on input channel c.
     """
-    network, spec = _unpack(model)
+    network, spec = unpack_model(model)
     if spec is None:
         raise TypeError("learned_filters needs the model's spec: pass a Run or a pair")
     if layer is None:

@@ -88,7 +88,7 @@ def parse_filters(text: str | None, depth: int, default: int = 16) -> list[int]:
 
 
 def _parts(model: Any) -> tuple[Network, Sequential]:
-    network, spec = inspect._unpack(model)
+    network, spec = inspect.unpack_model(model)
     if spec is None:
         raise TypeError("portraits need the model's spec: pass a Run or a (Sequential, Network)")
     return network, spec
@@ -140,7 +140,7 @@ def top_patches(
     chosen = list(filters) if filters is not None else parse_filters(None, row.output_shape[-1])
     if count < 1:
         raise ConvlensError(f"the number of top images must be at least 1, not {count}.")
-    batch = inspect._as_batch(images)
+    batch = inspect.as_image_batch(images)
     maxima, places = strongest(model, batch, row.name)
     field = spec.receptive_fields()[row.name]
     width = row.output_shape[1]
