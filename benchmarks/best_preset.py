@@ -26,6 +26,7 @@ from time_to_accuracy import describe, in_child, run_command
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="convlens runs (median reported)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one")
     parser.add_argument("--goal", type=float, default=0.94, help="median test accuracy to reach")
     parser.add_argument("--budget", type=float, default=12.0, help="in plain lesson epochs")
     parser.add_argument(
@@ -39,7 +40,8 @@ def main() -> None:
         f"torch {torch.__version__}"
     )
     options = ["--model", "best", *args.train_args.split()]
-    ours = [run_command(seed, *options) for seed in range(args.seeds)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    ours = [run_command(seed, *options) for seed in seeds]
     for outcome in ours:
         print(describe(outcome, args.goal), flush=True)
     plain = in_child("plain", 1)
