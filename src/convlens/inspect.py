@@ -132,10 +132,8 @@ def activations(
             handle.remove()
         network.train(was_training)
     last = next(reversed(modules))
-    if last in captured and network.test_time_flip:
-        captured[last] = answer
-    if last in captured and network.final_softmax:
-        captured[last] = torch.softmax(captured[last], dim=1)
+    if last in captured:  # the network's answer: with test-time flip, over both passes
+        captured[last] = torch.softmax(answer, dim=1) if network.final_softmax else answer
     return {name: _keras_layout(captured[name]) for name in names}
 
 

@@ -83,15 +83,16 @@ class Adam:
     def state_dict(self) -> dict[str, Any]:
         """torch.optim.Adam's layout: {"state": {i: step, exp_avg, exp_avg_sq}, "param_groups"}."""
         group = self.param_groups[0]
-        state = {
-            index: {
-                "step": torch.tensor(float(self.steps)),
-                "exp_avg": self.exp_avgs[index].clone(),
-                "exp_avg_sq": self.exp_avg_sqs[index].clone(),
+        state = {}  # empty before the first step, as torch's
+        if self.steps:
+            state = {
+                index: {
+                    "step": torch.tensor(float(self.steps)),
+                    "exp_avg": self.exp_avgs[index].clone(),
+                    "exp_avg_sq": self.exp_avg_sqs[index].clone(),
+                }
+                for index in range(len(self.params))
             }
-            for index in range(len(self.params))
-            if self.steps
-        }
         settings = {**group, "betas": tuple(group["betas"]), "amsgrad": False, "maximize": False}
         return {
             "state": state,

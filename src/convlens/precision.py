@@ -13,9 +13,6 @@ time_to_accuracy.py). Where the hardware lacks bfloat16 it would be slower, so
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 
 from convlens.errors import ConvlensError
@@ -31,23 +28,23 @@ def has_native_bfloat16(device: torch.device) -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    """ "float32" or "bfloat16" for --precision: auto picks bfloat16 where it is native."""
+def check_precision(name: str) -> None:
+    """Refuse a precision that is not auto, float32 or bfloat16, in one sentence."""
     if name not in PRECISIONS:
         raise ConvlensError(f"unknown precision {name!r}; use {', '.join(PRECISIONS)}.")
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """The precision --precision NAME trains in: auto picks bfloat16 where it is native."""
+    check_precision(name)
     if name == "auto":
         return "bfloat16" if has_native_bfloat16(device) else "float32"
     return name
 
 
-@contextlib.contextmanager
-def training_precision(precision: str, device: torch.device) -> Iterator[None]:
-    """Autocast the forward pass to bfloat16 when ``precision`` (resolved) says so."""
-    if precision != "bfloat16":
-        yield
-        return
-    with torch.autocast(device.type, dtype=torch.bfloat16):
-        yield
+def training_precision(precision: str, device: torch.device) -> torch.autocast:
+    """A context autocasting the forward pass to bfloat16 when ``precision`` (resolved) says so."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 def describe(precision: str) -> str:

@@ -36,7 +36,7 @@ from convlens.evaluate import Evaluation, evaluate_tensors
 from convlens.model import Sequential, save_model
 from convlens.network import Network, images_to_tensor
 from convlens.optimizer import Adam
-from convlens.precision import PRECISIONS, resolve_precision, training_precision
+from convlens.precision import check_precision, resolve_precision, training_precision
 from convlens.runs import (
     RUNS_ROOT,
     StagedRun,
@@ -210,8 +210,7 @@ def _validate(config: TrainConfig) -> None:
         raise ConvlensError(
             f"select-from epoch must be at least 1, not {config.select_from_epoch}."
         )
-    if config.precision not in PRECISIONS:
-        raise ConvlensError(f"unknown precision {config.precision!r}; use {', '.join(PRECISIONS)}.")
+    check_precision(config.precision)
     target = config.target_accuracy
     if target is not None and not 0 < target <= 1:
         raise ConvlensError(f"target accuracy must be in (0, 1], like 0.9; got {target}.")
