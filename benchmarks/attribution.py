@@ -35,8 +35,9 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from convlens import attribution, report
-from convlens.runs import load_run
+from convlens.inspect import attribution
+from convlens.runs import loading
+from convlens.runs.loading import load_run
 
 BATCH = 100
 
@@ -185,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     run = load_run(args.run)
-    test = report.load_test_split(run)
+    test = loading.load_test_split(run)
     images = test.images[: args.images]
     print(
         f"{run.model.name} run {Path(args.run).name}, first {len(images):,} Fashion-MNIST test "

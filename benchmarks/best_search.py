@@ -24,13 +24,15 @@ import time
 import torch
 import torch.nn.functional as F
 
-from convlens import data
-from convlens.averaging import WeightAverage
-from convlens.evaluate import evaluate_tensors
-from convlens.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-from convlens.model import Sequential, preset
-from convlens.network import images_to_tensor
-from convlens.train import RECIPES, lr_at
+from convlens.data import datasets
+from convlens.model.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from convlens.model.network import images_to_tensor
+from convlens.model.presets import preset
+from convlens.model.sequential import Sequential
+from convlens.runs.evaluate import evaluate_tensors
+from convlens.training.averaging import WeightAverage
+from convlens.training.recipes import RECIPES
+from convlens.training.train import lr_at
 
 
 def _bn_conv(filters: int, **kw) -> list:
@@ -211,7 +213,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dataset = data.load("fashion-mnist", args.data_dir)
+    dataset = datasets.load("fashion-mnist", args.data_dir)
     print(f"device {device}, torch {torch.__version__}", flush=True)
     for seed in (int(s) for s in args.seeds.split(",")):
         for spec in args.variants.split(","):

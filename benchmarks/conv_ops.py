@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.signal import correlate2d
 
-from convlens import ops
+from convlens.lab import ops
 
 SIZE = 512
 

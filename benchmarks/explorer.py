@@ -51,10 +51,14 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image
 
-from convlens import data, ops, plots, report
-from convlens.data import Split
-from convlens.model import preset, save_model
-from convlens.runs import load_run, write_metrics
+from convlens.data import datasets
+from convlens.data.datasets import Split
+from convlens.lab import ops
+from convlens.model.presets import preset
+from convlens.model.weights import save_model
+from convlens.runs.directory import write_metrics
+from convlens.runs.loading import load_run
+from convlens.views import plots, run_figures
 from convlens.web.app import create_app
 from convlens.web.server import serve_in_thread
 
@@ -115,7 +119,7 @@ def matplotlib_journey(run_dir: Path, image: np.ndarray) -> Callable[[int], obje
 
     def draw(_i: int) -> None:
         for layer in ("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"):
-            report.figure_png(report.feature_maps_figure(run, test, 0, layer))
+            run_figures.figure_png(run_figures.feature_maps_figure(run, test, 0, layer))
 
     return draw
 
@@ -130,7 +134,7 @@ def matplotlib_filter(image: np.ndarray, rng: np.random.Generator) -> Callable[[
         figure = plots.convolution_figure(
             image, kernel, filtered, pooled, title="benchmark", pool_label="max pooled 2x2"
         )
-        report.figure_png(figure)
+        run_figures.figure_png(figure)
 
     return draw
 
@@ -140,7 +144,7 @@ def real_subset(folder: Path, train: int, test: int) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from synthetic import write_idx_dataset
 
-    full = data.load("fashion-mnist")
+    full = datasets.load("fashion-mnist")
     subset = replace(
         full,
         train=Split(full.train.images[:train], full.train.labels[:train]),

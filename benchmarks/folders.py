@@ -100,9 +100,9 @@ def make_colour(root: Path, train: int = 300, test: int = 100, size: int = 32) -
 
 def make_fashion_1000(root: Path) -> Path:
     """A small folder of real photos: 100 Fashion-MNIST training images per class, 200 test."""
-    from convlens import data
+    from convlens.data import datasets
 
-    dataset = data.load("fashion-mnist")
+    dataset = datasets.load("fashion-mnist")
     rng = np.random.default_rng(0)
     for split, part, count in (("train", dataset.train, 100), ("test", dataset.test, 200)):
         for label, name in enumerate(dataset.class_names):

@@ -14,10 +14,10 @@ import time
 import torch
 from reference import lesson_model, to_tensors
 
-from convlens import data
-from convlens.evaluate import predict_logits
-from convlens.model import preset
-from convlens.network import images_to_tensor
+from convlens.data import datasets
+from convlens.model.network import images_to_tensor
+from convlens.model.presets import preset
+from convlens.runs.evaluate import predict_logits
 
 
 def copy_weights(source: torch.nn.Module, target: torch.nn.Module) -> None:
@@ -47,7 +47,7 @@ def best_time(fn, repeats: int = 5) -> float:
 
 
 def main() -> None:
-    dataset = data.load("fashion-mnist")
+    dataset = datasets.load("fashion-mnist")
     network = preset("seed-cnn").build(seed=0).eval()
     plain = lesson_model()
     copy_weights(network, plain)

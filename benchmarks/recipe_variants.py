@@ -25,12 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from convlens import data
-from convlens.averaging import WeightAverage
-from convlens.evaluate import evaluate_tensors
-from convlens.model import preset
-from convlens.network import images_to_tensor
-from convlens.train import TrainConfig, default_recipe, lr_at, recipe_config
+from convlens.data import datasets
+from convlens.model.network import images_to_tensor
+from convlens.model.presets import preset
+from convlens.runs.evaluate import evaluate_tensors
+from convlens.training.averaging import WeightAverage
+from convlens.training.recipes import TrainConfig, default_recipe, recipe_config
+from convlens.training.train import lr_at
 
 
 def optimizer_for(network: torch.nn.Module, args: argparse.Namespace, lr: float):
@@ -90,7 +91,7 @@ def epoch_batches(
 def train(args: argparse.Namespace, config: TrainConfig) -> None:
     """Train once, printing every evaluation after each epoch."""
     started = time.perf_counter()
-    dataset = data.load("fashion-mnist")
+    dataset = datasets.load("fashion-mnist")
     model = preset(args.model).with_class_names(dataset.class_names)
     train_x = images_to_tensor(dataset.train.images, model.input_shape)
     train_y = torch.from_numpy(dataset.train.labels.astype(np.int64))

@@ -16,8 +16,8 @@ matplotlib artists), draw (Agg rendering), encode (PNG), and the page's HTML.
 
     flock /tmp/convlens-bench.lock python benchmarks/report_speed.py --run /tmp/why-run
 
-It also times older versions of the package (PYTHONPATH=<old checkout>/src),
-drawing and encoding as they did, so before and after run side by side.
+It also times another checkout of the package (PYTHONPATH=<checkout>/src) with
+the same layout (convlens.views.report), so before and after run side by side.
 
 The run directory is copied to a temporary folder, never written. Prints
 seconds against the 2 s goal (issue 15), medians over --repeats processes.
@@ -26,7 +26,6 @@ seconds against the 2 s goal (issue 15), medians over --repeats processes.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import statistics
@@ -48,65 +47,49 @@ def _timed(action: Callable[[], object]) -> tuple[object, float]:
 
 def _figure_makers(run, test, evaluation) -> dict[str, Callable[[], object]]:
     """The report's figures by file stem, each as a function drawing it (as run_figures does)."""
-    from convlens import inspect, plots, report
-    from convlens.runs import read_history
+    from convlens.inspect import journey
+    from convlens.runs.directory import read_history, run_name
+    from convlens.views import plots, run_figures
 
-    options = report.ReportOptions()
+    options = run_figures.ReportOptions()
     names = run.class_names
     history = read_history(run.path)
-    indices = inspect.choose_images(test.labels, names, None, options.images, (), fewer_ok=True)
+    indices = journey.choose_images(test.labels, names, None, options.images, (), fewer_ok=True)
     return {
         "curves": lambda: plots.training_curves_figure(
             history,
-            title=f"Training curves of {report.run_name(run.path)}",
-            note=report._loss_note(run),
+            title=f"Training curves of {run_name(run.path)}",
+            note=run_figures._loss_note(run),
         ),
         "per_class": lambda: plots.per_class_figure(
             evaluation.per_class_accuracy, names, overall=evaluation.accuracy, title="per class"
         ),
         "confusion": lambda: plots.confusion_figure(evaluation.confusion, names, title="confusion"),
-        "journey": lambda: report.journey_figure(run, test, indices),
-        "feature_maps": lambda: report.feature_maps_figure(run, test, int(indices[0])),
-        "filters": lambda: report.filters_figure(run),
-        "misclassified": lambda: report.misclassified_figure(run, test, evaluation),
-        "mistakes_gradcam": lambda: report.mistakes_gradcam_figure(run, test, evaluation),
+        "journey": lambda: run_figures.journey_figure(run, test, indices),
+        "feature_maps": lambda: run_figures.feature_maps_figure(run, test, int(indices[0])),
+        "filters": lambda: run_figures.filters_figure(run),
+        "misclassified": lambda: run_figures.misclassified_figure(run, test, evaluation),
+        "mistakes_gradcam": lambda: run_figures.mistakes_gradcam_figure(run, test, evaluation),
     }
 
 
-def _pixels(report, figure):
-    """Agg rendering as the report does it (before figure_pixels existed: savefig's draw)."""
-    if hasattr(report, "figure_pixels"):
-        return report.figure_pixels(figure)
-    figure.canvas.draw()
-    return figure.canvas.buffer_rgba()
-
-
-def _png(report, pixels, dpi: float) -> bytes:
-    """PNG encoding as the report does it (before png_of existed: savefig's RGBA imsave)."""
-    if hasattr(report, "png_of"):
-        return report.png_of(pixels, dpi)
-    from matplotlib.image import imsave
-
-    buffer = io.BytesIO()
-    imsave(buffer, pixels, format="png", dpi=dpi)
-    return buffer.getvalue()
 
 
 def _stages(run, test, evaluation) -> dict[str, dict[str, float]]:
     """Seconds of build, draw and encode for each figure (warm), and of the HTML.
 
     draw: Agg rendering to pixels, encode: those pixels to PNG, the two steps
-    of report.figure_png.
+    of run_figures.figure_png.
     """
-    from convlens import report
+    from convlens.views import report, run_figures
 
     found: dict[str, dict[str, float]] = {}
     pngs = {}
     for name, make in _figure_makers(run, test, evaluation).items():
         figure, build = _timed(make)
-        pixels, draw = _timed(lambda figure=figure: _pixels(report, figure))
+        pixels, draw = _timed(lambda figure=figure: run_figures.figure_pixels(figure))
         dpi = figure.dpi
-        pngs[name], encode = _timed(lambda pixels=pixels, dpi=dpi: _png(report, pixels, dpi))
+        pngs[name], encode = _timed(lambda pixels=pixels, dpi=dpi: run_figures.png_of(pixels, dpi))
         found[name] = {"build": build, "draw": draw, "encode": encode}
     _, html = _timed(lambda: report.report_html(run, evaluation, pngs))
     found["report.html"] = {"build": html, "draw": 0.0, "encode": 0.0}
@@ -115,16 +98,17 @@ def _stages(run, test, evaluation) -> dict[str, dict[str, float]]:
 
 def child(run_dir: str) -> None:
     """One process: import, load, then time write_run_report cold and warm, then stages."""
-    from convlens import report
-    from convlens.evaluate import evaluate
-    from convlens.runs import load_run
+    from convlens.runs import loading
+    from convlens.runs.evaluate import evaluate
+    from convlens.runs.loading import load_run
+    from convlens.views import report
 
     work = Path(tempfile.mkdtemp(prefix="report-speed-"))
     try:
         copy = work / "run"
         shutil.copytree(run_dir, copy)
         run = load_run(copy)
-        test = report.load_test_split(run)
+        test = loading.load_test_split(run)
         shape, classes = run.model.input_shape, run.model.num_classes
         evaluation, evaluate_s = _timed(lambda: evaluate(run.network, test, shape, classes))
         _, cold = _timed(lambda: report.write_run_report(copy, test, evaluation))

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from reference import lesson_model
 
-from convlens.allocator import keep_freed_memory
-from convlens.layers import Conv2D, Dense
-from convlens.model import preset
-from convlens.optimizer import Adam
-from convlens.precision import resolve_precision, training_precision
-from convlens.train import TrainConfig
+from convlens.model.layers import Conv2D, Dense
+from convlens.model.presets import preset
+from convlens.training.allocator import keep_freed_memory
+from convlens.training.optimizer import Adam
+from convlens.training.precision import resolve_precision, training_precision
+from convlens.training.recipes import TrainConfig
 
 
 def matmul_peak(

@@ -42,8 +42,8 @@ from pathlib import Path
 import torch
 from reference import accuracy, to_tensors, train_lesson
 
-from convlens import data
-from convlens.allocator import keep_freed_memory
+from convlens.data import datasets
+from convlens.training.allocator import keep_freed_memory
 
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) .* test accuracy (\d\.\d+)")
 
@@ -108,7 +108,7 @@ def run_plain_torch(epochs: int, allocator: bool = False) -> Outcome:
     if allocator:
         keep_freed_memory()
     started = time.perf_counter()
-    dataset = data.load("fashion-mnist")
+    dataset = datasets.load("fashion-mnist")
     x_test, y_test = to_tensors(dataset.test.images, dataset.test.labels)
     name = "plain PyTorch + allocator setting" if allocator else "plain PyTorch (lesson recipe)"
     outcome = Outcome(name, train_images=len(dataset.train))
@@ -133,7 +133,7 @@ def run_keras(epochs: int) -> Outcome | None:
     except ImportError:
         return None
     started = time.perf_counter()
-    dataset = data.load("fashion-mnist")
+    dataset = datasets.load("fashion-mnist")
     x_train, x_test = dataset.train.images / 255.0, dataset.test.images / 255.0
     model = tf.keras.models.Sequential(
         [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convlens.data import Dataset, Split
+from convlens.data.datasets import Dataset, Split
 
 
 def pattern_images(count: int, classes: int = 10, size: int = 28, seed: int = 0):
@@ -68,8 +68,8 @@ def write_idx_dataset(directory: Path, dataset: Dataset, compress: bool = True) 
 
 def tiny_cnn(classes: int = 10):
     """A small CNN (6 then 4 filters): every layer kind of the lesson's, fast to run."""
-    from convlens.layers import Conv2D, Dense, Flatten, MaxPooling2D
-    from convlens.model import Sequential
+    from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from convlens.model.sequential import Sequential
 
     return Sequential(
         [
@@ -86,8 +86,8 @@ def tiny_cnn(classes: int = 10):
 
 def write_run(directory: Path, model, class_names: tuple[str, ...], dataset: str = "mnist") -> Path:
     """An untrained run directory as `convlens train` lays it out (seeded weights, no training)."""
-    from convlens.model import save_model
-    from convlens.runs import write_metrics
+    from convlens.model.weights import save_model
+    from convlens.runs.directory import write_metrics
 
     model = model.with_class_names(class_names)
     directory.mkdir(parents=True)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from convlens import attribution
 from convlens.errors import ConvlensError
-from convlens.layers import Conv2D, Dense, Flatten, MaxPooling2D
-from convlens.model import Sequential
+from convlens.inspect import attribution
+from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model.sequential import Sequential
 
 CLASSES = ("zero", "one", "two")
 

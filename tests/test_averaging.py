@@ -8,14 +8,15 @@ import pytest
 import torch
 from synthetic import pattern_dataset
 
-from convlens.averaging import WeightAverage, warmed_decay
-from convlens.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from convlens.errors import ConvlensError
-from convlens.evaluate import evaluate_tensors
-from convlens.model import preset
-from convlens.network import images_to_tensor
-from convlens.optimizer import Adam
-from convlens.train import TrainConfig, fit, recipe_config
+from convlens.model.network import images_to_tensor
+from convlens.model.presets import preset
+from convlens.runs.evaluate import evaluate_tensors
+from convlens.training.averaging import WeightAverage, warmed_decay
+from convlens.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from convlens.training.optimizer import Adam
+from convlens.training.recipes import TrainConfig, recipe_config
+from convlens.training.train import fit
 
 SMALL = TrainConfig(epochs=1, batch_size=32, learning_rate=3e-3, threads=2)
 

@@ -10,8 +10,8 @@ from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset
 from test_report import make_run
 
-from convlens.cli import main
-from convlens.model import preset
+from convlens.cli.main import main
+from convlens.model.presets import preset
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -145,7 +145,7 @@ def test_inspect_weights_needs_no_data(capsys, trained, tmp_path, monkeypatch) -
     def no_data(*args, **kwargs):
         raise AssertionError("--weights must not read the dataset")
 
-    monkeypatch.setattr("convlens.data.load", no_data)
+    monkeypatch.setattr("convlens.data.datasets.load", no_data)
     out = tmp_path / "filters.png"
     code, stdout, _ = run(capsys, "inspect", "--run", trained, "--weights", "--out", out)
     assert code == 0 and out.is_file()

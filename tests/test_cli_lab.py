@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convlens import images, ops
-from convlens.cli import main
-from convlens.sample_images import facade
+from convlens import images
+from convlens.cli.main import main
+from convlens.lab import ops
+from convlens.lab.sample_images import facade
 
 PATCH = "0,64,128;48,192,144;142,226,168"
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from synthetic import pattern_dataset, write_idx_dataset
 
-from convlens.cli import main
+from convlens.cli.main import main
 
 
 def run(capsys, *argv):
@@ -158,14 +158,14 @@ def test_errors_exit_2_with_one_sentence(capsys, argv, message):
 
 
 def test_missing_dataset_names_every_place_and_the_fix(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr("convlens.data.SYSTEM_DATA_ROOT", tmp_path / "system")
+    monkeypatch.setattr("convlens.data.datasets.SYSTEM_DATA_ROOT", tmp_path / "system")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("CONVLENS_DATA", raising=False)
 
     def offline(url, dest):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr("convlens.data._download", offline)
+    monkeypatch.setattr("convlens.data.datasets._download", offline)
     code, _, err = run(capsys, "train", "--dataset", "fashion-mnist", "--out", str(tmp_path / "r"))
     assert code == 2
     assert "apt-get install" in err and str(tmp_path / "cache") in err

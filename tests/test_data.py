@@ -22,12 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from convlens import data
-from convlens.data import IDX_FILES, Dataset, load, read_idx
+from convlens.data import datasets
+from convlens.data.datasets import IDX_FILES, Dataset, load, read_idx
 from convlens.errors import ConvlensError
 
-REAL_SYSTEM_ROOT = data.SYSTEM_DATA_ROOT
-REAL_DOWNLOAD = data._download
+REAL_SYSTEM_ROOT = datasets.SYSTEM_DATA_ROOT
+REAL_DOWNLOAD = datasets._download
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -77,14 +77,14 @@ def save_png(path: Path, array: np.ndarray) -> Path:
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No real system copy, cache, CONVLENS_DATA or network in any test."""
-    monkeypatch.setattr(data, "SYSTEM_DATA_ROOT", tmp_path / "system")
+    monkeypatch.setattr(datasets, "SYSTEM_DATA_ROOT", tmp_path / "system")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("CONVLENS_DATA", raising=False)
 
     def no_network(url: str, dest: Path) -> None:
-        raise data.DownloadError(f"downloading {url} failed (no network in tests)")
+        raise datasets.DownloadError(f"downloading {url} failed (no network in tests)")
 
-    monkeypatch.setattr(data, "_download", no_network)
+    monkeypatch.setattr(datasets, "_download", no_network)
     return tmp_path
 
 
@@ -254,7 +254,7 @@ def test_loads_a_generated_set_from_data_dir(tmp_path: Path) -> None:
     assert isinstance(dataset, Dataset)
     assert dataset.name == "fashion-mnist"
     assert dataset.source == str(tmp_path / "mine")
-    assert dataset.class_names == data.FASHION_MNIST_CLASSES
+    assert dataset.class_names == datasets.FASHION_MNIST_CLASSES
     assert dataset.train.images.shape == (20, 28, 28, 1) and dataset.test.images.shape == (
         10,
         28,
@@ -307,7 +307,7 @@ def test_a_data_dir_that_is_not_a_folder_is_refused(tmp_path: Path) -> None:
 
 def test_describe_search_lists_places_in_order(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CONVLENS_DATA", str(tmp_path / "env"))
-    places = data.describe_search("mnist", tmp_path / "d")
+    places = datasets.describe_search("mnist", tmp_path / "d")
     assert [label for label, _ in places] == [
         "--data-dir",
         "--data-dir",
@@ -324,7 +324,7 @@ def test_describe_search_lists_places_in_order(tmp_path: Path, monkeypatch) -> N
 def test_cache_defaults_to_home_without_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert data.cache_dir("mnist") == tmp_path / "home" / ".cache" / "convlens" / "mnist"
+    assert datasets.cache_dir("mnist") == tmp_path / "home" / ".cache" / "convlens" / "mnist"
 
 
 def test_missing_everywhere_names_every_place_and_the_fix(tmp_path: Path, monkeypatch) -> None:
@@ -333,9 +333,9 @@ def test_missing_everywhere_names_every_place_and_the_fix(tmp_path: Path, monkey
     with pytest.raises(ConvlensError) as caught:
         load("fashion-mnist", tmp_path / "given")
     message = str(caught.value)
-    for _, place in data.describe_search("fashion-mnist", tmp_path / "given"):
+    for _, place in datasets.describe_search("fashion-mnist", tmp_path / "given"):
         assert str(place) in message
-    assert data.SOURCES["fashion-mnist"].mirror in message
+    assert datasets.SOURCES["fashion-mnist"].mirror in message
     assert "no network in tests" in message
     assert "apt-get install dataset-fashion-mnist" in message
     assert message.count(". ") == 0 and message.endswith(".")
@@ -409,15 +409,15 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict:
     """A fake mirror: generated .gz files, their SHA-256s published, every call recorded."""
     files = {f"{stem}.gz": gzip.compress(idx_bytes(a)) for stem, a in make_set(9, 4).items()}
     checksums = {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
-    source = dataclasses.replace(data.SOURCES["fashion-mnist"], sha256=checksums)
-    monkeypatch.setitem(data.SOURCES, "fashion-mnist", source)
+    source = dataclasses.replace(datasets.SOURCES["fashion-mnist"], sha256=checksums)
+    monkeypatch.setitem(datasets.SOURCES, "fashion-mnist", source)
     calls: list[tuple[str, Path]] = []
 
     def fake_download(url: str, dest: Path) -> None:
         calls.append((url, dest))
         dest.write_bytes(files[url.rsplit("/", 1)[1]])
 
-    monkeypatch.setattr(data, "_download", fake_download)
+    monkeypatch.setattr(datasets, "_download", fake_download)
     return {"files": files, "calls": calls}
 
 
@@ -425,7 +425,7 @@ def test_download_is_verified_and_written_atomically_into_the_cache(tmp_path, se
     dataset = load("fashion-mnist")
     cache = tmp_path / "xdg-cache" / "convlens" / "fashion-mnist"
     assert dataset.source == str(cache) and len(dataset.train) == 9
-    mirror = data.SOURCES["fashion-mnist"].mirror
+    mirror = datasets.SOURCES["fashion-mnist"].mirror
     assert sorted(url for url, _ in served["calls"]) == sorted(mirror + n for n in served["files"])
     for url, dest in served["calls"]:
         final = cache / url.rsplit("/", 1)[1]
@@ -451,7 +451,7 @@ def test_checksum_mismatch_leaves_no_file_behind(tmp_path, served, monkeypatch) 
     def tampered(url: str, dest: Path) -> None:
         dest.write_bytes(b"\x1f\x8b tampered bytes")
 
-    monkeypatch.setattr(data, "_download", tampered)
+    monkeypatch.setattr(datasets, "_download", tampered)
     with pytest.raises(ConvlensError) as caught:
         load("fashion-mnist")
     message = str(caught.value)
@@ -477,7 +477,7 @@ def test_real_download_failure_is_a_convlens_error(tmp_path: Path) -> None:
 
 
 def test_real_download_refuses_an_oversized_body(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(data, "MAX_DOWNLOAD_BYTES", 1000)
+    monkeypatch.setattr(datasets, "MAX_DOWNLOAD_BYTES", 1000)
     origin = tmp_path / "big.bin"
     origin.write_bytes(b"x" * 5000)
     with pytest.raises(ConvlensError, match="more than 1,000 bytes"):
@@ -692,9 +692,9 @@ def test_bad_options_are_refused(options: dict, match: str) -> None:
 
 @pytest.mark.slow
 def test_real_fashion_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
-    if data._find_files(REAL_SYSTEM_ROOT / "fashion-mnist") is None:
+    if datasets._find_files(REAL_SYSTEM_ROOT / "fashion-mnist") is None:
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
-    monkeypatch.setattr(data, "SYSTEM_DATA_ROOT", REAL_SYSTEM_ROOT)
+    monkeypatch.setattr(datasets, "SYSTEM_DATA_ROOT", REAL_SYSTEM_ROOT)
     dataset = load("fashion-mnist")
     assert dataset.source == str(REAL_SYSTEM_ROOT / "fashion-mnist")
     assert dataset.train.images.shape == (60000, 28, 28, 1)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from synthetic import pattern_dataset, write_idx_dataset
 
-from convlens.distributed import Group, resolve_device
 from convlens.errors import ConvlensError
+from convlens.training.distributed import Group, resolve_device
 
 # Two processes see the same images in a different grouping, so the weights
 # differ slightly; their test accuracy must stay within this of one process's.

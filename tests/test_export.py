@@ -20,12 +20,15 @@ import pytest
 import torch
 from synthetic import pattern_images
 
-from convlens import cli_export
-from convlens.cli import main
-from convlens.evaluate import predict_proba
+from convlens.cli import export
+from convlens.cli.main import main
 from convlens.interop.export import FORMATS, export_run, read_metadata
-from convlens.model import Sequential, preset, save_model
-from convlens.runs import load_run, write_metrics
+from convlens.model.presets import preset
+from convlens.model.sequential import Sequential
+from convlens.model.weights import save_model
+from convlens.runs.directory import write_metrics
+from convlens.runs.evaluate import predict_proba
+from convlens.runs.loading import load_run
 
 TOLERANCE = 1e-5
 CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat")
@@ -266,7 +269,7 @@ def test_export_prints_what_the_file_expects(run_dir, tmp_path, capsys):
 
 
 def test_the_command_offers_the_formats_export_writes():
-    assert cli_export.FORMAT_CHOICES == FORMATS
+    assert export.FORMAT_CHOICES == FORMATS
 
 
 def test_default_run_is_the_latest(run_dir, tmp_path, monkeypatch):

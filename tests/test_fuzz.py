@@ -26,12 +26,14 @@ from hypothesis import strategies as st
 from PIL import Image
 from synthetic import idx_bytes, pattern_dataset, write_idx_dataset
 
-from convlens import data
-from convlens.data import read_idx
+from convlens.data import datasets
+from convlens.data.datasets import read_idx
 from convlens.errors import ConvlensError
 from convlens.images import decode_image, read_image
-from convlens.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
-from convlens.model import SPEC_FILE, WEIGHTS_FILE, Sequential, load_model, read_spec, save_model
+from convlens.model.files import SPEC_FILE, WEIGHTS_FILE, read_spec
+from convlens.model.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model.sequential import Sequential
+from convlens.model.weights import load_model, save_model
 
 SECONDS_PER_CASE = 2.0
 HUGE_PEAK_BYTES = 50_000_000
@@ -481,14 +483,14 @@ def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_idx_header_claiming_huge_size_through_load(
     mnist_dir: Path, tmp_path: Path, which: int, dims: list[int], compress: bool
 ) -> None:
-    """data.load on a set whose one file claims any shape: refused fast unless it truly fits."""
+    """datasets.load on a set whose one file claims any shape: refused fast unless it truly fits."""
     import gzip
     import shutil
 
     folder = tmp_path / "set"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(mnist_dir, folder)
-    target = folder / f"{data.IDX_FILES[which]}.gz"
+    target = folder / f"{datasets.IDX_FILES[which]}.gz"
     header = bytes([0, 0, 0x08, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
     payload = header + b"\0" * 64
     target.unlink()
@@ -496,7 +498,7 @@ def test_idx_header_claiming_huge_size_through_load(
         target.write_bytes(gzip.compress(payload))
     else:
         target.with_suffix("").write_bytes(payload)
-    result, peak = peak_bytes(lambda: data.load("mnist", folder))
+    result, peak = peak_bytes(lambda: datasets.load("mnist", folder))
     assert peak < HUGE_PEAK_BYTES
     if np.prod(dims, dtype=object) > 64:
         assert result == "refused"

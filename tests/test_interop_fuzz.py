@@ -31,8 +31,8 @@ from convlens.errors import ConvlensError
 from convlens.interop.importing import import_model
 from convlens.interop.keras_export import keras_bytes
 from convlens.interop.reading import read_model_file
-from convlens.model import save_model
-from convlens.runs import load_run
+from convlens.model.weights import save_model
+from convlens.runs.loading import load_run
 
 KERAS2_LESSON = Path(__file__).parent / "fixtures" / "keras2" / "lesson_cnn_tfkeras2.h5"
 

@@ -16,13 +16,13 @@ import pytest
 keras_models = pytest.importorskip("keras_models", reason="needs keras")
 keras = keras_models.keras
 
-from convlens.cli import main  # noqa: E402
+from convlens.cli.main import main  # noqa: E402
 from convlens.errors import ConvlensError  # noqa: E402
 from convlens.interop.export import export_run  # noqa: E402
 from convlens.interop.importing import import_model  # noqa: E402
 from convlens.interop.reading import read_model_file  # noqa: E402
-from convlens.model import DEFAULT_INPUT_SCALE  # noqa: E402
-from convlens.runs import load_run  # noqa: E402
+from convlens.model.sequential import DEFAULT_INPUT_SCALE  # noqa: E402
+from convlens.runs.loading import load_run  # noqa: E402
 
 TOLERANCE = 1e-5
 

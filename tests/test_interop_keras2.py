@@ -15,7 +15,7 @@ import pytest
 
 from convlens.interop.importing import import_model
 from convlens.interop.reading import read_model_file
-from convlens.runs import load_run
+from convlens.runs.loading import load_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras2"
 STEMS = ["lesson_cnn_tfkeras2", "old_sequential_tfkeras2", "functional_bn_tfkeras2"]
@@ -58,7 +58,7 @@ def test_a_keras_zip_whose_weight_groups_carry_the_layer_names_reads_them(tmp_pa
     from synthetic import tiny_cnn, write_run
 
     from convlens.interop.keras_export import keras_bytes
-    from convlens.model import Sequential
+    from convlens.model.sequential import Sequential
 
     config = tiny_cnn().config()
     for index, layer in enumerate(config["layers"]):

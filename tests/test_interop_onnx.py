@@ -19,11 +19,11 @@ from torch import nn
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from convlens.cli import main  # noqa: E402
+from convlens.cli.main import main  # noqa: E402
 from convlens.errors import ConvlensError  # noqa: E402
 from convlens.interop.importing import import_model  # noqa: E402
 from convlens.interop.reading import read_model_file  # noqa: E402
-from convlens.runs import load_run  # noqa: E402
+from convlens.runs.loading import load_run  # noqa: E402
 
 
 def strided_bn_cnn() -> nn.Module:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from convlens.interop.importing import import_model
-from convlens.runs import load_run
+from convlens.runs.loading import load_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tf221"
 FILES = sorted(p.name for p in FIXTURES.glob("*") if p.suffix in (".h5", ".keras"))

@@ -3,7 +3,7 @@
 import pytest
 
 from convlens.errors import ConvlensError
-from convlens.layers import (
+from convlens.model.layers import (
     AveragePooling2D,
     BatchNormalization,
     Conv2D,

@@ -14,14 +14,14 @@ import torch
 keras_models = pytest.importorskip("keras_models", reason="needs keras")
 keras = keras_models.keras
 
-from convlens.layers import (  # noqa: E402
+from convlens.model.layers import (  # noqa: E402
     ACTIVATIONS,
     AveragePooling2D,
     GlobalAveragePooling2D,
     ReLU,
     ZeroPadding2D,
 )
-from convlens.network import ACTIVATION_FUNCTIONS, KerasPool2d, KerasReLU  # noqa: E402
+from convlens.model.network import ACTIVATION_FUNCTIONS, KerasPool2d, KerasReLU  # noqa: E402
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)

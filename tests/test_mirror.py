@@ -11,8 +11,9 @@ import torch
 from synthetic import pattern_dataset, write_idx_dataset
 
 from convlens.errors import ConvlensError
-from convlens.model import Sequential, format_summary, preset
-from convlens.plan import plan_training
+from convlens.model.presets import preset
+from convlens.model.sequential import Sequential, format_summary
+from convlens.training.plan import plan_training
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_forward_hooks_see_only_the_images_own_pass() -> None:
 
 
 def test_every_command_scores_a_mirrored_run_as_training_did(idx_dir, tmp_path, capsys) -> None:
-    from convlens.cli import main
+    from convlens.cli.main import main
 
     run = tmp_path / "best"
     arguments = ["train", "--model", "best", "--dataset", "fashion-mnist", "--data-dir"]

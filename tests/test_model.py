@@ -7,15 +7,11 @@ import pytest
 import torch
 
 from convlens.errors import ConvlensError
-from convlens.layers import Conv2D, Dense, Flatten, MaxPooling2D
-from convlens.model import (
-    Sequential,
-    load_model,
-    preset,
-    read_spec,
-    resolve_model,
-    save_model,
-)
+from convlens.model.files import read_spec
+from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model.presets import preset, resolve_model
+from convlens.model.sequential import Sequential
+from convlens.model.weights import load_model, save_model
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convlens.layers import (
+from convlens.model.layers import (
     AveragePooling2D,
     BatchNormalization,
     Conv2D,
@@ -17,8 +17,9 @@ from convlens.layers import (
     Flatten,
     MaxPooling2D,
 )
-from convlens.model import PRESETS, Sequential, preset
-from convlens.network import count_parameters, images_to_tensor
+from convlens.model.network import count_parameters, images_to_tensor
+from convlens.model.presets import PRESETS, preset
+from convlens.model.sequential import Sequential
 
 
 def _layer_outputs(network, x):
@@ -202,7 +203,7 @@ def test_a_hooked_layer_runs_unfused_so_it_shows_its_own_output():
 def test_built_and_loaded_networks_hold_kernels_in_channels_last_memory(tmp_path):
     # oneDNN keeps NHWC from layer to layer only when kernels are NHWC too; NCHW kernels
     # made a loaded run predict 2.5x slower (BENCHMARKS.md, inference).
-    from convlens.model import load_model, save_model
+    from convlens.model.weights import load_model, save_model
 
     model = preset("seed-cnn")
     save_model(tmp_path, model, model.build(seed=0))

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from synthetic import pattern_dataset, write_run
 
-from convlens import inspect
-from convlens.model import Sequential
-from convlens.runs import load_run
-from convlens.train import TrainConfig, fit
+from convlens.inspect.journey import journey, journey_layers
+from convlens.model.sequential import Sequential
+from convlens.runs.loading import load_run
+from convlens.training.recipes import TrainConfig
+from convlens.training.train import fit
 
 MODEL_JSON = {
     "name": "every-new-layer",
@@ -57,7 +58,7 @@ def test_the_model_trains(model):
 
 
 def test_the_journey_shows_the_activation_layers_after_the_first_conv(model, tmp_path):
-    rows = inspect.journey_layers(model)
+    rows = journey_layers(model)
     assert [row.layer.keras_type for row in rows] == [
         "Conv2D",
         "ReLU",
@@ -67,9 +68,9 @@ def test_the_journey_shows_the_activation_layers_after_the_first_conv(model, tmp
     ]
     run = load_run(write_run(tmp_path / "run", model, tuple("abcdefghij")))
     images = pattern_dataset(4, 4).test.images[:2]
-    journey = inspect.journey(run, images, filter_index=1)
-    assert journey.outputs.shape == (2, 10)
-    np.testing.assert_allclose(journey.outputs.sum(axis=1), 1.0, atol=1e-5)
+    followed = journey(run, images, filter_index=1)
+    assert followed.outputs.shape == (2, 10)
+    np.testing.assert_allclose(followed.outputs.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_onnx_export_of_the_new_layers_computes_what_convlens_does(model, tmp_path):
@@ -85,7 +86,7 @@ def test_onnx_export_of_the_new_layers_computes_what_convlens_does(model, tmp_pa
 
 
 def test_attribution_and_portraits_read_pixels_at_the_runs_input_scale(model):
-    from convlens.attribution import model_tensor
+    from convlens.inspect.attribution import model_tensor
 
     raw = model_tensor(model, np.full((1, 28, 28, 1), 255, np.uint8))
     assert float(raw.max()) == 255.0  # this model's input scale is 1: raw pixels

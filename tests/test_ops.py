@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import correlate2d
 
-from convlens import ops
 from convlens.errors import ConvlensError
-from convlens.sample_images import facade
+from convlens.lab import ops
+from convlens.lab.sample_images import facade
 
 LESSON_PATCH = np.array([[0, 64, 128], [48, 192, 144], [142, 226, 168]])
 LESSON_LINE = (
@@ -354,7 +354,7 @@ def test_ops_imports_nothing_of_the_package_but_errors() -> None:
         for alias in node.names
     }
     assert {name for name in imported if name.startswith("convlens")} == {"convlens.errors"}
-    code = "import sys, convlens.ops; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, convlens.lab.ops; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convlens.model import preset
-from convlens.optimizer import Adam
+from convlens.model.presets import preset
+from convlens.training.optimizer import Adam
 
 
 def _train(optimizer_class, steps: int, weight_decay: float = 0.0, lrs=None) -> tuple:

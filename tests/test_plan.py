@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from synthetic import colour_folder, pattern_dataset, save_png, write_idx_dataset
 
-from convlens.cli import main
+from convlens.cli.main import main
 from convlens.errors import ConvlensError
-from convlens.plan import parse_input_size, plan_training
-from convlens.train import RECIPES, for_dataset, total_steps
+from convlens.training.plan import parse_input_size, plan_training
+from convlens.training.recipes import RECIPES, for_dataset, total_steps
 
 
 def gray_folder(root: Path, sizes: list[tuple[int, int]], per_class: int = 3) -> Path:
@@ -153,9 +153,9 @@ def test_help_lists_commands_in_the_lessons_order(capsys) -> None:
 
 
 def test_an_interrupted_folder_run_resumes_from_another_folder(tmp_path, monkeypatch, capsys):
-    from convlens.data import load
-    from convlens.plan import plan_training
-    from convlens.train import TrainingInterrupted, find_resumable, train_to_run
+    from convlens.data.datasets import load
+    from convlens.training.plan import plan_training
+    from convlens.training.train import TrainingInterrupted, find_resumable, train_to_run
 
     root = gray_folder(tmp_path / "pictures", [(12, 12)], per_class=6)
     monkeypatch.chdir(tmp_path)

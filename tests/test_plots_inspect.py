@@ -13,7 +13,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
-from convlens import mosaic, plots
+from convlens.views import mosaic, plots
 
 NAMES = tuple(f"class {i}" for i in range(10))
 
@@ -254,7 +254,7 @@ def test_comparison_has_a_line_per_run() -> None:
 def test_inspection_figures_never_touch_pyplot() -> None:
     code = (
         "import sys, numpy as np\n"
-        "from convlens import plots\n"
+        "from convlens.views import plots\n"
         "plots.feature_maps_figure(np.zeros((4, 4, 2)), title='t')\n"
         "plots.filters_figure(np.zeros((3, 3, 1, 2)), title='t')\n"
         "plots.confusion_figure(np.eye(2, dtype=int), ['a', 'b'], title='t')\n"

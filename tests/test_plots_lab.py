@@ -12,8 +12,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from convlens import ops, plots
-from convlens.sample_images import facade
+from convlens.lab import ops
+from convlens.lab.sample_images import facade
+from convlens.views import plots
 
 
 def titles(figure: Figure) -> list[str]:
@@ -94,7 +95,7 @@ def test_filter_grid_shows_every_filter_and_its_pooled_map(stages: tuple) -> Non
 def test_figures_never_touch_pyplot() -> None:
     code = (
         "import sys, numpy as np\n"
-        "from convlens import plots\n"
+        "from convlens.views import plots\n"
         "x = np.zeros((8, 8))\n"
         "plots.convolution_figure(x, np.ones((3, 3)), x[:6, :6], x[:3, :3], title='t')\n"
         "plots.filter_grid_figure(x, {'a': x}, title='t', display='rescale')\n"

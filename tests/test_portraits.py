@@ -7,8 +7,8 @@ import pytest
 import torch
 from synthetic import pattern_images, tiny_cnn
 
-from convlens import inspect, portraits
 from convlens.errors import ConvlensError
+from convlens.inspect import journey, portraits
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def model():
 def test_top_patches_equal_a_brute_force_search(model) -> None:
     images = pattern_images(70, seed=5)[0]
     found = portraits.top_patches(model, images, "conv2d_1", [0, 2, 3], count=4)
-    maps = inspect.activations(model, images, ["conv2d_1"])["conv2d_1"]  # (N, 11, 11, 4)
+    maps = journey.activations(model, images, ["conv2d_1"])["conv2d_1"]  # (N, 11, 11, 4)
     field = model[0].receptive_fields()["conv2d_1"]
     for row, k in enumerate([0, 2, 3]):
         best = maps[..., k].reshape(len(images), -1).max(1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from convlens.allocator import keep_freed_memory
 from convlens.errors import ConvlensError
-from convlens.model import preset
-from convlens.precision import resolve_precision, training_precision
-from convlens.train import RECIPES, recipe_config
+from convlens.model.presets import preset
+from convlens.training.allocator import keep_freed_memory
+from convlens.training.precision import resolve_precision, training_precision
+from convlens.training.recipes import RECIPES, recipe_config
 
 
 def test_auto_is_bfloat16_only_where_native(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convlens import predict
-from convlens.cli import main
-from convlens.layers import Conv2D, Dense, Flatten, MaxPooling2D
-from convlens.model import Sequential, save_model
-from convlens.predict import PredictSummary, find_images, predict_folder
-from convlens.runs import load_run, write_metrics
+from convlens.cli.main import main
+from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model.sequential import Sequential
+from convlens.model.weights import save_model
+from convlens.runs import predict
+from convlens.runs.directory import write_metrics
+from convlens.runs.loading import load_run
+from convlens.runs.predict import PredictSummary, find_images, predict_folder
 
 CLASSES = ("cat", "dog", "owl")
 

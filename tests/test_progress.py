@@ -4,8 +4,8 @@ import io
 
 from rich.console import Console
 
-from convlens.progress import TrainingProgress
-from convlens.train import EpochRecord
+from convlens.cli.progress import TrainingProgress
+from convlens.training.train import EpochRecord
 
 
 def test_the_bar_runs_through_several_epochs_in_a_terminal():

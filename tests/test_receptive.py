@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from convlens.layers import (
+from convlens.model.layers import (
     Activation,
     AveragePooling2D,
     BatchNormalization,
@@ -22,7 +22,8 @@ from convlens.layers import (
     Rescaling,
     ZeroPadding2D,
 )
-from convlens.model import Sequential, preset
+from convlens.model.presets import preset
+from convlens.model.sequential import Sequential
 
 
 def strided_model() -> Sequential:

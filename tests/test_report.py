@@ -12,10 +12,13 @@ import pytest
 from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn
 
-from convlens import mosaic, report
-from convlens.evaluate import evaluate
-from convlens.model import Sequential, preset, save_model
-from convlens.runs import load_run, write_history, write_metrics
+from convlens.model.presets import preset
+from convlens.model.sequential import Sequential
+from convlens.model.weights import save_model
+from convlens.runs.directory import write_history, write_metrics
+from convlens.runs.evaluate import evaluate
+from convlens.runs.loading import load_run
+from convlens.views import mosaic, report
 
 CLASSES = ("<script>alert('x')</script>", *(f"class {i}" for i in range(1, 9)), "Ankle boot")
 VOID = {"meta", "img", "br", "hr", "link", "input"}
@@ -235,7 +238,7 @@ def test_run_name_of_a_run_being_written() -> None:
 
 
 def test_figure_png_is_what_matplotlib_saves_pixel_for_pixel() -> None:
-    from convlens import plots
+    from convlens.views import plots
 
     figure = plots.per_class_figure(np.array([0.5, 0.9]), ["a", "b"], overall=0.7, title="t")
     ours = Image.open(io.BytesIO(report.figure_png(figure)))

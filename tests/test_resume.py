@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file
 from synthetic import pattern_dataset, write_idx_dataset
 
-from convlens.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from convlens.errors import ConvlensError
-from convlens.runs import partial_path
+from convlens.runs.directory import CHECKPOINT_FILE, partial_path
+from convlens.training.checkpoint import load_checkpoint, save_checkpoint
 
 EPOCHS = 3
 
@@ -144,8 +144,8 @@ def test_a_waiting_interrupted_run_is_not_overwritten(mnist_dir, tmp_path):
 
 
 def test_a_cut_off_checkpoint_never_loads(tmp_path):
-    from convlens.model import preset
-    from convlens.train import TrainingState
+    from convlens.model.presets import preset
+    from convlens.training.train import TrainingState
 
     network = preset("seed-dnn").build(seed=0)
     optimizer = torch.optim.Adam(network.parameters())
@@ -177,8 +177,9 @@ def test_a_cut_off_checkpoint_never_loads(tmp_path):
 def test_a_full_disk_is_one_sentence_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from convlens.model import preset
-    from convlens.train import TrainConfig, train_to_run
+    from convlens.model.presets import preset
+    from convlens.training.recipes import TrainConfig
+    from convlens.training.train import train_to_run
 
     real_save = save_checkpoint
 
@@ -187,7 +188,7 @@ def test_a_full_disk_is_one_sentence_and_keeps_the_last_checkpoint(tmp_path, mon
             raise OSError(28, "No space left on device")
         return real_save(directory, state)
 
-    monkeypatch.setattr("convlens.train.save_checkpoint", disk_fills_after_one_epoch)
+    monkeypatch.setattr("convlens.training.train.save_checkpoint", disk_fills_after_one_epoch)
     config = replace(TrainConfig(), epochs=3, batch_size=32)
     with pytest.raises(ConvlensError, match="No space left on device.*intact") as caught:
         train_to_run(preset("seed-dnn"), pattern_dataset(96, 32), config, out=tmp_path / "run")
@@ -199,7 +200,7 @@ def test_a_full_disk_is_one_sentence_and_keeps_the_last_checkpoint(tmp_path, mon
 def test_a_checkpoint_from_before_ema_and_selection_resumes_without_them(mnist_dir, tmp_path):
     from dataclasses import replace
 
-    from convlens.train import find_resumable
+    from convlens.training.train import find_resumable
 
     out = tmp_path / "run"
     process = start_and_wait(train_command(mnist_dir, out), out, 1)

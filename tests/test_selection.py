@@ -8,12 +8,19 @@ import pytest
 import torch
 from synthetic import pattern_dataset
 
-from convlens.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from convlens.distributed import Group
 from convlens.errors import ConvlensError
-from convlens.model import preset
-from convlens.selection import LossMemory, batches_per_epoch, pool_size
-from convlens.train import TrainConfig, fit, keep_in_epoch, total_steps
+from convlens.model.presets import preset
+from convlens.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from convlens.training.distributed import Group
+from convlens.training.recipes import (
+    TrainConfig,
+    batches_per_epoch,
+    keep_in_epoch,
+    pool_size,
+    total_steps,
+)
+from convlens.training.selection import LossMemory
+from convlens.training.train import fit
 
 SMALL = TrainConfig(epochs=3, batch_size=32, learning_rate=3e-3, threads=2, keep_fraction=1 / 3)
 
@@ -145,8 +152,8 @@ def test_a_bad_fraction_is_one_sentence(patterns, fraction):
 
 
 def test_the_reports_curves_say_what_the_train_figures_are_over():
-    from convlens.report import _loss_note
-    from convlens.runs import Run
+    from convlens.runs.loading import Run
+    from convlens.views.run_figures import _loss_note
 
     config = {"ema_decay": 0.99, "keep_fraction": 1 / 3, "select_from_epoch": 2}
     note = _loss_note(Run(None, None, None, {"config": config, "epochs": 6}))

@@ -8,18 +8,11 @@ import torch
 from synthetic import pattern_dataset
 
 from convlens.errors import ConvlensError
-from convlens.model import preset
-from convlens.runs import load_run, read_history
-from convlens.train import (
-    RECIPES,
-    EpochRecord,
-    StopAtAccuracy,
-    TrainConfig,
-    fit,
-    lr_at,
-    recipe_config,
-    train_to_run,
-)
+from convlens.model.presets import preset
+from convlens.runs.directory import read_history
+from convlens.runs.loading import load_run
+from convlens.training.recipes import RECIPES, TrainConfig, recipe_config
+from convlens.training.train import EpochRecord, StopAtAccuracy, fit, lr_at, train_to_run
 
 SMALL = TrainConfig(epochs=2, batch_size=32, learning_rate=3e-3, threads=2)
 
@@ -46,7 +39,7 @@ def test_the_fast_recipe_smooths_labels_and_averages_weights():
 
 
 def test_the_best_preset_trains_with_its_own_recipe_unless_told_otherwise():
-    from convlens.train import default_recipe
+    from convlens.training.recipes import default_recipe
 
     best = RECIPES["best"]
     assert (best.epochs, best.batch_size, best.learning_rate) == (16, 128, 4e-3)
@@ -106,7 +99,7 @@ def test_label_smoothing_is_applied(patterns, monkeypatch):
         seen.append(kwargs.get("label_smoothing", 0.0))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr("convlens.train.F.cross_entropy", spy)
+    monkeypatch.setattr("convlens.training.train.F.cross_entropy", spy)
     fit(preset("seed-dnn"), patterns, replace(SMALL, epochs=1, label_smoothing=0.1))
     steps = -(-len(patterns.train) // SMALL.batch_size)
     assert seen.count(0.1) == steps  # every training step; evaluation uses plain cross-entropy
@@ -149,7 +142,7 @@ def test_a_failed_run_leaves_nothing_behind(patterns, tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("convlens.train.fit", explode)
+    monkeypatch.setattr("convlens.training.train.fit", explode)
     with pytest.raises(KeyboardInterrupt):
         train_to_run(preset("seed-dnn"), patterns, SMALL, root=tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -169,7 +162,7 @@ def test_a_model_with_the_wrong_number_of_classes_is_refused(patterns):
 
 
 def test_test_time_flip_averages_each_image_with_its_mirror():
-    from convlens.evaluate import predict_logits
+    from convlens.runs.evaluate import predict_logits
 
     network = preset("seed-cnn").build(seed=0).eval()
     x = torch.rand(6, 1, 28, 28)
@@ -185,14 +178,14 @@ def test_flip_augmentation_mirrors_about_half_of_each_batch(patterns, monkeypatc
         seen.append(condition.float().mean().item())
         return original(condition, *args)
 
-    monkeypatch.setattr("convlens.train.torch.where", spy)
+    monkeypatch.setattr("convlens.training.train.torch.where", spy)
     fit(preset("seed-dnn"), patterns, replace(SMALL, epochs=1, flip_augment=True))
     assert len(seen) == -(-len(patterns.train) // SMALL.batch_size)
     assert 0.35 < sum(seen) / len(seen) < 0.65
 
 
 def test_random_shift_moves_each_image_within_its_bound() -> None:
-    from convlens.train import random_shift
+    from convlens.training.train import random_shift
 
     x = torch.rand(6, 2, 7, 9).contiguous(memory_format=torch.channels_last)
     moved = random_shift(x, 2, torch.Generator().manual_seed(3))

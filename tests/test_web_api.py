@@ -21,12 +21,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset, write_run
 
-from convlens import inspect, ops
-from convlens.cli import main
-from convlens.layers import Conv2D, Dense, Flatten, MaxPooling2D
-from convlens.model import Sequential, preset
-from convlens.runs import load_run
-from convlens.sample_images import facade
+from convlens.cli.main import main
+from convlens.inspect import journey
+from convlens.lab import ops
+from convlens.lab.sample_images import facade
+from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model.presets import preset
+from convlens.model.sequential import Sequential
+from convlens.runs.loading import load_run
 from convlens.web import pictures
 from convlens.web.app import MAX_UPLOAD_BYTES, STATIC_DIR, create_app
 from convlens.web.server import bind, serve_in_thread
@@ -347,7 +349,7 @@ def test_journey_shows_every_layer_from_one_forward_pass(client, runs_root, test
     body = client.post("/api/journey", json={"run": "tiny", "image": image["id"]}).json()
     run = load_run(runs_root / "tiny")
     pixels = test_split.images[image["test_index"]]
-    expected = inspect.activations(run, pixels[None])
+    expected = journey.activations(run, pixels[None])
     assert [layer["summary"]["name"] for layer in body["layers"]] == list(expected)
     for layer in body["layers"]:
         maps = expected[layer["summary"]["name"]][0]
@@ -444,7 +446,7 @@ def test_class_filter_follows_one_filter_through_the_layers(client, runs_root, t
     indices = np.flatnonzero(test_split.labels == 9)[:2]
     assert [image["test_index"] for image in body["images"]] == indices.tolist()
     run = load_run(runs_root / "tiny")
-    followed = inspect.journey(run, test_split.images[indices], 3)
+    followed = journey.journey(run, test_split.images[indices], 3)
     assert [layer["summary"]["name"] for layer in body["layers"]] == [r.name for r in followed.rows]
     for layer in body["layers"]:
         maps = followed.maps[layer["summary"]["name"]]
@@ -560,7 +562,7 @@ def test_the_listening_socket_says_tcp_so_asyncio_turns_nagle_off() -> None:
 def test_a_colour_runs_samples_keep_their_colour_for_thumbnails(tmp_path) -> None:
     from synthetic import colour_folder
 
-    from convlens.data import load
+    from convlens.data.datasets import load
 
     folder = colour_folder(tmp_path / "squares", per_class=4, size=28)
     rgb = Sequential(
@@ -583,7 +585,7 @@ def test_a_colour_runs_samples_keep_their_colour_for_thumbnails(tmp_path) -> Non
 
 
 def test_a_mirror_averaging_run_says_so_and_the_page_predicts_as_it_does(tmp_path) -> None:
-    from convlens.evaluate import predict_proba
+    from convlens.runs.evaluate import predict_proba
 
     write_run(tmp_path / "mirrored", tiny_cnn().with_test_time_flip(True), CLASSES)
     client = TestClient(create_app(tmp_path), base_url="http://127.0.0.1")

@@ -18,8 +18,9 @@ import torch
 from fastapi.testclient import TestClient
 from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset, write_run
 
-from convlens.model import preset
-from convlens.runs import load_run, write_history
+from convlens.model.presets import preset
+from convlens.runs.directory import write_history
+from convlens.runs.loading import load_run
 from convlens.web.app import create_app
 
 CLASSES = tuple(str(i) for i in range(10))

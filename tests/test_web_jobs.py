@@ -26,10 +26,9 @@ import pytest
 from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset
 
-from convlens.checkpoint import CHECKPOINT_FILE
-from convlens.cli import main
-from convlens.runs import is_run, partial_path, read_history
-from convlens.train import find_resumable
+from convlens.cli.main import main
+from convlens.runs.directory import CHECKPOINT_FILE, is_run, partial_path, read_history
+from convlens.training.train import find_resumable
 from convlens.web.app import create_app
 from convlens.web.server import serve_in_thread
 

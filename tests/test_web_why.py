@@ -14,8 +14,8 @@ from test_web_api import (  # noqa: F401 (fixtures)
     upload,
 )
 
-from convlens import attribution, portraits
-from convlens.runs import load_run
+from convlens.inspect import attribution, portraits
+from convlens.runs.loading import load_run
 
 
 def sample(client, count: int = 1) -> dict:

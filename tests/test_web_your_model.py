@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from convlens.runs import load_run
+from convlens.runs.loading import load_run
 from convlens.web import your_model
 from convlens.web.app import create_app
 

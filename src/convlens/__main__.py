@@ -2,6 +2,6 @@
 
 import sys
 
-from convlens.cli import main
+from convlens.cli.main import main
 
 sys.exit(main())

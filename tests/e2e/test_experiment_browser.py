@@ -29,7 +29,7 @@ pytest.importorskip("fastapi", reason="the explorer's server needs FastAPI")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the synthetic data
 from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset, write_run  # noqa: E402
 
-from convlens.runs import is_run  # noqa: E402
+from convlens.runs.directory import is_run  # noqa: E402
 from convlens.web.app import create_app  # noqa: E402
 from convlens.web.server import serve_in_thread  # noqa: E402
 
@@ -156,7 +156,7 @@ def test_download_gives_the_model_json(page, tmp_path) -> None:
         page.click("#editor-download")
     path = tmp_path / "model.json"
     waiting.value.save_as(path)
-    from convlens.model import read_spec
+    from convlens.model.files import read_spec
 
     model = read_spec(path)
     assert model.total_params == int(page.get_attribute("#editor-total", "data-params"))

@@ -33,10 +33,10 @@ pytest.importorskip("fastapi", reason="the explorer's server needs FastAPI")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the synthetic data
 from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset, write_run  # noqa: E402
 
-from convlens import ops  # noqa: E402
-from convlens.inspect import journey_layers  # noqa: E402
-from convlens.model import Sequential  # noqa: E402
-from convlens.sample_images import facade  # noqa: E402
+from convlens.inspect.journey import journey_layers  # noqa: E402
+from convlens.lab import ops  # noqa: E402
+from convlens.lab.sample_images import facade  # noqa: E402
+from convlens.model.sequential import Sequential  # noqa: E402
 from convlens.web.app import create_app  # noqa: E402
 from convlens.web.server import serve_in_thread  # noqa: E402
 

@@ -23,8 +23,8 @@ from test_explorer_browser import (  # noqa: F401 (fixtures)
     server,
 )
 
-from convlens import portraits
-from convlens.runs import load_run
+from convlens.inspect import portraits
+from convlens.runs.loading import load_run
 
 
 def canvas_pixels(page, selector: str) -> np.ndarray:

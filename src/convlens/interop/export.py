@@ -43,9 +43,9 @@ from convlens.fsutil import atomic_write_bytes
 if TYPE_CHECKING:
     import onnx_ir
 
-    from convlens.model import Sequential
-    from convlens.network import Network
-    from convlens.runs import Run
+    from convlens.model.network import Network
+    from convlens.model.sequential import Sequential
+    from convlens.runs.loading import Run
 
 FORMATS = ("onnx", "torchscript", "keras")
 DEFAULT_FILES = {
@@ -163,7 +163,7 @@ def export_run(
     Raises ConvlensError for an unknown format, a run without weights, or an
     ``out`` that cannot be written; nothing is written then.
     """
-    from convlens.runs import load_run
+    from convlens.runs.loading import load_run
 
     check_format(fmt)
     loaded = load_run(run)

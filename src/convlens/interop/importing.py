@@ -16,8 +16,9 @@ from typing import Any
 
 from convlens.errors import ConvlensError
 from convlens.interop.reading import build_imported, read_model_file
-from convlens.model import Sequential, save_model
-from convlens.runs import RUNS_ROOT, staged_run, write_metrics
+from convlens.model.sequential import Sequential
+from convlens.model.weights import save_model
+from convlens.runs.directory import RUNS_ROOT, staged_run, write_metrics
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,17 @@ def import_model(
             metrics.update(_evaluate(network, model, test, data_name, data_source))
         write_metrics(staged.staging, metrics)
         if test is not None:
-            from convlens.report import write_run_report
+            from convlens.views.report import write_run_report
 
             write_run_report(staged.staging, test)
     return ImportResult(staged.final, model, metrics)
 
 
 def _load_dataset(model: Sequential, dataset: str, data_dir: str | Path | None) -> Any:
-    from convlens import data
+    from convlens.data import datasets
 
     height, width, channels = model.input_shape
-    loaded = data.load(dataset, data_dir, image_size=(height, width), channels=channels)
+    loaded = datasets.load(dataset, data_dir, image_size=(height, width), channels=channels)
     if loaded.num_classes != model.num_classes:
         raise ConvlensError(
             f"{loaded.name} has {loaded.num_classes} classes but the model has "
@@ -98,7 +99,7 @@ def _load_dataset(model: Sequential, dataset: str, data_dir: str | Path | None) 
 def _evaluate(
     network: Any, model: Sequential, test: Any, name: str | None, source: str | None
 ) -> dict[str, Any]:
-    from convlens.evaluate import evaluate
+    from convlens.runs.evaluate import evaluate
 
     evaluation = evaluate(network, test, model.input_shape, model.num_classes)
     result = {"dataset": name, "test_accuracy": evaluation.accuracy, "test_loss": evaluation.loss}

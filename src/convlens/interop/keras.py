@@ -38,8 +38,8 @@ from convlens.interop.keras_layers import (
     layer_from_keras,
     to_torch_state,
 )
-from convlens.layers import Layer, Rescaling
-from convlens.model import DEFAULT_INPUT_SCALE, Sequential
+from convlens.model.layers import Layer, Rescaling
+from convlens.model.sequential import DEFAULT_INPUT_SCALE, Sequential
 
 MAX_ZIP_MEMBERS = 64
 # What h5py and zlib raise on a damaged file (h5py's C layer maps HDF5's errors onto these).

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from convlens.interop.keras_layers import keras3_weight_paths
-from convlens.layers import (
+from convlens.model.layers import (
     Activation,
     AveragePooling2D,
     BatchNormalization,
@@ -40,7 +40,7 @@ from convlens.layers import (
 )
 
 if TYPE_CHECKING:
-    from convlens.runs import Run
+    from convlens.runs.loading import Run
 
 KERAS_VERSION = "3.0.0"  # the oldest Keras 3 whose loader reads this layout
 

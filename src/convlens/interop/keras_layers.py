@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from convlens.errors import ConvlensError
-from convlens.layers import (
+from convlens.model.layers import (
     ACTIVATIONS,
     Activation,
     AveragePooling2D,
@@ -38,7 +38,7 @@ from convlens.layers import (
 )
 
 if TYPE_CHECKING:
-    from convlens.model import Sequential
+    from convlens.model.sequential import Sequential
 
 Config = dict[str, Any]
 

@@ -30,16 +30,9 @@ import numpy as np
 from convlens.errors import ConvlensError
 from convlens.interop import limits
 from convlens.interop.keras import ImportedModel, sha256_of
-from convlens.interop.onnx_ops import (
-    FLOAT_TYPES,
-    INT_TYPES,
-    OP_READERS,
-    Chain,
-    attributes,
-    refuse,
-)
+from convlens.interop.onnx_ops import FLOAT_TYPES, INT_TYPES, OP_READERS, Chain, attributes, refuse
 from convlens.interop.onnx_shapes import ShapeEvaluator
-from convlens.model import DEFAULT_INPUT_SCALE, Sequential
+from convlens.model.sequential import DEFAULT_INPUT_SCALE, Sequential
 
 # ---------------------------------------------------------------- the file and the graph
 

@@ -22,7 +22,7 @@ import numpy as np
 from convlens.errors import ConvlensError
 from convlens.interop import limits
 from convlens.interop.onnx_shapes import STANDIN_BATCH, ShapeEvaluator
-from convlens.layers import (
+from convlens.model.layers import (
     Activation,
     AveragePooling2D,
     BatchNormalization,

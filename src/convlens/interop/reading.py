@@ -9,7 +9,7 @@ from convlens.errors import ConvlensError
 from convlens.interop.keras import ImportedModel, read_keras
 
 if TYPE_CHECKING:
-    from convlens.network import Network
+    from convlens.model.network import Network
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx")
 

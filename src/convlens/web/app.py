@@ -44,11 +44,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import convlens
-from convlens import ops
 from convlens.errors import ConvlensError, LayerError
 from convlens.images import decode_image
-from convlens.runs import RUNS_ROOT
-from convlens.sample_images import facade
+from convlens.lab import ops
+from convlens.lab.sample_images import facade
+from convlens.runs.directory import RUNS_ROOT
 from convlens.web import model_views, schemas, why, your_model
 from convlens.web.compare import compare_router
 from convlens.web.editor_routes import editor_router

@@ -15,11 +15,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from convlens.data import SOURCES
+from convlens.data.datasets import SOURCES
 from convlens.errors import ConvlensError
-from convlens.evaluate import predict_proba
-from convlens.model import SPEC_FILE, read_spec
-from convlens.runs import METRICS_FILE, read_history
+from convlens.model.files import SPEC_FILE, read_spec
+from convlens.runs.directory import METRICS_FILE, read_history
+from convlens.runs.evaluate import predict_proba
 from convlens.web import model_views
 from convlens.web.experiment_schemas import CompareBody, ComparePredictBody, ComparePredictRequest
 from convlens.web.schemas import ErrorBody

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from convlens.model import PRESETS, SPEC_FILE, Sequential, preset, read_spec
+from convlens.model.files import SPEC_FILE, read_spec
+from convlens.model.presets import PRESETS, preset
+from convlens.model.sequential import Sequential
 from convlens.web import model_views
 from convlens.web.experiment_schemas import ModelProblem, ModelRequest, ModelSummary
 from convlens.web.schemas import ErrorBody

@@ -32,8 +32,8 @@ def jobs_router(manager: jobs_module.JobManager) -> APIRouter:
     def jobs_info() -> dict:
         """What a job may train on and with, and the job running now (a reloaded page
         reconnects to it)."""
-        from convlens.model import PRESETS
-        from convlens.train import RECIPES
+        from convlens.model.presets import PRESETS
+        from convlens.training.recipes import RECIPES
 
         current = manager.current()
         return {

@@ -12,12 +12,22 @@ import threading
 
 import numpy as np
 
-from convlens import inspect
-from convlens.data import SOURCES, Split
+from convlens.data.datasets import SOURCES, Split
 from convlens.errors import ConvlensError
 from convlens.images import fit_to_input, to_model_input
-from convlens.model import LayerRow, receptive_summary
-from convlens.receptive import ReceptiveField
+from convlens.inspect.journey import (
+    activations,
+    check_filter,
+    check_journey,
+    class_index,
+    images_of_class,
+    learned_filters,
+)
+from convlens.inspect.journey import (
+    journey as follow_filter,
+)
+from convlens.model.receptive import ReceptiveField
+from convlens.model.sequential import LayerRow, receptive_summary
 from convlens.web import pictures
 from convlens.web.store import LoadedRun, StoredImage
 
@@ -130,7 +140,7 @@ def probabilities(loaded: LoadedRun, outputs: np.ndarray) -> list[dict]:
 def filter_weights(loaded: LoadedRun) -> dict | None:
     """The first Conv2D's kernels on its first input channel, each on a diverging scale."""
     try:
-        row, kernels = inspect.learned_filters(loaded.run)  # (kh, kw, in, filters)
+        row, kernels = learned_filters(loaded.run)  # (kh, kw, in, filters)
     except ConvlensError:
         return None  # a model without Conv2D has no filters to show
     first_channel = kernels[:, :, 0, :]
@@ -162,7 +172,7 @@ def journey(loaded: LoadedRun, image: StoredImage, invert: str, run_name: str) -
     light_on_dark = str(loaded.run.metrics.get("dataset", "")).lower() in SOURCES
     pixels, inverted, how = model_input(image, spec.input_shape, invert, light_on_dark)
     with loaded.lock:
-        captured = inspect.activations(loaded.run, pixels[None])
+        captured = activations(loaded.run, pixels[None])
     layers = []
     fields = spec.receptive_fields()
     for row in spec.rows:
@@ -191,14 +201,14 @@ def class_filter(
 ) -> dict:
     """A schemas.ClassFilterBody: ``count`` test images of a class, one filter, every layer."""
     run = loaded.run
-    rows = inspect.check_journey(run.model)
-    inspect.check_filter(filter_index, rows)  # before the dataset is read
-    chosen = inspect.class_index(class_choice, run.class_names)
+    rows = check_journey(run.model)
+    check_filter(filter_index, rows)  # before the dataset is read
+    chosen = class_index(class_choice, run.class_names)
     test = loaded.test_split()
-    indices = inspect.images_of_class(test.labels, chosen, count, run.class_names[chosen])
+    indices = images_of_class(test.labels, chosen, count, run.class_names[chosen])
     images = test.images[indices]
     with loaded.lock:
-        followed = inspect.journey(run, images, filter_index)
+        followed = follow_filter(run, images, filter_index)
     probs = [probabilities(loaded, output) for output in followed.outputs]
     return {
         "run": run_name,
@@ -246,11 +256,11 @@ class SampleSource:
 
     def default_split(self) -> tuple[str, Split, tuple[str, ...]]:
         """Fashion-MNIST's test split and class names, read once."""
-        from convlens import data
+        from convlens.data import datasets
 
         with self._lock:
             if self._default is None:
-                loaded = data.load("fashion-mnist")
+                loaded = datasets.load("fashion-mnist")
                 self._default = (loaded.name, loaded.test, loaded.class_names)
             return self._default
 
@@ -259,14 +269,14 @@ class SampleSource:
         if loaded is None:
             dataset, test, names = self.default_split()
         else:
-            from convlens.report import dataset_of
+            from convlens.runs.loading import dataset_of
 
             dataset, test, names = (
                 dataset_of(loaded.run),
                 loaded.test_split(),
                 loaded.run.class_names,
             )
-        chosen = inspect.class_index(class_choice, names)
-        indices = inspect.images_of_class(test.labels, chosen, start + count, names[chosen])
+        chosen = class_index(class_choice, names)
+        indices = images_of_class(test.labels, chosen, start + count, names[chosen])
         picked = indices[start:]
         return dataset, chosen, names[chosen], [(int(i), test.images[i]) for i in picked]

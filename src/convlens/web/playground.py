@@ -16,9 +16,9 @@ from functools import partial
 
 import numpy as np
 
-from convlens import ops
 from convlens.errors import ConvlensError
-from convlens.plots import display_values
+from convlens.lab import ops
+from convlens.views.plots import display_values
 from convlens.web import pictures, schemas
 from convlens.web.store import StoredImage
 

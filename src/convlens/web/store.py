@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from convlens.data import Split
+from convlens.data.datasets import Split
 from convlens.errors import ConvlensError
 from convlens.images import to_model_input
-from convlens.model import SPEC_FILE, read_spec
-from convlens.runs import METRICS_FILE, RUNS_ROOT, Run, is_run, load_run
+from convlens.model.files import SPEC_FILE, read_spec
+from convlens.runs.directory import METRICS_FILE, RUNS_ROOT, is_run
+from convlens.runs.loading import Run, load_run
 from convlens.web import pictures
 
 MAX_STORED_BYTES = 512 << 20  # images kept for this session, oldest dropped first
@@ -121,7 +122,7 @@ class LoadedRun:
 
     def test_split(self) -> Split:
         """The run's test split, fitted to its input, read once."""
-        from convlens.report import load_test_split
+        from convlens.runs.loading import load_test_split
 
         with self.lock:
             if self._test is None:

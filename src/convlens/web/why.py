@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter
 
-from convlens import attribution, portraits
-from convlens.data import SOURCES
+from convlens.data.datasets import SOURCES
+from convlens.inspect import attribution, portraits
 from convlens.web import model_views, pictures
 from convlens.web.schemas import ErrorBody
 from convlens.web.store import LoadedRun

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from convlens.attribution import METHODS
+from convlens.inspect.attribution import METHODS
 
 Method = Literal[METHODS]  # type: ignore[valid-type]
 

@@ -1,0 +1,2 @@
+"""The ``convlens`` command: one module per topic, gathered by main.
+"""

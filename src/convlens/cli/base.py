@@ -1,0 +1,67 @@
+"""The ``convlens`` command: parses arguments, calls the Python API, prints.
+
+Subcommands live by topic in model.py (summary, train, evaluate, predict)
+and lab.py (convolve, explain-pixel); each registers its parser with the
+``@command`` decorator and runs a few lines that call the API. Errors a user can
+cause arrive as ConvlensError and leave as one sentence on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from convlens.errors import EXIT_USER_ERROR
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one sentence with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"convlens: error: {message}; see `{self.prog} --help`.\n")
+
+
+Registrar = Callable[["argparse._SubParsersAction[_Parser]"], None]
+COMMANDS: list[Registrar] = []
+
+
+def command(register: Registrar) -> Registrar:
+    """Decorator: add a subcommand's parser-registering function to the CLI."""
+    COMMANDS.append(register)
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every registered subcommand."""
+    parser = _Parser(
+        prog="convlens",
+        description="Convolutional neural networks on small images: real, fast and visible.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for register in COMMANDS:
+        register(sub)
+    choices = sub._choices_actions  # what --help lists, in the lesson's order
+    choices.sort(key=lambda action: _listed_position(action.dest))
+    return parser
+
+
+# `convlens --help` lists the commands in the lesson's order; any other comes after them.
+COMMAND_ORDER = (
+    "summary",
+    "train",
+    "evaluate",
+    "predict",
+    "inspect",
+    "why",
+    "report",
+    "convolve",
+    "explain-pixel",
+    "explore",
+    "import",
+    "export",
+)
+
+
+def _listed_position(name: str) -> int:
+    return COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)

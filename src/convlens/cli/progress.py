@@ -1,0 +1,127 @@
+"""The training progress bar (rich): epoch, batches, running loss and accuracy.
+
+Drawn on stderr so stdout stays clean for results; each finished epoch also
+prints one plain line, so logs and non-terminals get the numbers too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from convlens.runs.predict import ProgressHook
+from convlens.training.recipes import batches_per_epoch
+from convlens.training.train import EpochRecord
+
+UPDATE_EVERY = 10  # batches between bar refreshes: keeps the bar off the hot path
+
+
+class TrainingProgress:
+    """Context manager feeding fit()'s on_batch/on_epoch hooks into a progress bar."""
+
+    def __init__(
+        self,
+        epochs: int,
+        images: int,
+        batch_size: int,
+        enabled: bool = True,
+        console: Console | None = None,
+        first_epoch: int = 1,
+        printing: bool = True,
+        keep_in_epoch: Callable[[int], float] | None = None,
+    ) -> None:
+        self.epochs = epochs
+        self.first_epoch = first_epoch
+        self.printing = printing  # False on every training process but the first
+        self.images, self.batch_size = images, batch_size
+        self.keep_in_epoch = keep_in_epoch  # the fraction each epoch trains on (None: all)
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled and self.console.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  accuracy {task.fields[accuracy]:.4f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.enabled,
+        )
+        self.task = None
+
+    def __enter__(self) -> TrainingProgress:
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train", total=self.batches(self.first_epoch), **self._fields(self.first_epoch)
+        )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def on_batch(self, epoch: int, batch: int, loss: float, accuracy: float) -> None:
+        """Advance the bar (every UPDATE_EVERY batches and at the epoch's end)."""
+        done = batch + 1
+        if self.enabled and (done % UPDATE_EVERY == 0 or done == self.batches(epoch)):
+            self.progress.update(
+                self.task, completed=done, epoch=epoch, loss=loss, accuracy=accuracy
+            )
+
+    def on_epoch(self, record: EpochRecord) -> None:
+        """Print the epoch's line and reset the bar for the next one."""
+        if not self.printing:
+            return
+        test = ""
+        if record.test_accuracy is not None:
+            test = f"  test loss {record.test_loss:.4f}  test accuracy {record.test_accuracy:.4f}"
+        self.console.print(
+            f"epoch {record.epoch}/{self.epochs}  loss {record.train_loss:.4f}  "
+            f"accuracy {record.train_accuracy:.4f}{test}  {record.seconds:.1f} s",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if self.enabled and record.epoch < self.epochs:
+            # reset() replaces every field, so all of them are given again.
+            following = record.epoch + 1
+            self.progress.reset(self.task, total=self.batches(following), **self._fields(following))
+
+    def batches(self, epoch: int) -> int:
+        """Optimiser steps in ``epoch``: fewer once selective backprop keeps a fraction."""
+        keep = 1.0 if self.keep_in_epoch is None else self.keep_in_epoch(epoch)
+        return batches_per_epoch(self.images, self.batch_size, keep)
+
+    def _fields(self, epoch: int) -> dict[str, float]:
+        return {"epoch": epoch, "epochs": self.epochs, "loss": 0.0, "accuracy": 0.0}
+
+
+@contextmanager
+def prediction_bar(enabled: bool = True) -> Iterator[ProgressHook | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal; yields its hook or None.
+
+    The hook takes (files done, files in all), as predict.predict_folder's on_progress.
+    """
+    console = Console(stderr=True)
+    if not (enabled and console.is_terminal):
+        yield None
+        return
+    columns = (
+        TextColumn("[bold]predict"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("predict", total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)

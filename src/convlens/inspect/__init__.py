@@ -1,0 +1,3 @@
+"""Inside a trained model: activations and the journey, attribution (why), filter
+portraits.
+"""

@@ -1,0 +1,322 @@
+"""Why a prediction: which input pixels raised one class's score (attribution maps).
+
+``attribute(run, images, method, target=None, layer=None)`` returns one float32
+map (N, H, W) per uint8 image (N, H, W, C), at the input's size, where a
+higher value means more evidence for ``target`` (default: the class the model
+predicts). The score explained is always the target class's logit, the
+network's output before the softmax. The methods are Captum's (PyTorch's own
+interpretability library, tested upstream; not written again here):
+
+- ``gradcam``: Grad-CAM (Selvaraju et al. 2017) on a layer with maps (the
+  last Conv2D by default): each map weighted by the mean gradient of the score
+  over it, summed, negative parts cut to 0 (captum LayerGradCam), then
+  brought to the input's size by linear interpolation between the centres of
+  the map pixels' receptive fields (receptive.py): a plain resize of the
+  lesson's 11x11 conv2d_1 map to 28x28 would shift it by up to 3 pixels.
+- ``saliency``: the input gradient (Simonyan et al. 2014), d score / d pixel,
+  summed over the colour channels (the score's slope as the pixel brightens).
+  Signed: red where brightening the pixel would raise the score, blue where it
+  would lower it. (Simonyan's |gradient| measures sensitivity, not evidence
+  for the class: on Fashion-MNIST deleting its top 10% pixels lowered the
+  class's probability less than deleting random ones; see BENCHMARKS.md.)
+- ``integrated-gradients``: the gradient averaged along the straight path from
+  a black image (the datasets' background, 0) to the image, times the
+  difference (Sundararajan et al. 2017), IG_STEPS Gauss-Legendre steps, summed
+  over channels. Its maps add up to score(image) - score(black); the part they
+  miss is the convergence delta, returned by ``explain``.
+- ``occlusion``: a square patch of black slid over the image (the lesson's
+  sliding filter turned into an explanation; Zeiler & Fergus 2014): each
+  pixel gets the mean drop of the score over the patch positions covering it.
+  The patch covers every channel; it steps by the stride, the last step
+  cut at the border so every pixel is covered. Default patch and stride: see
+  ``occlusion_window``.
+
+Pixels are preprocessed exactly as for prediction (``model_tensor``), so the
+gradients are taken with respect to the model's real input (0..1 for runs
+trained here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from convlens.errors import ConvlensError
+from convlens.inspect import journey
+from convlens.model.layers import Conv2D
+from convlens.model.network import Network, images_to_tensor
+from convlens.model.receptive import ReceptiveField
+from convlens.model.sequential import LayerRow, Sequential
+
+METHODS = ("gradcam", "saliency", "integrated-gradients", "occlusion")
+SIGNED_METHODS = ("saliency", "integrated-gradients", "occlusion")  # maps that go below 0
+IG_STEPS = 32  # Gauss-Legendre nodes; completeness error on the lesson CNN: see BENCHMARKS.md
+IG_BATCH = 256  # path points evaluated at once
+OCCLUSION_BATCH = 128  # occluded copies evaluated at once
+TARGET = Sequence[int] | int | str | None
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Maps for a batch of images and what they explain."""
+
+    method: str
+    maps: np.ndarray  # float32 (N, H, W): higher = more evidence for the target
+    targets: np.ndarray  # int64 (N,): the class each map explains
+    probabilities: np.ndarray  # float32 (N, classes): the model's answer for each image
+    layer: str | None = None  # Grad-CAM's layer
+    delta: np.ndarray | None = None  # integrated gradients: sum(map) - (score(x) - score(black))
+    note: str = ""  # what was computed, in one phrase (patch, steps, baseline)
+
+
+def model_tensor(spec: Sequential, images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> the network's input tensor, preprocessed as for prediction."""
+    return images_to_tensor(images, spec.input_shape, spec.input_scale)  # the run's scale
+
+
+def black_like(spec: Sequential, inputs: torch.Tensor) -> torch.Tensor:
+    """A black image (uint8 0) as the network reads it, shaped like ``inputs``."""
+    height, width, channels = spec.input_shape
+    black = model_tensor(spec, np.zeros((1, height, width, channels), dtype=np.uint8))
+    return black.expand_as(inputs).contiguous()
+
+
+def check_method(method: str) -> str:
+    """The method's name, or one sentence listing the ones there are."""
+    if method not in METHODS:
+        raise ConvlensError(
+            f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}."
+        )
+    return method
+
+
+def last_conv(
+    spec: Sequential,
+    lacking: str = "Grad-CAM has no maps to weigh; "
+    "use --method saliency, integrated-gradients or occlusion",
+) -> LayerRow:
+    """The last Conv2D's summary row (Grad-CAM's and the portraits' default layer).
+
+    A model without one is refused: "... has no Conv2D layer, so ``lacking``."
+    """
+    convs = [row for row in spec.rows if isinstance(row.layer, Conv2D)]
+    if not convs:
+        raise ConvlensError(f"the model {spec.name} has no Conv2D layer, so {lacking}.")
+    return convs[-1]
+
+
+def gradcam_layer(spec: Sequential, layer: str | None) -> LayerRow:
+    """The layer Grad-CAM reads: ``layer`` (which must output maps) or the last Conv2D."""
+    return last_conv(spec) if layer is None else journey.spatial_row(spec, layer)
+
+
+def occlusion_window(input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """Default occlusion (patch, stride): a patch of 1/7 the shorter side (4 on 28x28), stride half."""
+    patch = max(2, round(min(input_shape[:2]) / 7))
+    return patch, max(1, patch // 2)
+
+
+def check_targets(target: TARGET, count: int, class_names: Sequence[str]) -> np.ndarray | None:
+    """The class of each image's map: int64 (count,), or None for the predicted class."""
+    if target is None:
+        return None
+    if isinstance(target, (int, np.integer, str)):
+        chosen = [target] * count
+    else:
+        chosen = list(target)
+        if len(chosen) != count:
+            raise ConvlensError(
+                f"{len(chosen)} target classes were given for {count} images; give one per image."
+            )
+    classes = len(class_names)
+    out = []
+    for value in chosen:
+        if isinstance(value, (int, np.integer)) and not 0 <= int(value) < classes:
+            raise ConvlensError(
+                f"class {int(value)} is out of range: the model has {classes} classes, "
+                f"numbered 0..{classes - 1}."
+            )
+        out.append(journey.class_index(value, class_names))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _network_parts(model: Any) -> tuple[Network, Sequential]:
+    network, spec = journey.unpack_model(model)
+    if spec is None:
+        raise TypeError("attribution needs the model's spec: pass a Run or a (Sequential, Network)")
+    return network, spec
+
+
+def _class_names(spec: Sequential) -> tuple[str, ...]:
+    return spec.class_names or tuple(str(i) for i in range(spec.num_classes))
+
+
+def explain(
+    model: Any,
+    images: np.ndarray,
+    method: str,
+    target: TARGET = None,
+    layer: str | None = None,
+    *,
+    steps: int = IG_STEPS,
+    patch: int | None = None,
+    stride: int | None = None,
+) -> Attribution:
+    """Attribution maps with what they explain (see the module docstring for each method).
+
+    ``model`` is a Run or a (Sequential, Network) pair; ``images`` uint8
+    (N, H, W, C); ``target`` a class number or name for every image, one per
+    image, or None for each image's predicted class; ``layer`` Grad-CAM's
+    layer; ``steps`` integrated gradients' steps; ``patch``/``stride``
+    occlusion's square window (default ``occlusion_window``).
+    """
+    network, spec = _network_parts(model)
+    check_method(method)
+    if layer is not None and method != "gradcam":
+        raise ConvlensError(f"--layer chooses Grad-CAM's layer; {method} reads the input pixels.")
+    row = gradcam_layer(spec, layer) if method == "gradcam" else None
+    batch = journey.as_image_batch(images)
+    targets = check_targets(target, len(batch), _class_names(spec))
+    inputs = model_tensor(spec, batch)
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            logits = network(inputs)
+        chosen = logits.argmax(1) if targets is None else torch.from_numpy(targets)
+        maps, delta, note = _run_method(
+            network, spec, inputs, chosen, method, row, steps, patch, stride
+        )
+    finally:
+        network.train(was_training)
+    return Attribution(
+        method=method,
+        maps=maps.detach().float().contiguous().numpy().copy(),
+        targets=chosen.numpy().astype(np.int64),
+        probabilities=torch.softmax(logits, 1).float().numpy(),
+        layer=None if row is None else row.name,
+        delta=None if delta is None else delta.detach().float().numpy(),
+        note=note,
+    )
+
+
+def attribute(
+    model: Any,
+    images: np.ndarray,
+    method: str,
+    target: TARGET = None,
+    layer: str | None = None,
+) -> np.ndarray:
+    """float32 (N, H, W) maps at the input's size: higher = more evidence for ``target``.
+
+    The maps of ``explain`` with its default settings; ``target`` defaults to
+    the predicted class.
+    """
+    return explain(model, images, method, target, layer).maps
+
+
+def _run_method(network, spec, inputs, targets, method, row, steps, patch, stride):
+    """(maps (N, H, W), delta or None, note) for one method on the preprocessed inputs."""
+    from captum.attr import IntegratedGradients, Occlusion, Saliency
+
+    target = targets.tolist()
+    if method == "gradcam":
+        note = f"Grad-CAM on {row.name} (each pixel of its maps sees {_dims(row, spec)})"
+        return _gradcam(network, spec, inputs, target, row), None, note
+    if method == "saliency":
+        grads = Saliency(network).attribute(
+            inputs.clone().requires_grad_(True), target=target, abs=False
+        )
+        return grads.sum(1), None, "gradient of the score, summed over channels"
+    if method == "integrated-gradients":
+        if not 1 <= steps <= 1024:
+            raise ConvlensError(f"integrated gradients' steps must be 1..1024, not {steps}.")
+        maps, delta = IntegratedGradients(network).attribute(
+            inputs.clone(),
+            baselines=black_like(spec, inputs),
+            target=target,
+            n_steps=steps,
+            internal_batch_size=IG_BATCH,
+            return_convergence_delta=True,
+        )
+        note = f"{steps} steps from a black image, summed over channels"
+        return maps.sum(1), delta, note
+    return _occlusion(Occlusion(network), spec, inputs, target, patch, stride)
+
+
+def _gradcam(network: Network, spec: Sequential, inputs: torch.Tensor, target, row: LayerRow):
+    """Grad-CAM on ``row``'s layer, negative parts cut, placed on the input (N, H, W)."""
+    from captum.attr import LayerGradCam
+
+    module = dict(network.named_children())[row.name]
+    cams = LayerGradCam(network, module).attribute(
+        inputs.clone().requires_grad_(True), target=target, relu_attributions=True
+    )  # (N, 1, h, w)
+    field = spec.receptive_fields()[row.name]
+    rows = centre_weights(field, 0, cams.shape[2], spec.input_shape[0])
+    cols = centre_weights(field, 1, cams.shape[3], spec.input_shape[1])
+    return torch.einsum("yi,nij,xj->nyx", rows, cams[:, 0].detach().float(), cols)
+
+
+def centre_weights(field: ReceptiveField, axis: int, cells: int, pixels: int) -> torch.Tensor:
+    """(pixels, cells) weights of linear interpolation from the cells' field centres.
+
+    Input pixel y takes the two cells whose field centres surround it, each
+    weighted by nearness; pixels before the first centre or past the last
+    take that cell's value.
+    """
+    centres = np.array([field.centre(i, axis) for i in range(cells)])
+    eye = np.eye(cells)
+    weights = np.stack([np.interp(np.arange(pixels), centres, eye[i]) for i in range(cells)], 1)
+    return torch.from_numpy(weights.astype(np.float32))
+
+
+def _occlusion(occlusion, spec, inputs, target, patch, stride):
+    """Occlusion maps (N, H, W): the score's mean drop when a black patch covers each pixel."""
+    default_patch, default_stride = occlusion_window(spec.input_shape)
+    if patch is None:
+        patch, stride = default_patch, default_stride if stride is None else stride
+    stride = max(1, patch // 2) if stride is None else stride
+    height, width, channels = spec.input_shape
+    if not (1 <= patch <= min(height, width) and 1 <= stride <= patch):
+        raise ConvlensError(
+            f"the occlusion patch must be 1..{min(height, width)} pixels and its stride 1..patch, "
+            f"not patch {patch}, stride {stride}."
+        )
+    maps = occlusion.attribute(
+        inputs.clone(),
+        sliding_window_shapes=(channels, patch, patch),
+        strides=(channels, stride, stride),
+        baselines=black_like(spec, inputs),
+        target=target,
+        perturbations_per_eval=OCCLUSION_BATCH,
+    )
+    return maps[:, 0], None, f"black {patch}x{patch} patch, stride {stride}"
+
+
+def _dims(row: LayerRow, spec: Sequential) -> str:
+    field = spec.receptive_fields()[row.name]
+    return f"{field.size[0]}x{field.size[1]} input pixels"
+
+
+def describe(method: str, class_name: str) -> str:
+    """What a map shows, in one line for a figure's title or the page."""
+    if method == "saliency":
+        return (
+            f"red: pixels whose brightening would raise the score for {class_name}, blue: lower it"
+        )
+    if method == "occlusion":
+        return f"red: pixels whose covering with black lowered the score for {class_name}, blue: raised it"
+    if method == "integrated-gradients":
+        return f"red: pixels that raised the score for {class_name}, blue: lowered it"
+    return f"red: pixels that raised the score for {class_name}"
+
+
+def top_classes(probabilities: np.ndarray, class_names: Sequence[str], count: int = 3):
+    """The ``count`` likeliest classes of one image: [(name, probability)], likeliest first."""
+    order = np.argsort(-probabilities, kind="stable")[:count]
+    return [(class_names[int(k)], float(probabilities[int(k)])) for k in order]

@@ -1,0 +1,3 @@
+"""The lesson's arithmetic in NumPy: convolution, pooling, one pixel explained, and
+the built-in picture.
+"""

@@ -1,0 +1,3 @@
+"""Run directories: written, read back with their dataset and test split, evaluated,
+and used to predict.
+"""

@@ -1,0 +1,3 @@
+"""Training: fit and the run it writes, recipes, plans, and the parts of the loop
+(optimiser, weight average, selective backprop, precision, checkpoints, processes).
+"""

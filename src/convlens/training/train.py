@@ -1,0 +1,521 @@
+"""The training engine: fit(model, dataset, config) -> FitResult.
+
+Fast-path ideas, each applied where the code does it:
+- the whole split is normalised once into one float tensor held in memory, in
+  channels_last layout (what oneDNN's CPU convolutions prefer); batches are
+  index_select copies, no per-batch Python decoding;
+- a constant learning rate with an exponential moving average of the weights
+  (EMA) evaluated and saved: the average settles where a decaying rate would
+  (see RECIPES for the figures); one-cycle (linear warm-up, then cosine decay
+  to ~0) for the best preset; label smoothing against over-confidence;
+- all cores: torch uses every core it is given (``threads``).
+
+``recipe="lesson"`` is the lesson's exact recipe: Adam 1e-3, batch 32, 5
+epochs, constant rate, no smoothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from convlens.data.datasets import Dataset
+from convlens.errors import ConvlensError
+from convlens.model.network import Network, images_to_tensor
+from convlens.model.sequential import Sequential
+from convlens.model.weights import save_model
+from convlens.runs.directory import (
+    RUNS_ROOT,
+    StagedRun,
+    find_interrupted,
+    staged_run,
+    write_history,
+    write_metrics,
+    write_split,
+)
+from convlens.runs.evaluate import Evaluation, evaluate_tensors
+from convlens.training.allocator import keep_freed_memory
+from convlens.training.averaging import WeightAverage
+from convlens.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from convlens.training.distributed import SINGLE, Group, resolve_device
+from convlens.training.optimizer import Adam
+from convlens.training.precision import resolve_precision, training_precision
+from convlens.training.recipes import TrainConfig, _validate, keep_in_epoch, total_steps
+from convlens.training.selection import LossMemory
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch measured."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float | None
+    test_accuracy: float | None
+    seconds: float
+    learning_rate: float
+    images: int | None = None  # trained on this epoch (fewer than the split when selecting)
+    # train_loss / train_accuracy: when selecting, over every image as of its last training
+
+
+@dataclass
+class History:
+    """Per-epoch records of a run, and whether a callback stopped it early."""
+
+    epochs: list[EpochRecord] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def as_rows(self) -> list[dict]:
+        """One dict per epoch, for history.csv."""
+        return [asdict(record) for record in self.epochs]
+
+
+@dataclass
+class FitResult:
+    """A trained network with its history and final evaluation on the test split."""
+
+    network: Network
+    history: History
+    test: Evaluation
+    seconds: float  # training wall time, evaluation included
+
+
+class Callback:
+    """Hook called after every epoch; return True to stop training."""
+
+    def on_epoch_end(self, record: EpochRecord) -> bool:
+        """Called with the epoch just finished; True stops training."""
+        return False
+
+
+@dataclass
+class StopAtAccuracy(Callback):
+    """The lesson's callback: stop once (training) accuracy passes a target."""
+
+    target: float
+    metric: str = "train_accuracy"
+
+    def on_epoch_end(self, record: EpochRecord) -> bool:
+        value = getattr(record, self.metric)
+        return value is not None and value >= self.target
+
+
+def lr_at(step: int, total: int, config: TrainConfig) -> float:
+    """The learning rate at optimiser step ``step`` of ``total``.
+
+    onecycle: linear warm-up from 10% to the peak over warmup_fraction of the
+    steps, then cosine decay to ~0 (tuned for few epochs); constant: the peak.
+    """
+    peak = config.learning_rate
+    if config.schedule == "constant":
+        return peak
+    warmup = max(1, int(total * config.warmup_fraction))
+    if step < warmup:
+        return peak * (0.1 + 0.9 * step / warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+ProgressFn = Callable[[int, int, float, float], None]  # (epoch, batch, loss, accuracy)
+
+
+@dataclass
+class _Loop:
+    """The moving parts of one training run."""
+
+    network: torch.nn.Module  # the Network, or its DistributedDataParallel wrapper
+    optimizer: Adam
+    config: TrainConfig
+    generator: torch.Generator  # the data order (and flips), on the CPU
+    group: Group
+    batch_size: int  # per process: the global batch split over the processes
+    total_steps: int
+    average: WeightAverage | None = None  # updated after every optimiser step
+    memory: LossMemory | None = None  # each image's last loss, when selecting (selection.py)
+    precision: str = "float32"  # resolved: float32 or bfloat16 (the forward pass's products)
+
+
+def _batches(loop: _Loop, order: torch.Tensor, epoch: int) -> Iterable[torch.Tensor]:
+    """The epoch's index batches: all of ``order``, or each pool's hardest when selecting."""
+    if loop.memory is None:
+        return order.split(loop.batch_size)
+    return loop.memory.batches(order, loop.batch_size, keep_in_epoch(loop.config, epoch))
+
+
+def random_shift(x: torch.Tensor, most: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image of a batch (B, C, H, W) moved by up to ``most`` pixels each way, zeros in.
+
+    The offsets come from ``generator`` (so a resumed run shifts as the first did);
+    the result keeps channels_last memory.
+    """
+    count, _, height, width = x.shape
+    device = x.device
+    padded = F.pad(x, (most, most, most, most))
+    dy, dx = torch.randint(0, 2 * most + 1, (2, count), generator=generator).to(device)
+    rows = torch.arange(height, device=device)[None, :] + dy[:, None]  # (B, H) into padded
+    cols = torch.arange(width, device=device)[None, :] + dx[:, None]  # (B, W)
+    batch = torch.arange(count, device=device)[:, None, None]
+    moved = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return moved.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+
+def _train_epoch(
+    loop: _Loop,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epoch: int,
+    first_step: int,
+    on_batch: Callable[[int, float, float], None] | None,
+) -> tuple[float, float, int, int]:
+    """One pass over this process's shard of shuffled data.
+
+    Returns (loss, accuracy, images trained on, next step). Loss and accuracy
+    are over every process's images: those trained on this epoch or, when
+    selecting (LossMemory), every image as of the last time it was trained on.
+    """
+    config, device = loop.config, images.device
+    loop.network.train()
+    order = loop.group.shard(torch.randperm(len(images), generator=loop.generator)).to(device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    step, seen = first_step, 0
+    for batch, index in enumerate(_batches(loop, order, epoch)):
+        x, y = images[index], labels[index]  # (B, C, H, W) channels_last, (B,)
+        if config.flip_augment:
+            mirror = (torch.rand(len(x), generator=loop.generator) < 0.5).to(device)
+            x = torch.where(mirror[:, None, None, None], x.flip(3), x)
+        if config.shift_augment:
+            x = random_shift(x, config.shift_augment, loop.generator)
+        for group in loop.optimizer.param_groups:
+            group["lr"] = lr_at(step, loop.total_steps, config)
+        with training_precision(loop.precision, device):
+            logits = loop.network(x)
+        each = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing, reduction="none")
+        loss = each.mean()
+        loop.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.optimizer.step()
+        if loop.average is not None:
+            loop.average.update(loop.network)
+        hits = logits.detach().argmax(1) == y
+        if loop.memory is not None:
+            loop.memory.record(index, each, hits)
+        step, seen = step + 1, seen + len(y)
+        loss_sum += loss.detach() * len(y)
+        correct += hits.sum()
+        if on_batch is not None:
+            on_batch(batch, float(loss_sum) / seen, int(correct) / seen)
+    totals = torch.stack([loss_sum, correct.double(), torch.tensor(seen, device=device)])
+    loss_total, correct_total, count = loop.group.sum(totals.double()).tolist()
+    if loop.memory is None:
+        return loss_total / count, correct_total / count, int(count), step
+    loop.memory.share(loop.group)
+    return *loop.memory.summary(), int(count), step
+
+
+def fit(
+    model: Sequential,
+    dataset: Dataset,
+    config: TrainConfig | None = None,
+    callbacks: Sequence[Callback] = (),
+    on_batch: ProgressFn | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_checkpoint: Callable[[TrainingState], None] | None = None,
+    resume: TrainingState | None = None,
+    group: Group = SINGLE,
+    watch: Callable[[Network], None] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``dataset.train`` and evaluate on ``dataset.test``.
+
+    Returns the trained network (eval mode), the per-epoch history and the
+    final test evaluation. Same seed and thread count give the same weights on
+    CPU. ``on_checkpoint`` receives the full state after every epoch;
+    ``resume`` continues from such a state exactly where it left off.
+    ``group`` (from distributed.join) trains one shard per process.
+    ``watch`` is called once with the network being trained, before its
+    first step (the explorer draws its filters as they learn).
+    """
+    config = config or TrainConfig()
+    _validate(config)
+    if model.num_classes != dataset.num_classes:
+        model = model.with_class_names(dataset.class_names)  # raises a clear sentence
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    callbacks = list(callbacks)
+    if config.target_accuracy is not None:
+        callbacks.append(StopAtAccuracy(config.target_accuracy))
+    started = time.perf_counter()
+    keep_freed_memory()  # activations reused in place, not page-faulted in each step
+    device = resolve_device(config.device)
+    # The whole dataset, normalised once, lives on the training device.
+    train_x = images_to_tensor(dataset.train.images, model.input_shape, model.input_scale)
+    train_x = train_x.to(device)  # (N, C, H, W)
+    train_y = torch.from_numpy(np.ascontiguousarray(dataset.train.labels, dtype=np.int64))
+    test_x = images_to_tensor(dataset.test.images, model.input_shape, model.input_scale)
+    test_x = test_x.to(device)
+    test_y = torch.from_numpy(np.ascontiguousarray(dataset.test.labels, dtype=np.int64))
+    train_y, test_y = train_y.to(device), test_y.to(device)
+    network = model.build(seed=config.seed).to(device)  # built in channels_last memory
+    optimizer = Adam(
+        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    per_process = math.ceil(config.batch_size / group.world)
+    shard_size = len(group.shard(torch.arange(len(train_x))))
+    steps = total_steps(config, shard_size, per_process)
+    history, step, first_epoch = History(), 0, 1
+    if resume is not None:
+        network.load_state_dict(resume.network)
+        optimizer.load_state_dict(resume.optimizer)
+        generator.set_state(resume.shuffle_rng)
+        torch.set_rng_state(resume.torch_rng)
+        history.epochs = [EpochRecord(**row) for row in resume.history]
+        step, first_epoch = resume.step, resume.epoch + 1
+    average = WeightAverage(network, config.ema_decay) if config.ema_decay else None
+    if average is not None and resume is not None and resume.average:
+        average.load_state_dict(resume.average)
+    memory = LossMemory(len(train_x), device) if config.keep_fraction < 1 else None
+    if memory is not None and resume is not None and resume.selection:
+        memory.load_state_dict(resume.selection)
+    trained = network
+    if group.world > 1:  # gradients averaged across processes after every backward
+        trained = torch.nn.parallel.DistributedDataParallel(network)
+    loop = _Loop(
+        trained,
+        optimizer,
+        config,
+        generator,
+        group,
+        per_process,
+        steps,
+        average,
+        memory,
+        resolve_precision(config.precision, device),
+    )
+    evaluated = network if average is None else average.network  # what is tested and saved
+    if watch is not None:
+        watch(network)
+    test: Evaluation | None = None
+    for epoch in range(first_epoch, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        batch_hook = (
+            None if on_batch is None else (lambda b, loss, acc, e=epoch: on_batch(e, b, loss, acc))
+        )
+        train_loss, train_acc, images, step = _train_epoch(
+            loop, train_x, train_y, epoch, step, batch_hook
+        )
+        last = epoch == config.epochs
+        test = None
+        if config.evaluate_each_epoch or last:
+            test = evaluate_tensors(
+                evaluated, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
+            )
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=train_loss,
+            train_accuracy=train_acc,
+            test_loss=None if test is None else test.loss,
+            test_accuracy=None if test is None else test.accuracy,
+            seconds=time.perf_counter() - epoch_start,
+            learning_rate=lr_at(step - 1, steps, config),
+            images=images,
+        )
+        history.epochs.append(record)
+        if on_checkpoint is not None:
+            on_checkpoint(
+                _state(epoch, step, history, network, optimizer, generator, average, memory)
+            )
+        if on_epoch is not None:
+            on_epoch(record)
+        if any(callback.on_epoch_end(record) for callback in callbacks):
+            history.stopped_early = not last
+            break
+    if test is None:
+        test = evaluate_tensors(
+            evaluated, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
+        )
+    evaluated.eval()
+    return FitResult(evaluated, history, test, time.perf_counter() - started)
+
+
+def _state(
+    epoch: int,
+    step: int,
+    history: History,
+    network: Network,
+    optimizer: Adam,
+    generator: torch.Generator,
+    average: WeightAverage | None,
+    memory: LossMemory | None,
+) -> TrainingState:
+    return TrainingState(
+        epoch=epoch,
+        step=step,
+        history=history.as_rows(),
+        network=network.state_dict(),
+        optimizer=optimizer.state_dict(),
+        shuffle_rng=generator.get_state(),
+        torch_rng=torch.get_rng_state(),
+        average=None if average is None else average.state_dict(),
+        selection=None if memory is None else memory.state_dict(),
+    )
+
+
+def run_metrics(
+    model: Sequential, dataset: Dataset, config: TrainConfig, result: FitResult, processes: int = 1
+) -> dict:
+    """metrics.json content: test/train accuracy and loss, epochs, seconds, and what ran."""
+    last = result.history.epochs[-1]
+    epochs = len(result.history.epochs)
+    train_seconds = sum(record.seconds for record in result.history.epochs)
+    trained = sum(record.images or len(dataset.train) for record in result.history.epochs)
+    return {
+        "test_accuracy": result.test.accuracy,
+        "test_loss": result.test.loss,
+        "train_accuracy": last.train_accuracy,
+        "train_loss": last.train_loss,
+        "epochs": epochs,
+        "stopped_early": result.history.stopped_early,
+        "seconds": result.seconds,
+        "seconds_per_epoch": train_seconds / epochs,
+        "images_per_second": trained / train_seconds,  # images trained on
+        "model": model.name,
+        "total_params": model.total_params,
+        "dataset": dataset.name,
+        "data_source": dataset.source,
+        "train_images": len(dataset.train),
+        "test_images": len(dataset.test),
+        "input_why": dataset.input_why or None,
+        "class_names": list(dataset.class_names),
+        "per_class_accuracy": result.test.as_dict(dataset.class_names)["per_class_accuracy"],
+        "config": asdict(config),
+        "threads": torch.get_num_threads(),
+        "processes": processes,
+        "device": str(resolve_device(config.device)),
+        "precision": resolve_precision(config.precision, resolve_device(config.device)),
+        "torch": torch.__version__,
+    }
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: what was saved and how to continue."""
+
+    def __init__(self, run: Path, epochs_done: int) -> None:
+        super().__init__(f"training interrupted after {epochs_done} epoch(s)")
+        self.run = run
+        self.epochs_done = epochs_done
+
+
+@dataclass
+class Resumable:
+    """An interrupted run that can continue: its staging directory and saved state."""
+
+    staged: StagedRun
+    state: TrainingState
+    model: Sequential
+    config: TrainConfig
+    dataset: str
+    data_dir: str | None
+
+
+# What a checkpoint saved before an option existed trained with: no EMA, every image.
+BEFORE_OPTIONS = {"ema_decay": 0.0, "keep_fraction": 1.0, "precision": "float32"}
+
+
+def find_resumable(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Resumable:
+    """The interrupted run named ``run`` (its final path), or the latest one under ``root``."""
+    staged = find_interrupted(run, root)
+    state = load_checkpoint(staged.staging)
+    info = state.info
+    return Resumable(
+        staged=staged,
+        state=state,
+        model=Sequential.from_config(info["model"]),
+        config=TrainConfig(**{**BEFORE_OPTIONS, **info["config"]}),
+        dataset=info["dataset"],
+        data_dir=info.get("data_dir"),
+    )
+
+
+def train_to_run(
+    model: Sequential,
+    dataset: Dataset,
+    config: TrainConfig | None = None,
+    out: str | Path | None = None,
+    root: Path = RUNS_ROOT,
+    on_batch: ProgressFn | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    finish: Callable[[Path, FitResult], None] | None = None,
+    data_dir: str | Path | None = None,
+    resume: Resumable | None = None,
+    group: Group = SINGLE,
+    watch: Callable[[Network], None] | None = None,
+) -> tuple[Path | None, FitResult]:
+    """Train and write a complete run directory; returns its path and the fit result.
+
+    A checkpoint is saved at the end of every epoch; ``resume`` (from
+    find_resumable) continues an interrupted run to the same final weights.
+    ``finish(directory, result)`` may add files (the report) before the run
+    is published; ``watch`` is fit's. The directory appears only when everything in it is
+    written; Ctrl-C after an epoch keeps the checkpoint and raises
+    TrainingInterrupted, before the first epoch it leaves nothing.
+    """
+    config = resume.config if resume else (config or TrainConfig())
+    model = model.with_class_names(dataset.class_names)
+    if not group.is_main:  # only rank 0 writes the run directory
+        return None, fit(model, dataset, config, group=group)
+    info = {
+        "model": model.config(),
+        "config": asdict(config),
+        "dataset": dataset.location,  # a folder by its path, so --resume finds it from anywhere
+        "data_dir": None if data_dir is None else str(data_dir),
+    }
+    out = resume.staged.final if resume else out
+    with staged_run(out, model.name, root, resume=resume is not None) as run:
+        saved = [resume.state.epoch if resume else 0]  # the epoch of the checkpoint on disk
+
+        def checkpoint(state: TrainingState) -> None:
+            state.info = info
+            try:
+                save_checkpoint(run.staging, state)
+                saved[0] = state.epoch
+            except OSError as exc:
+                kept = "the previous epoch's checkpoint is intact; " if saved[0] else ""
+                raise ConvlensError(
+                    f"could not save epoch {state.epoch} in {run.staging} "
+                    f"({exc.strerror or exc}); {kept}free space or fix permissions, then "
+                    f"`convlens train --resume {run.final}` or start again."
+                ) from None
+
+        try:
+            result = fit(
+                model,
+                dataset,
+                config,
+                on_batch=on_batch,
+                on_epoch=on_epoch,
+                on_checkpoint=checkpoint,
+                resume=resume.state if resume else None,
+                group=group,
+                watch=watch,
+            )
+        except KeyboardInterrupt:
+            if saved[0]:
+                raise TrainingInterrupted(run.final, saved[0]) from None
+            raise
+        save_model(run.staging, model, result.network)
+        write_history(run.staging, result.history.as_rows())
+        write_metrics(run.staging, run_metrics(model, dataset, config, result, group.world))
+        if dataset.split is not None:
+            write_split(run.staging, dataset.split)
+        if finish is not None:
+            finish(run.staging, result)
+    return run.final, result

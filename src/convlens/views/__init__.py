@@ -1,0 +1,2 @@
+"""What a person looks at: figures, mosaics, attribution figures and the report.
+"""
