@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from convlens.data import datasets
 from convlens.model.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-from convlens.model.network import images_to_tensor
+from convlens.model.network import build_network, images_to_tensor
 from convlens.model.presets import preset
 from convlens.model.sequential import Sequential
 from convlens.runs.evaluate import evaluate_tensors
@@ -174,7 +174,7 @@ def run(spec: str, dataset, device: torch.device, seed: int) -> None:
     train_y = torch.from_numpy(dataset.train.labels).to(device)
     test_x = images_to_tensor(dataset.test.images, model.input_shape).to(device)
     test_y = torch.from_numpy(dataset.test.labels).to(device)
-    network = model.build(seed=seed).to(device)
+    network = build_network(model, seed=seed).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=v["lr"])
     average = WeightAverage(network, config.ema_decay)
     gen = torch.Generator().manual_seed(seed)

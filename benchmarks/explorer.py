@@ -54,6 +54,7 @@ from PIL import Image
 from convlens.data import datasets
 from convlens.data.datasets import Split
 from convlens.lab import ops
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.model.weights import save_model
 from convlens.runs.directory import write_metrics
@@ -101,7 +102,7 @@ def lesson_run(folder: Path) -> Path:
     model = preset("seed-cnn")
     run = folder / "seed-cnn"
     run.mkdir()
-    save_model(run, model, model.build(seed=0))
+    save_model(run, model, build_network(model, seed=0))
     write_metrics(run, {"model": model.name, "dataset": "fashion-mnist", "test_accuracy": None})
     return run
 

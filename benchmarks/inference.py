@@ -15,7 +15,7 @@ import torch
 from reference import lesson_model, to_tensors
 
 from convlens.data import datasets
-from convlens.model.network import images_to_tensor
+from convlens.model.network import build_network, images_to_tensor
 from convlens.model.presets import preset
 from convlens.runs.evaluate import predict_logits
 
@@ -48,7 +48,7 @@ def best_time(fn, repeats: int = 5) -> float:
 
 def main() -> None:
     dataset = datasets.load("fashion-mnist")
-    network = preset("seed-cnn").build(seed=0).eval()
+    network = build_network(preset("seed-cnn"), seed=0).eval()
     plain = lesson_model()
     copy_weights(network, plain)
     ours_x = images_to_tensor(dataset.test.images, (28, 28, 1))

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from convlens.data import datasets
-from convlens.model.network import images_to_tensor
+from convlens.model.network import build_network, images_to_tensor
 from convlens.model.presets import preset
 from convlens.runs.evaluate import evaluate_tensors
 from convlens.training.averaging import WeightAverage
@@ -97,7 +97,7 @@ def train(args: argparse.Namespace, config: TrainConfig) -> None:
     train_y = torch.from_numpy(dataset.train.labels.astype(np.int64))
     test_x = images_to_tensor(dataset.test.images, model.input_shape)
     test_y = torch.from_numpy(dataset.test.labels.astype(np.int64))
-    network = model.build(seed=config.seed)
+    network = build_network(model, seed=config.seed)
     optimizer = optimizer_for(network, args, config.learning_rate)
     decays = [float(d) for d in args.decays.split(",") if d]
     averages = {f"ema{d}": WeightAverage(network, d) for d in decays}

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from reference import lesson_model
 
 from convlens.model.layers import Conv2D, Dense
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.training.allocator import keep_freed_memory
 from convlens.training.optimizer import Adam
@@ -108,7 +109,7 @@ def main() -> None:
     )
     plain = step_rate(lesson_model(), 32, args.steps * args.batch_size // 32, False)
     keep_freed_memory()  # as fit() does; after the plain loop, which runs as users have it
-    network = preset("seed-cnn").build(seed=0)
+    network = build_network(preset("seed-cnn"), seed=0)
     rates = [("plain PyTorch (batch 32)", "float32", plain)]
     for chosen in dict.fromkeys((precision, "float32")):
         rate = step_rate(network, args.batch_size, args.steps, True, Adam, chosen)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from convlens.data.datasets import Dataset, Split
+from convlens.model.network import build_network
 
 
 def pattern_images(count: int, classes: int = 10, size: int = 28, seed: int = 0):
@@ -91,7 +92,7 @@ def write_run(directory: Path, model, class_names: tuple[str, ...], dataset: str
 
     model = model.with_class_names(class_names)
     directory.mkdir(parents=True)
-    save_model(directory, model, model.build(seed=0))
+    save_model(directory, model, build_network(model, seed=0))
     write_metrics(
         directory,
         {"model": model.name, "test_accuracy": 0.5, "epochs": 1, "dataset": dataset},

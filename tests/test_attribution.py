@@ -14,6 +14,7 @@ import torch
 from convlens.errors import ConvlensError
 from convlens.inspect import attribution
 from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model.network import build_network
 from convlens.model.sequential import Sequential
 
 CLASSES = ("zero", "one", "two")
@@ -31,7 +32,7 @@ def small_model(channels: int) -> tuple[Sequential, torch.nn.Module]:
         ],
         class_names=CLASSES,
     )
-    network = spec.build(seed=4)
+    network = build_network(spec, seed=4)
     with torch.no_grad():  # biases away from 0 so ReLU is not trivially dead
         for module in network.modules():
             if getattr(module, "bias", None) is not None:
@@ -118,7 +119,7 @@ def square_model() -> tuple[Sequential, torch.nn.Module]:
         ],
         class_names=("nothing", "square"),
     )
-    network = spec.build(seed=0)
+    network = build_network(spec, seed=0)
     conv, dense = network.conv2d, network.dense
     with torch.no_grad():
         conv.weight.zero_()
@@ -182,7 +183,7 @@ def test_bad_choices_end_in_one_sentence(kwargs: dict, words: str) -> None:
 def test_a_dense_only_model_has_no_gradcam() -> None:
     spec = Sequential([Flatten(input_shape=(10, 10, 1)), Dense(3, activation="softmax")])
     with pytest.raises(ConvlensError, match="no Conv2D"):
-        attribution.explain((spec, spec.build(seed=0)), images(1, 1), "gradcam")
+        attribution.explain((spec, build_network(spec, seed=0)), images(1, 1), "gradcam")
 
 
 def deep_square_model() -> tuple[Sequential, torch.nn.Module]:
@@ -197,7 +198,7 @@ def deep_square_model() -> tuple[Sequential, torch.nn.Module]:
         ],
         class_names=("nothing", "square"),
     )
-    network = spec.build(seed=0)
+    network = build_network(spec, seed=0)
     with torch.no_grad():
         network.conv2d.weight.fill_(1.0)
         network.conv2d.bias.fill_(-8.5)

@@ -9,7 +9,7 @@ import torch
 from synthetic import pattern_dataset
 
 from convlens.errors import ConvlensError
-from convlens.model.network import images_to_tensor
+from convlens.model.network import build_network, images_to_tensor
 from convlens.model.presets import preset
 from convlens.runs.evaluate import evaluate_tensors
 from convlens.training.averaging import WeightAverage, warmed_decay
@@ -82,7 +82,7 @@ def test_fit_evaluates_and_returns_the_average_of_every_steps_weights(patterns):
     config = replace(SMALL, ema_decay=0.9)
     steps = snapshots_of_every_step(preset("seed-cnn"), patterns, config)
     assert len(steps) == -(-len(patterns.train) // config.batch_size)
-    expected = [p.double() for p in preset("seed-cnn").build(seed=config.seed).parameters()]
+    expected = [p.double() for p in build_network(preset("seed-cnn"), seed=config.seed).parameters()]
     for t, weights in enumerate(steps):
         d = warmed_decay(0.9, t)
         expected = [d * e + (1 - d) * w.double() for e, w in zip(expected, weights, strict=True)]
@@ -97,7 +97,7 @@ def test_fit_evaluates_and_returns_the_average_of_every_steps_weights(patterns):
 
 
 def test_the_average_is_checkpointed_and_restored(tmp_path):
-    network = preset("seed-dnn").build(seed=0)
+    network = build_network(preset("seed-dnn"), seed=0)
     average = WeightAverage(network, decay=0.99)
     with torch.no_grad():
         network.dense.weight.add_(1.0)
@@ -114,7 +114,7 @@ def test_the_average_is_checkpointed_and_restored(tmp_path):
         average=average.state_dict(),
     )
     save_checkpoint(tmp_path, state)
-    restored = WeightAverage(preset("seed-dnn").build(seed=1), decay=0.99)
+    restored = WeightAverage(build_network(preset("seed-dnn"), seed=1), decay=0.99)
     restored.load_state_dict(load_checkpoint(tmp_path).average)
     assert restored.updates == 3
     for a, b in zip(restored.network.parameters(), average.network.parameters(), strict=True):

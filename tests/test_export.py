@@ -23,6 +23,7 @@ from synthetic import pattern_images
 from convlens.cli import export
 from convlens.cli.main import main
 from convlens.interop.export import FORMATS, export_run, read_metadata
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.model.sequential import Sequential
 from convlens.model.weights import save_model
@@ -62,7 +63,7 @@ LINEAR = {
 
 def make_run(directory: Path, model: Sequential, seed: int = 0) -> Path:
     """A run directory with random weights, non-zero biases and BatchNorm statistics."""
-    network = model.build(seed=seed)
+    network = build_network(model, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for tensor in [*network.parameters(), *network.buffers()]:

@@ -32,6 +32,7 @@ from convlens.errors import ConvlensError
 from convlens.images import decode_image, read_image
 from convlens.model.files import SPEC_FILE, WEIGHTS_FILE, read_spec
 from convlens.model.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model.network import build_network
 from convlens.model.sequential import Sequential
 from convlens.model.weights import load_model, save_model
 
@@ -104,7 +105,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny model; tests overwrite its files with mutated copies of the originals."""
     directory = tmp_path_factory.mktemp("model")
     model = tiny_model()
-    save_model(directory, model, model.build(seed=0))
+    save_model(directory, model, build_network(model, seed=0))
     return directory
 
 

@@ -11,6 +11,7 @@ from synthetic import pattern_images
 from convlens.errors import ConvlensError
 from convlens.inspect import journey
 from convlens.model.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.model.sequential import Sequential
 
@@ -23,7 +24,7 @@ def images() -> np.ndarray:
 
 
 def built(model: Sequential) -> tuple[Sequential, torch.nn.Module]:
-    network = model.build(seed=0)
+    network = build_network(model, seed=0)
     network.eval()
     return model, network
 

@@ -31,6 +31,7 @@ from convlens.errors import ConvlensError
 from convlens.interop.importing import import_model
 from convlens.interop.keras_export import keras_bytes
 from convlens.interop.reading import read_model_file
+from convlens.model.network import build_network
 from convlens.model.weights import save_model
 from convlens.runs.loading import load_run
 
@@ -67,7 +68,7 @@ def seeds(tmp_path_factory) -> dict[str, bytes]:
     """A good file of each format: .keras (convlens's writer), .h5 (tf.keras 2 layout), .onnx."""
     directory = tmp_path_factory.mktemp("seed-run")
     model = tiny_model()
-    save_model(directory, model, model.build(seed=0))
+    save_model(directory, model, build_network(model, seed=0))
     (directory / "metrics.json").write_text("{}")
     run = load_run(directory)
     files = {".keras": keras_bytes(run), ".h5": KERAS2_LESSON.read_bytes()}

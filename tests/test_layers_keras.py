@@ -21,7 +21,7 @@ from convlens.model.layers import (  # noqa: E402
     ReLU,
     ZeroPadding2D,
 )
-from convlens.model.network import ACTIVATION_FUNCTIONS, KerasPool2d, KerasReLU  # noqa: E402
+from convlens.model.modules import ACTIVATION_FUNCTIONS, KerasReLU, layer_module  # noqa: E402
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -69,7 +69,7 @@ def _tensorflow_same_average(x: np.ndarray, window: int, stride: int) -> np.ndar
 def test_same_average_pooling_divides_by_the_real_pixels(size):
     x = np.random.default_rng(size).normal(0, 1, (size, size)).astype("float32")
     spec = AveragePooling2D(3, strides=2, padding="same")
-    pool = KerasPool2d(spec, (size, size, 1))
+    pool = layer_module(spec, (size, size, 1), final=False)
     got = pool(torch.from_numpy(x)[None, None])[0, 0].numpy()
     np.testing.assert_allclose(got, _tensorflow_same_average(x, 3, 2), atol=1e-6)
     assert got.shape == spec.output_shape((size, size, 1))[:2]

@@ -11,6 +11,7 @@ import torch
 from synthetic import pattern_dataset, write_idx_dataset
 
 from convlens.errors import ConvlensError
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.model.sequential import Sequential, format_summary
 from convlens.training.plan import plan_training
@@ -44,9 +45,9 @@ def test_the_flag_travels_in_the_model_json_and_summary() -> None:
 
 
 def test_eval_averages_the_logits_and_training_does_not() -> None:
-    network = preset("seed-cnn").with_test_time_flip(True).build(seed=0)
+    network = build_network(preset("seed-cnn").with_test_time_flip(True), seed=0)
     x = torch.rand(5, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-    plain = preset("seed-cnn").build(seed=0)
+    plain = build_network(preset("seed-cnn"), seed=0)
     plain.eval()
     with torch.no_grad():
         own, mirror = plain(x), plain(x.flip(3))
@@ -57,7 +58,7 @@ def test_eval_averages_the_logits_and_training_does_not() -> None:
 
 
 def test_forward_hooks_see_only_the_images_own_pass() -> None:
-    network = preset("seed-cnn").with_test_time_flip(True).build(seed=0).eval()
+    network = build_network(preset("seed-cnn").with_test_time_flip(True), seed=0).eval()
     seen: list[torch.Tensor] = []
     handle = network.conv2d.register_forward_hook(lambda m, i, out: seen.append(out))
     x = torch.rand(2, 1, 28, 28)

@@ -9,6 +9,7 @@ import torch
 from convlens.errors import ConvlensError
 from convlens.model.files import read_spec
 from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model.network import build_network
 from convlens.model.presets import preset, resolve_model
 from convlens.model.sequential import Sequential
 from convlens.model.weights import load_model, save_model
@@ -159,7 +160,7 @@ def test_class_count_mismatch_is_explained():
 
 def test_save_and_load_round_trip(tmp_path):
     model = preset("seed-cnn").with_class_names(tuple("abcdefghij"))
-    network = model.build(seed=3)
+    network = build_network(model, seed=3)
     save_model(tmp_path, model, network)
     loaded_model, loaded = load_model(tmp_path)
     assert loaded_model.class_names == tuple("abcdefghij")
@@ -171,7 +172,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_weights_that_do_not_match_the_spec_are_refused(tmp_path):
-    save_model(tmp_path, preset("seed-cnn"), preset("seed-cnn").build(seed=0))
+    save_model(tmp_path, preset("seed-cnn"), build_network(preset("seed-cnn"), seed=0))
     spec = preset("single-conv").config()
     (tmp_path / "model.json").write_text(json.dumps(spec))
     with pytest.raises(ConvlensError, match="do not belong together"):
@@ -179,7 +180,7 @@ def test_weights_that_do_not_match_the_spec_are_refused(tmp_path):
 
 
 def test_truncated_weights_are_refused(tmp_path):
-    save_model(tmp_path, preset("seed-dnn"), preset("seed-dnn").build(seed=0))
+    save_model(tmp_path, preset("seed-dnn"), build_network(preset("seed-dnn"), seed=0))
     weights = tmp_path / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ConvlensError, match="not a valid safetensors file"):

@@ -17,7 +17,7 @@ from convlens.model.layers import (
     Flatten,
     MaxPooling2D,
 )
-from convlens.model.network import count_parameters, images_to_tensor
+from convlens.model.network import build_network, count_parameters, images_to_tensor
 from convlens.model.presets import PRESETS, preset
 from convlens.model.sequential import Sequential
 
@@ -39,13 +39,13 @@ def _keras_shape(tensor):
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_torch_parameter_count_equals_the_spec(name):
     model = preset(name)
-    assert count_parameters(model.build(seed=0)) == model.total_params
+    assert count_parameters(build_network(model, seed=0)) == model.total_params
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_layer_output_has_the_summary_shape(name):
     model = preset(name)
-    network = model.build(seed=0).eval()
+    network = build_network(model, seed=0).eval()
     x = torch.rand(2, model.input_shape[2], *model.input_shape[:2])
     shapes = [_keras_shape(t) for t in _layer_outputs(network, x)]
     assert shapes == [row.output_shape for row in model.rows]
@@ -86,7 +86,7 @@ def random_models(draw):
 @settings(max_examples=60, deadline=None)
 @given(random_models())
 def test_random_models_build_with_the_spec_shapes_and_counts(model):
-    network = model.build(seed=0).eval()
+    network = build_network(model, seed=0).eval()
     assert count_parameters(network) == model.total_params
     x = torch.rand(2, model.input_shape[2], *model.input_shape[:2])
     shapes = [_keras_shape(t) for t in _layer_outputs(network, x)]
@@ -115,7 +115,7 @@ def test_same_padding_puts_the_extra_row_at_the_bottom_right_like_keras(size, st
         [Conv2D(1, k, strides=stride, padding="same", use_bias=False), Flatten(), Dense(2)],
         input_shape=(size, size, 1),
     )
-    conv = model.build(seed=0)[0]
+    conv = build_network(model, seed=0)[0]
     image = np.random.default_rng(0).random((size, size))
     with torch.no_grad():
         got = conv(torch.tensor(image[None, None], dtype=torch.float32))[0, 0].numpy()
@@ -127,14 +127,14 @@ def test_same_average_pooling_ignores_the_padding_like_keras():
     model = Sequential(
         [AveragePooling2D(2, padding="same"), Flatten(), Dense(2)], input_shape=(3, 3, 1)
     )
-    pool = model.build(seed=0)[0]
+    pool = build_network(model, seed=0)[0]
     x = torch.arange(9.0).reshape(1, 1, 3, 3)
     expected = torch.tensor([[2.0, 3.5], [6.5, 8.0]])  # corner windows average 1 or 2 pixels
     assert torch.allclose(pool(x)[0, 0], expected)
 
 
 def test_flatten_uses_keras_row_column_channel_order():
-    network = preset("seed-cnn").build(seed=0)
+    network = build_network(preset("seed-cnn"), seed=0)
     volume = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4)  # (N, C, H, W)
     flat = network.flatten(volume)
     expected = volume.permute(0, 2, 3, 1).reshape(1, -1)  # (N, H*W*C) as Keras lays out NHWC
@@ -142,7 +142,7 @@ def test_flatten_uses_keras_row_column_channel_order():
 
 
 def test_glorot_uniform_weights_and_zero_biases_as_keras():
-    network = preset("seed-cnn").build(seed=0)
+    network = build_network(preset("seed-cnn"), seed=0)
     conv = network.conv2d_1
     fan_in, fan_out = 64 * 9, 64 * 9
     limit = math.sqrt(6 / (fan_in + fan_out))
@@ -152,7 +152,7 @@ def test_glorot_uniform_weights_and_zero_biases_as_keras():
 
 
 def test_the_same_seed_builds_the_same_weights():
-    a, b = preset("seed-cnn").build(seed=7), preset("seed-cnn").build(seed=7)
+    a, b = build_network(preset("seed-cnn"), seed=7), build_network(preset("seed-cnn"), seed=7)
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
 
 
@@ -165,7 +165,7 @@ def test_images_become_normalised_channels_last_tensors():
 
 
 def test_final_softmax_is_left_to_the_loss_and_given_by_probabilities():
-    network = preset("seed-dnn").build(seed=0).eval()
+    network = build_network(preset("seed-dnn"), seed=0).eval()
     x = torch.rand(3, 1, 28, 28)
     probs = network.probabilities(x)
     assert torch.allclose(probs.sum(dim=1), torch.ones(3))
@@ -178,7 +178,7 @@ def test_pooling_before_a_monotone_activation_changes_nothing(activation):
         [Conv2D(4, 3, activation=activation), MaxPooling2D(2), Flatten(), Dense(3)],
         input_shape=(9, 9, 2),
     )
-    network = model.build(seed=0)
+    network = build_network(model, seed=0)
     assert network._pool_first == {0}
     x = torch.randn(5, 2, 9, 9, requires_grad=True)
     fused = network(x)
@@ -193,7 +193,7 @@ def test_pooling_before_a_monotone_activation_changes_nothing(activation):
 
 
 def test_a_hooked_layer_runs_unfused_so_it_shows_its_own_output():
-    network = preset("seed-cnn").build(seed=0).eval()
+    network = build_network(preset("seed-cnn"), seed=0).eval()
     seen = {}
     network.conv2d.register_forward_hook(lambda m, i, o: seen.setdefault("conv", o))
     network(torch.rand(1, 1, 28, 28))
@@ -206,8 +206,8 @@ def test_built_and_loaded_networks_hold_kernels_in_channels_last_memory(tmp_path
     from convlens.model.weights import load_model, save_model
 
     model = preset("seed-cnn")
-    save_model(tmp_path, model, model.build(seed=0))
-    for network in (model.build(seed=0), load_model(tmp_path)[1]):
+    save_model(tmp_path, model, build_network(model, seed=0))
+    for network in (build_network(model, seed=0), load_model(tmp_path)[1]):
         for name in ("conv2d", "conv2d_1"):
             weight = getattr(network, name).weight
             assert weight.is_contiguous(memory_format=torch.channels_last), name

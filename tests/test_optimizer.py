@@ -6,13 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.training.optimizer import Adam
 
 
 def _train(optimizer_class, steps: int, weight_decay: float = 0.0, lrs=None) -> tuple:
     torch.manual_seed(0)
-    network = preset("seed-cnn").build(seed=3)
+    network = build_network(preset("seed-cnn"), seed=3)
     optimizer = optimizer_class(network.parameters(), lr=2e-3, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(1)
     for step in range(steps):
@@ -56,7 +57,7 @@ def test_state_dict_loads_both_ways_with_torch_adam() -> None:
 def test_resumed_optimizer_continues_exactly() -> None:
     straight, _ = _train(Adam, 8)
     torch.manual_seed(0)
-    network = preset("seed-cnn").build(seed=3)
+    network = build_network(preset("seed-cnn"), seed=3)
     first = Adam(network.parameters(), lr=2e-3)
     generator = torch.Generator().manual_seed(1)
     for step in range(8):

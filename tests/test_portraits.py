@@ -9,12 +9,13 @@ from synthetic import pattern_images, tiny_cnn
 
 from convlens.errors import ConvlensError
 from convlens.inspect import journey, portraits
+from convlens.model.network import build_network
 
 
 @pytest.fixture(scope="module")
 def model():
     spec = tiny_cnn()
-    network = spec.build(seed=2)
+    network = build_network(spec, seed=2)
     with torch.no_grad():
         for module in network.modules():
             if getattr(module, "bias", None) is not None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from convlens.errors import ConvlensError
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.training.allocator import keep_freed_memory
 from convlens.training.precision import resolve_precision, training_precision
@@ -32,7 +33,7 @@ def test_lesson_recipe_stays_float32_and_bad_precision_is_refused() -> None:
 
 
 def test_bfloat16_runs_the_products_in_bfloat16_and_keeps_weights_float32() -> None:
-    network = preset("seed-cnn").build(seed=0)
+    network = build_network(preset("seed-cnn"), seed=0)
     x = torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     with training_precision("bfloat16", torch.device("cpu")):
         mixed = network(x)

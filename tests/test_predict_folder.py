@@ -14,6 +14,7 @@ from PIL import Image
 
 from convlens.cli.main import main
 from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from convlens.model.network import build_network
 from convlens.model.sequential import Sequential
 from convlens.model.weights import save_model
 from convlens.runs import predict
@@ -38,7 +39,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         name="tiny",
         class_names=CLASSES,
     )
-    save_model(directory, model, model.build(seed=0))
+    save_model(directory, model, build_network(model, seed=0))
     write_metrics(directory, {"dataset": "generated"})
     return directory
 

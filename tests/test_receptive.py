@@ -22,6 +22,7 @@ from convlens.model.layers import (
     Rescaling,
     ZeroPadding2D,
 )
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.model.sequential import Sequential
 
@@ -83,7 +84,7 @@ MODELS = {
 def positive_network(spec: Sequential) -> torch.nn.Module:
     """Every weight at least 0.5 and every bias 0.1: a brighter input pixel raises every
     value it reaches, so max pooling cannot hide it and ReLU never cuts it."""
-    network = spec.build(seed=0).eval()
+    network = build_network(spec, seed=0).eval()
     with torch.no_grad():
         for name, parameter in network.named_parameters():
             if name.endswith("bias"):

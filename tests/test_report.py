@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn
 
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.model.sequential import Sequential
 from convlens.model.weights import save_model
@@ -28,7 +29,7 @@ def make_run(directory: Path, model: Sequential, seconds: float = 13.0) -> Path:
     """An untrained run directory as `convlens train` lays it out (no training)."""
     model = model.with_class_names(CLASSES)
     directory.mkdir(parents=True)
-    save_model(directory, model, model.build(seed=0))
+    save_model(directory, model, build_network(model, seed=0))
     write_history(
         directory,
         [

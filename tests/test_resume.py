@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from synthetic import pattern_dataset, write_idx_dataset
 
 from convlens.errors import ConvlensError
+from convlens.model.network import build_network
 from convlens.runs.directory import CHECKPOINT_FILE, partial_path
 from convlens.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -147,7 +148,7 @@ def test_a_cut_off_checkpoint_never_loads(tmp_path):
     from convlens.model.presets import preset
     from convlens.training.train import TrainingState
 
-    network = preset("seed-dnn").build(seed=0)
+    network = build_network(preset("seed-dnn"), seed=0)
     optimizer = torch.optim.Adam(network.parameters())
     network(torch.rand(2, 1, 28, 28)).sum().backward()
     optimizer.step()

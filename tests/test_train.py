@@ -8,6 +8,7 @@ import torch
 from synthetic import pattern_dataset
 
 from convlens.errors import ConvlensError
+from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.runs.directory import read_history
 from convlens.runs.loading import load_run
@@ -164,7 +165,7 @@ def test_a_model_with_the_wrong_number_of_classes_is_refused(patterns):
 def test_test_time_flip_averages_each_image_with_its_mirror():
     from convlens.runs.evaluate import predict_logits
 
-    network = preset("seed-cnn").build(seed=0).eval()
+    network = build_network(preset("seed-cnn"), seed=0).eval()
     x = torch.rand(6, 1, 28, 28)
     expected = (network(x) + network(x.flip(3))) / 2
     assert torch.allclose(predict_logits(network, x, batch_size=4, flip=True), expected, atol=1e-6)

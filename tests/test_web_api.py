@@ -493,12 +493,14 @@ def test_openapi_describes_every_route(client) -> None:
         "/api/jobs/{job_id}",
         "/api/jobs/{job_id}/events",
         "/api/models/presets",
+        "/api/models/layer-types",
         "/api/models/summary",
         "/api/runs/{name}/model",
         "/api/compare",
         "/api/compare/predict",
         "/api/models",
         "/api/attribution",
+        "/api/attribution/methods",
         "/api/portrait",
     }
     assert client.get("/docs").status_code == 404  # the interactive docs would need a CDN

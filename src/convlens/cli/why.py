@@ -34,7 +34,7 @@ def _register_why(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--run", help="run directory (default: the latest under runs/)")
     parser.add_argument("--dataset", help="the test images' dataset (default: the run's)")
     parser.add_argument("--data-dir", help="where the dataset's IDX files are (searched first)")
-    parser.add_argument("--method", choices=METHODS, default="gradcam", help="default gradcam")
+    parser.add_argument("--method", choices=list(METHODS), default="gradcam", help="default gradcam")
     parser.add_argument(
         "--class",
         dest="class_choice",

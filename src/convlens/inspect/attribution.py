@@ -38,7 +38,7 @@ trained here).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +52,6 @@ from convlens.model.network import Network, images_to_tensor
 from convlens.model.receptive import ReceptiveField
 from convlens.model.sequential import LayerRow, Sequential
 
-METHODS = ("gradcam", "saliency", "integrated-gradients", "occlusion")
-SIGNED_METHODS = ("saliency", "integrated-gradients", "occlusion")  # maps that go below 0
 IG_STEPS = 32  # Gauss-Legendre nodes; completeness error on the lesson CNN: see BENCHMARKS.md
 IG_BATCH = 256  # path points evaluated at once
 OCCLUSION_BATCH = 128  # occluded copies evaluated at once
@@ -83,6 +81,47 @@ def black_like(spec: Sequential, inputs: torch.Tensor) -> torch.Tensor:
     height, width, channels = spec.input_shape
     black = model_tensor(spec, np.zeros((1, height, width, channels), dtype=np.uint8))
     return black.expand_as(inputs).contiguous()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a method may use besides the inputs: Grad-CAM's layer, IG's steps, occlusion's window."""
+
+    row: LayerRow | None = None
+    steps: int = IG_STEPS
+    patch: int | None = None
+    stride: int | None = None
+
+
+# (maps (N, H, W), delta or None, note) from network, spec, inputs, targets and settings
+Compute = Callable[[Network, Sequential, torch.Tensor, list[int], Settings], tuple[Any, Any, str]]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attribution method: how to compute it and how to read its map."""
+
+    name: str  # what --method and the page call it
+    title: str  # the page's menu entry
+    compute: Compute
+    signed: bool  # whether its maps go below 0 (then blue means against the class)
+    red: str  # what red means, with {target} for the class explained
+    blue: str = ""  # what blue means (signed maps only)
+    reads_layer: bool = False  # True: --layer chooses the layer it reads
+
+    def legend(self, target: str) -> str:
+        """What a map shows, in one line for a figure's title or the page."""
+        red = f"red: {self.red.format(target=target)}"
+        return f"{red}, blue: {self.blue}" if self.blue else red
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON for the page's menu: {"name", "title", "signed", "reads_layer"}."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "signed": self.signed,
+            "reads_layer": self.reads_layer,
+        }
 
 
 def check_method(method: str) -> str:
@@ -175,10 +214,10 @@ def explain(
     occlusion's square window (default ``occlusion_window``).
     """
     network, spec = _network_parts(model)
-    check_method(method)
-    if layer is not None and method != "gradcam":
+    chosen_method = METHODS[check_method(method)]
+    if layer is not None and not chosen_method.reads_layer:
         raise ConvlensError(f"--layer chooses Grad-CAM's layer; {method} reads the input pixels.")
-    row = gradcam_layer(spec, layer) if method == "gradcam" else None
+    row = gradcam_layer(spec, layer) if chosen_method.reads_layer else None
     batch = journey.as_image_batch(images)
     targets = check_targets(target, len(batch), _class_names(spec))
     inputs = model_tensor(spec, batch)
@@ -188,9 +227,8 @@ def explain(
         with torch.no_grad():
             logits = network(inputs)
         chosen = logits.argmax(1) if targets is None else torch.from_numpy(targets)
-        maps, delta, note = _run_method(
-            network, spec, inputs, chosen, method, row, steps, patch, stride
-        )
+        settings = Settings(row, steps, patch, stride)
+        maps, delta, note = chosen_method.compute(network, spec, inputs, chosen.tolist(), settings)
     finally:
         network.train(was_training)
     return Attribution(
@@ -219,41 +257,46 @@ def attribute(
     return explain(model, images, method, target, layer).maps
 
 
-def _run_method(network, spec, inputs, targets, method, row, steps, patch, stride):
-    """(maps (N, H, W), delta or None, note) for one method on the preprocessed inputs."""
-    from captum.attr import IntegratedGradients, Occlusion, Saliency
+def _captum() -> Any:
+    """captum.attr, imported on first use: it takes ~0.6 s, paid only when a map is made."""
+    import captum.attr  # function-level: start-up time of every command that imports this
 
-    target = targets.tolist()
-    if method == "gradcam":
-        note = f"Grad-CAM on {row.name} (each pixel of its maps sees {_dims(row, spec)})"
-        return _gradcam(network, spec, inputs, target, row), None, note
-    if method == "saliency":
-        grads = Saliency(network).attribute(
-            inputs.clone().requires_grad_(True), target=target, abs=False
-        )
-        return grads.sum(1), None, "gradient of the score, summed over channels"
-    if method == "integrated-gradients":
-        if not 1 <= steps <= 1024:
-            raise ConvlensError(f"integrated gradients' steps must be 1..1024, not {steps}.")
-        maps, delta = IntegratedGradients(network).attribute(
-            inputs.clone(),
-            baselines=black_like(spec, inputs),
-            target=target,
-            n_steps=steps,
-            internal_batch_size=IG_BATCH,
-            return_convergence_delta=True,
-        )
-        note = f"{steps} steps from a black image, summed over channels"
-        return maps.sum(1), delta, note
-    return _occlusion(Occlusion(network), spec, inputs, target, patch, stride)
+    return captum.attr
+
+
+def _gradcam_method(network, spec, inputs, target, settings: Settings):
+    row = settings.row
+    note = f"Grad-CAM on {row.name} (each pixel of its maps sees {_dims(row, spec)})"
+    return _gradcam(network, spec, inputs, target, row), None, note
+
+
+def _saliency(network, spec, inputs, target, settings: Settings):
+    grads = _captum().Saliency(network).attribute(
+        inputs.clone().requires_grad_(True), target=target, abs=False
+    )
+    return grads.sum(1), None, "gradient of the score, summed over channels"
+
+
+def _integrated_gradients(network, spec, inputs, target, settings: Settings):
+    steps = settings.steps
+    if not 1 <= steps <= 1024:
+        raise ConvlensError(f"integrated gradients' steps must be 1..1024, not {steps}.")
+    maps, delta = _captum().IntegratedGradients(network).attribute(
+        inputs.clone(),
+        baselines=black_like(spec, inputs),
+        target=target,
+        n_steps=steps,
+        internal_batch_size=IG_BATCH,
+        return_convergence_delta=True,
+    )
+    note = f"{steps} steps from a black image, summed over channels"
+    return maps.sum(1), delta, note
 
 
 def _gradcam(network: Network, spec: Sequential, inputs: torch.Tensor, target, row: LayerRow):
     """Grad-CAM on ``row``'s layer, negative parts cut, placed on the input (N, H, W)."""
-    from captum.attr import LayerGradCam
-
     module = dict(network.named_children())[row.name]
-    cams = LayerGradCam(network, module).attribute(
+    cams = _captum().LayerGradCam(network, module).attribute(
         inputs.clone().requires_grad_(True), target=target, relu_attributions=True
     )  # (N, 1, h, w)
     field = spec.receptive_fields()[row.name]
@@ -275,8 +318,9 @@ def centre_weights(field: ReceptiveField, axis: int, cells: int, pixels: int) ->
     return torch.from_numpy(weights.astype(np.float32))
 
 
-def _occlusion(occlusion, spec, inputs, target, patch, stride):
+def _occlusion(network, spec, inputs, target, settings: Settings):
     """Occlusion maps (N, H, W): the score's mean drop when a black patch covers each pixel."""
+    patch, stride = settings.patch, settings.stride
     default_patch, default_stride = occlusion_window(spec.input_shape)
     if patch is None:
         patch, stride = default_patch, default_stride if stride is None else stride
@@ -287,7 +331,7 @@ def _occlusion(occlusion, spec, inputs, target, patch, stride):
             f"the occlusion patch must be 1..{min(height, width)} pixels and its stride 1..patch, "
             f"not patch {patch}, stride {stride}."
         )
-    maps = occlusion.attribute(
+    maps = _captum().Occlusion(network).attribute(
         inputs.clone(),
         sliding_window_shapes=(channels, patch, patch),
         strides=(channels, stride, stride),
@@ -303,17 +347,48 @@ def _dims(row: LayerRow, spec: Sequential) -> str:
     return f"{field.size[0]}x{field.size[1]} input pixels"
 
 
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method(
+            "gradcam",
+            "Grad-CAM (last convolution)",
+            _gradcam_method,
+            signed=False,
+            red="pixels that raised the score for {target}",
+            reads_layer=True,
+        ),
+        Method(
+            "saliency",
+            "Saliency (input gradient)",
+            _saliency,
+            signed=True,
+            red="pixels whose brightening would raise the score for {target}",
+            blue="lower it",
+        ),
+        Method(
+            "integrated-gradients",
+            "Integrated gradients",
+            _integrated_gradients,
+            signed=True,
+            red="pixels that raised the score for {target}",
+            blue="lowered it",
+        ),
+        Method(
+            "occlusion",
+            "Occlusion (sliding black patch)",
+            _occlusion,
+            signed=True,
+            red="pixels whose covering with black lowered the score for {target}",
+            blue="raised it",
+        ),
+    )
+}
+
+
 def describe(method: str, class_name: str) -> str:
-    """What a map shows, in one line for a figure's title or the page."""
-    if method == "saliency":
-        return (
-            f"red: pixels whose brightening would raise the score for {class_name}, blue: lower it"
-        )
-    if method == "occlusion":
-        return f"red: pixels whose covering with black lowered the score for {class_name}, blue: raised it"
-    if method == "integrated-gradients":
-        return f"red: pixels that raised the score for {class_name}, blue: lowered it"
-    return f"red: pixels that raised the score for {class_name}"
+    """What a map of ``method`` shows, in one line for a figure's title or the page."""
+    return METHODS[check_method(method)].legend(class_name)
 
 
 def top_classes(probabilities: np.ndarray, class_names: Sequence[str], count: int = 3):

@@ -22,19 +22,9 @@ import numpy as np
 import torch
 
 from convlens.errors import ConvlensError
-from convlens.model.layers import (
-    Activation,
-    AveragePooling2D,
-    Conv2D,
-    MaxPooling2D,
-    ReLU,
-    ZeroPadding2D,
-)
+from convlens.model.layers import JOURNEY_ROLES, Conv2D
 from convlens.model.network import Network, images_to_tensor
 from convlens.model.sequential import LayerRow, Sequential
-
-JOURNEY_LAYERS = (Conv2D, MaxPooling2D, AveragePooling2D)
-AFTER_CONV_LAYERS = (ZeroPadding2D, Activation, ReLU)
 
 
 def unpack_model(model: Any) -> tuple[Network, Sequential | None]:
@@ -140,15 +130,23 @@ def activations(
 def journey_layers(model: Sequential) -> list[LayerRow]:
     """The summary rows of every Conv2D and pooling layer, in order: the journey's columns.
 
-    After the first Conv2D, image-shaped ZeroPadding2D, Activation and ReLU layers
-    join them (a Keras model often writes Conv2D, then ReLU as a layer of its own);
-    before it they would hold the input's one or three channels only.
+    Each layer type's ``journey`` role decides (model/layers/base.py): "stage" layers
+    (Conv2D, pooling) always show; "after_conv" layers (ZeroPadding2D, Activation,
+    ReLU) join once a Conv2D has run and while they output maps (a Keras model often
+    writes Conv2D, then ReLU as a layer of its own); before it they would hold the
+    input's one or three channels only.
     """
     rows, seen_conv = [], False
     for row in model.rows:
+        role = row.layer.journey
+        if role not in JOURNEY_ROLES:
+            raise ConvlensError(
+                f"{row.layer.keras_type} has no journey role ({role!r}); give its class one of "
+                f"{', '.join(JOURNEY_ROLES)}."
+            )
         seen_conv = seen_conv or isinstance(row.layer, Conv2D)
-        later = seen_conv and isinstance(row.layer, AFTER_CONV_LAYERS)
-        if isinstance(row.layer, JOURNEY_LAYERS) or (later and len(row.output_shape) == 3):
+        later = seen_conv and role == "after_conv" and len(row.output_shape) == 3
+        if role == "stage" or later:
             rows.append(row)
     return rows
 

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from convlens.errors import ConvlensError
 from convlens.inspect import journey
 from convlens.inspect.attribution import last_conv, model_tensor
-from convlens.model.network import KerasConv2d, Network
+from convlens.model.modules import KerasConv2d
+from convlens.model.network import Network
 from convlens.model.receptive import ReceptiveField
 from convlens.model.sequential import LayerRow, Sequential
 

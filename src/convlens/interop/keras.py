@@ -34,7 +34,6 @@ from convlens.interop import limits
 from convlens.interop.keras_layers import (
     keras3_weight_paths,
     keras_order,
-    keras_weight_shapes,
     layer_from_keras,
     to_torch_state,
 )
@@ -177,7 +176,7 @@ def _read_keras3_weights(fileobj: Any, model: Sequential, name: str) -> dict[str
             paths = _keras3_paths(weights, model)
             state: dict[str, np.ndarray] = {}
             for row in model.rows:
-                shapes = keras_weight_shapes(row.layer, row.input_shape)
+                shapes = row.layer.keras_weight_shapes(row.input_shape)
                 if not shapes:
                     continue
                 where = f"layers/{paths[row.name]}/vars"
@@ -211,7 +210,7 @@ def _keras3_paths(weights: Any, model: Sequential) -> dict[str, str]:
                 by_attribute[_text(name)] = key
     numbered = keras3_weight_paths(model)
     if not by_attribute and layers is not None:  # an older writer: groups by the layer's name?
-        weighted = [r.name for r in model.rows if keras_weight_shapes(r.layer, r.input_shape)]
+        weighted = [r.name for r in model.rows if r.layer.keras_weight_shapes(r.input_shape)]
         if weighted and all(name in layers for name in weighted):
             return {name: name for name in numbered}
     return {name: by_attribute.get(name, path) for name, path in numbered.items()}
@@ -247,7 +246,7 @@ def _read_legacy_weights(root: Any, model: Sequential, name: str) -> dict[str, n
     """model_weights/<layer>/ with its weight_names attribute, datasets by those names."""
     state: dict[str, np.ndarray] = {}
     for row in model.rows:
-        shapes = keras_weight_shapes(row.layer, row.input_shape)
+        shapes = row.layer.keras_weight_shapes(row.input_shape)
         if not shapes:
             continue
         group = _group(root, row.name, name)

@@ -22,21 +22,7 @@ import numpy as np
 
 from convlens.interop.keras_layers import keras3_weight_paths
 from convlens.model.layers import (
-    Activation,
-    AveragePooling2D,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
     Layer,
-    MaxPooling2D,
-    ReLU,
-    Rescaling,
-    Softmax,
-    ZeroPadding2D,
 )
 
 if TYPE_CHECKING:
@@ -47,53 +33,7 @@ KERAS_VERSION = "3.0.0"  # the oldest Keras 3 whose loader reads this layout
 
 def keras_layer_config(layer: Layer) -> dict[str, Any]:
     """A convlens spec as Keras 3's layer config (the arguments Keras's constructor takes)."""
-    config: dict[str, Any] = {"name": layer.name, "trainable": True, "dtype": "float32"}
-    if isinstance(layer, Conv2D):
-        config.update(
-            filters=layer.filters,
-            kernel_size=list(layer.kernel_size),
-            strides=list(layer.strides),
-            padding=layer.padding,
-            data_format="channels_last",
-            dilation_rate=[1, 1],
-            groups=1,
-            activation=layer.activation,
-            use_bias=layer.use_bias,
-        )
-    elif isinstance(layer, (MaxPooling2D, AveragePooling2D)):
-        config.update(
-            pool_size=list(layer.pool_size),
-            strides=list(layer.strides),  # type: ignore[arg-type]
-            padding=layer.padding,
-            data_format="channels_last",
-        )
-    elif isinstance(layer, Dense):
-        config.update(units=layer.units, activation=layer.activation, use_bias=layer.use_bias)
-    elif isinstance(layer, Dropout):
-        config.update(rate=layer.rate)
-    elif isinstance(layer, BatchNormalization):
-        config.update(
-            axis=-1, momentum=layer.momentum, epsilon=layer.epsilon, center=True, scale=True
-        )
-    elif isinstance(layer, Rescaling):
-        config.update(scale=layer.scale, offset=layer.offset)
-    elif isinstance(layer, Activation):
-        config.update(activation=layer.activation)
-    elif isinstance(layer, ReLU):
-        config.update(
-            max_value=layer.max_value,
-            negative_slope=layer.negative_slope,
-            threshold=layer.threshold,
-        )
-    elif isinstance(layer, Softmax):
-        config.update(axis=-1)
-    elif isinstance(layer, ZeroPadding2D):
-        config.update(padding=[list(pair) for pair in layer.padding], data_format="channels_last")
-    elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
-        config.update(keepdims=layer.keepdims, data_format="channels_last")
-    elif isinstance(layer, Flatten):
-        config.update(data_format="channels_last")
-    return config
+    return {"name": layer.name, "trainable": True, "dtype": "float32", **layer.keras_config()}
 
 
 def model_config(run: Run) -> dict[str, Any]:
@@ -127,21 +67,15 @@ def model_config(run: Run) -> dict[str, Any]:
     }
 
 
-def keras_arrays(row_layer: Layer, name: str, state: dict[str, Any]) -> list[np.ndarray]:
+def keras_arrays(layer: Layer, name: str, state: dict[str, Any]) -> list[np.ndarray]:
     """One layer's arrays in Keras's order and layout, from the network's state dict."""
-
-    def get(key: str) -> np.ndarray:
-        return state[f"{name}.{key}"].detach().cpu().float().numpy()
-
-    if isinstance(row_layer, Conv2D):  # (out, in, kh, kw) -> (kh, kw, in, out)
-        arrays = [get("weight").transpose(2, 3, 1, 0)]
-        return arrays + ([get("bias")] if row_layer.use_bias else [])
-    if isinstance(row_layer, Dense):  # (out, in) -> (in, out)
-        arrays = [get("weight").T]
-        return arrays + ([get("bias")] if row_layer.use_bias else [])
-    if isinstance(row_layer, BatchNormalization):
-        return [get("weight"), get("bias"), get("running_mean"), get("running_var")]
-    return []
+    prefix = f"{name}."
+    own = {
+        key[len(prefix) :]: value.detach().cpu().float().numpy()
+        for key, value in state.items()
+        if key.startswith(prefix)
+    }
+    return layer.keras_from_torch(own) if own else []
 
 
 def weights_bytes(run: Run) -> bytes:

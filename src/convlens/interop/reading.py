@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from convlens.errors import ConvlensError
 from convlens.interop.keras import ImportedModel, read_keras
+from convlens.model.network import build_network
 
 if TYPE_CHECKING:
     from convlens.model.network import Network
@@ -38,7 +39,7 @@ def build_imported(imported: ImportedModel) -> Network:
     """The imported model's torch Network holding the file's weights, in eval mode."""
     import torch
 
-    network = imported.model.build()
+    network = build_network(imported.model)
     state = network.state_dict()
     needed = {k for k, v in state.items() if v.is_floating_point()}
     missing = sorted(needed - set(imported.state))

@@ -4,6 +4,8 @@ MNIST exercise and the most accurate preset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from convlens.errors import ConvlensError
@@ -90,12 +92,30 @@ def _best() -> list[Layer]:
     ]
 
 
-PRESETS = {
-    "seed-cnn": (_seed_cnn, "the lesson's CNN: two Conv2D(64, 3x3) + MaxPooling2D(2, 2) blocks"),
-    "seed-dnn": (_seed_dnn, "the lesson's dense-only baseline: Flatten, Dense(128), Dense(10)"),
-    "lenet5": (_lenet5, "LeNet-5 on 32x32x1: 5x5 filters, 6 then 16 deep, average pooling"),
-    "single-conv": (_single_conv, "the MNIST exercise: one Conv2D(32, 3x3) and one pooling"),
-    "best": (_best, "the most accurate preset: four Conv2D with batch normalisation, dropout"),
+@dataclass(frozen=True)
+class Preset:
+    """A named model: its layers, one line saying what it is, and the recipe it trains with."""
+
+    name: str
+    layers: Callable[[], list[Layer]]
+    description: str
+    recipe: str = "fast"  # a recipe name (training/recipes.py) unless --recipe says otherwise
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("seed-cnn", _seed_cnn, "the lesson's CNN: two Conv2D(64, 3x3) + MaxPooling2D(2, 2) blocks"),
+        Preset("seed-dnn", _seed_dnn, "the lesson's dense-only baseline: Flatten, Dense(128), Dense(10)"),
+        Preset("lenet5", _lenet5, "LeNet-5 on 32x32x1: 5x5 filters, 6 then 16 deep, average pooling"),
+        Preset("single-conv", _single_conv, "the MNIST exercise: one Conv2D(32, 3x3) and one pooling"),
+        Preset(
+            "best",
+            _best,
+            "the most accurate preset: four Conv2D with batch normalisation, dropout",
+            recipe="best",
+        ),
+    )
 }
 
 
@@ -105,7 +125,7 @@ def preset(name: str) -> Sequential:
         raise ConvlensError(
             f"unknown model {name!r}; use a preset ({', '.join(PRESETS)}) or a model JSON file."
         )
-    return Sequential(PRESETS[name][0](), name=name)
+    return Sequential(PRESETS[name].layers(), name=name)
 
 
 def resolve_model(name_or_path: str) -> Sequential:

@@ -20,20 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from convlens.model.layers import (
-    AveragePooling2D,
-    BatchNormalization,
-    Conv2D,
-    Dropout,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
-    Layer,
-    MaxPooling2D,
-    SameShapeLayer,
-    Shape,
-    ZeroPadding2D,
-    same_padding,
-)
+from convlens.errors import ConvlensError
+from convlens.model.layers import RECEPTIVE_RULES, Layer, Shape
 
 Pair = tuple[int, int]
 
@@ -61,17 +49,6 @@ class ReceptiveField:
 INPUT_FIELD = ReceptiveField((1, 1), (1, 1), (0, 0), "the input: each pixel sees itself")
 
 
-def _window(layer: Layer, input_shape: Shape) -> tuple[Pair, Pair] | None:
-    """(window, strides) of a sliding-window layer, else None."""
-    if isinstance(layer, Conv2D):
-        return layer.kernel_size, layer.strides
-    if isinstance(layer, (MaxPooling2D, AveragePooling2D)):
-        return layer.pool_size, layer.strides  # type: ignore[return-value]
-    if isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)) and layer.keepdims:
-        return (input_shape[0], input_shape[1]), (1, 1)  # one window over the whole map
-    return None
-
-
 def _dims(pair: Pair) -> str:
     return f"{pair[0]}x{pair[1]}"
 
@@ -81,22 +58,34 @@ def _axis_formula(r: int, k: int, j: int) -> str:
 
 
 def next_field(previous: ReceptiveField, layer: Layer, input_shape: Shape) -> ReceptiveField | None:
-    """The field after ``layer`` (on ``input_shape``), given the field before it; None if flat."""
-    pixelwise = (BatchNormalization, Dropout, SameShapeLayer)  # SameShapeLayer: activations
-    if isinstance(layer, pixelwise) and len(input_shape) == 3:
+    """The field after ``layer`` (on ``input_shape``), given the field before it; None if flat.
+
+    The layer type's ``receptive`` rule says how (model/layers/base.py): pixelwise keeps
+    the field, shift moves it, window grows it, flat has none.
+    """
+    rule = layer.receptive
+    if rule not in RECEPTIVE_RULES:
+        raise ConvlensError(
+            f"{layer.keras_type} has no receptive-field rule ({rule!r}); give its class one of "
+            f"{', '.join(RECEPTIVE_RULES)}."
+        )
+    if rule == "flat" or len(input_shape) != 3:
+        return None
+    if rule == "pixelwise":
         return ReceptiveField(previous.size, previous.jump, previous.start, "as the layer before")
-    if isinstance(layer, ZeroPadding2D) and len(input_shape) == 3:
-        (top, _), (left, _) = layer.padding
-        (j0, j1), (a0, a1) = previous.jump, previous.start
+    if rule == "shift":
+        (top, left), (j0, j1), (a0, a1) = layer.field_shift(), previous.jump, previous.start
         start = (a0 - top * j0, a1 - left * j1)
         return ReceptiveField(previous.size, previous.jump, start, "as the layer before, shifted")
-    window = _window(layer, input_shape)
-    if window is None or len(input_shape) != 3:
+    window = layer.field_window(input_shape)
+    if window is None:
         return None
-    (kh, kw), (sh, sw) = window
-    pads = (0, 0)
-    if getattr(layer, "padding", "valid") == "same":
-        pads = (same_padding(input_shape[0], kh, sh)[0], same_padding(input_shape[1], kw, sw)[0])
+    return _windowed(previous, *window)
+
+
+def _windowed(previous: ReceptiveField, window: Pair, strides: Pair, pads: Pair) -> ReceptiveField:
+    """The field after a sliding window: r + (k - 1) x j, j x s, a - p x j on each axis."""
+    (kh, kw), (sh, sw) = window, strides
     (r0, r1), (j0, j1), (a0, a1) = previous.size, previous.jump, previous.start
     size = (r0 + (kh - 1) * j0, r1 + (kw - 1) * j1)
     jump = (j0 * sh, j1 * sw)

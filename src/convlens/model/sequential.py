@@ -16,21 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from convlens.errors import ConvlensError, LayerError
 from convlens.model.layers import (
-    BatchNormalization,
+    ENDINGS,
     Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
     Layer,
-    SameShapeLayer,
     Shape,
     layer_from_config,
 )
 from convlens.model.receptive import ReceptiveField, receptive_fields
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 # The lesson's preprocessing: pixels 0..255 divided by 255. A model that starts with
 # Rescaling(1./255) takes raw pixels instead (input_scale 1); model.json records any other.
@@ -114,9 +109,14 @@ def _ends_as_classifier(rows: tuple[LayerRow, ...]) -> bool:
     """A flat output made by Dense or global pooling, perhaps then Flatten or an activation."""
     if len(rows[-1].output_shape) != 1:
         return False
-    for row in reversed(rows):
-        if not isinstance(row.layer, SameShapeLayer | Dropout | BatchNormalization | Flatten):
-            return isinstance(row.layer, Dense | GlobalAveragePooling2D | GlobalMaxPooling2D)
+    for row in reversed(rows):  # each layer type's ``ending`` (model/layers/base.py)
+        if row.layer.ending not in ENDINGS:
+            raise ConvlensError(
+                f"{row.layer.keras_type} does not say whether a classifier may end with it; "
+                f"give its class an ending ({', '.join(ENDINGS)})."
+            )
+        if row.layer.ending != "passes":
+            return row.layer.ending == "output"
     return False
 
 
@@ -363,17 +363,6 @@ class Sequential:
             return self
         return self._changed(input_shape=shape)
 
-    def build(self, seed: int | None = None) -> torch.nn.Module:
-        """A torch module computing this model (NCHW inside), with Keras's initialisation."""
-        from convlens.model.network import build_network
-
-        try:
-            return build_network(self, seed=seed)
-        except KeyError as exc:  # torch refuses a module name that clashes with an attribute
-            raise ConvlensError(
-                f"the model cannot be built ({exc.args[0] if exc.args else exc}); "
-                f"rename that layer."
-            ) from None
 
 
 def _row(name: str, layer: Layer, shape: Shape) -> LayerRow:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from convlens.errors import ConvlensError
 from convlens.model.files import SPEC_FILE, WEIGHTS_FILE, read_spec
+from convlens.model.network import build_network
 from convlens.model.sequential import Sequential
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def load_model(directory: str | Path) -> tuple[Sequential, torch.nn.Module]:
             f"{weights_path} holds tensors of type {exc} that convlens cannot read; "
             f"retrain or restore it."
         ) from None
-    network = model.build()
+    network = build_network(model)
     _check_weights(weights_path, network.state_dict(), state)
     network.load_state_dict(state)
     network.eval()

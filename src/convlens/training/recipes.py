@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, replace
 
 from convlens.errors import ConvlensError
+from convlens.model.presets import PRESETS
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,9 @@ RECIPES: dict[str, TrainConfig] = {
 }
 
 
-# A preset trained with its own recipe unless --recipe says otherwise.
-PRESET_RECIPES = {"best": "best"}
-
-
 def default_recipe(model: str) -> str:
     """The recipe a model trains with when none is named: its preset's own, else "fast"."""
-    return PRESET_RECIPES.get(model, "fast")
+    return PRESETS[model].recipe if model in PRESETS else "fast"
 
 
 def recipe_config(recipe: str, **overrides: object) -> TrainConfig:

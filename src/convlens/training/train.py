@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from convlens.data.datasets import Dataset
 from convlens.errors import ConvlensError
-from convlens.model.network import Network, images_to_tensor
+from convlens.model.network import Network, build_network, images_to_tensor
 from convlens.model.sequential import Sequential
 from convlens.model.weights import save_model
 from convlens.runs.directory import (
@@ -263,7 +263,7 @@ def fit(
     test_x = test_x.to(device)
     test_y = torch.from_numpy(np.ascontiguousarray(dataset.test.labels, dtype=np.int64))
     train_y, test_y = train_y.to(device), test_y.to(device)
-    network = model.build(seed=config.seed).to(device)  # built in channels_last memory
+    network = build_network(model, seed=config.seed).to(device)  # built in channels_last memory
     optimizer = Adam(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )

@@ -17,7 +17,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from convlens.inspect.attribution import SIGNED_METHODS
+from convlens.inspect.attribution import METHODS
 from convlens.views.mosaic import Mosaic, gray_or_colour, over
 from convlens.views.plots import (
     _bare,
@@ -69,7 +69,7 @@ def why_figure(
     ``values`` float (H, W); ``top`` [(class name, probability)], likeliest
     first; ``caption`` says how the map was computed. 12.5 x 3.9 inches.
     """
-    signed = method in SIGNED_METHODS
+    signed = METHODS[method].signed
     figure = _new_figure(12.5, 3.9)
     image_axes, map_axes, over_axes, bar_axes = figure.subplots(
         1, 4, gridspec_kw={"width_ratios": [1, 1.18, 1, 1.1]}

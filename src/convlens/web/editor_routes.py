@@ -1,6 +1,7 @@
 """Routes of the model editor: presets, a run's model, and a model's summary on every edit.
 
 GET  /api/models/presets      every preset's model JSON and description
+GET  /api/models/layer-types  every layer type the editor can add: its controls and defaults
 GET  /api/runs/{name}/model   a run's model JSON (no weights read)
 POST /api/models/summary      the summary of a model JSON (400 {"error", "layer"} if broken)
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from convlens.model.files import SPEC_FILE, read_spec
+from convlens.model.layers import LAYER_TYPES, Layer
 from convlens.model.presets import PRESETS, preset
 from convlens.model.sequential import Sequential
 from convlens.web import model_views
@@ -26,9 +28,14 @@ def editor_router(runs: RunRegistry) -> APIRouter:
     def presets() -> dict:
         """{name: {"description", "model"}} for every preset."""
         return {
-            name: {"description": description, "model": preset(name).config()}
-            for name, (_, description) in PRESETS.items()
+            name: {"description": p.description, "model": preset(name).config()}
+            for name, p in PRESETS.items()
         }
+
+    @router.get("/api/models/layer-types")
+    def layer_types() -> dict:
+        """{type: {"description", "fields", "new"}} for every registered layer type, in order."""
+        return {name: layer_type_body(cls) for name, cls in LAYER_TYPES.items()}
 
     @router.get("/api/runs/{name}/model", responses={404: {"model": ErrorBody}})
     def run_model(name: str) -> dict:
@@ -57,4 +64,13 @@ def model_summary(model: Sequential) -> dict:
         "total_params": model.total_params,
         "trainable_params": model.trainable_params,
         "model": model.config(),
+    }
+
+
+def layer_type_body(cls: type[Layer]) -> dict:
+    """What the editor needs of a layer type: a line saying what it does, its controls, a new one."""
+    return {
+        "description": (cls.__doc__ or cls.keras_type).strip().splitlines()[0],
+        "fields": [field.as_dict() for field in cls.editor_fields],
+        "new": {"type": cls.keras_type, **cls.editor_default},
     }

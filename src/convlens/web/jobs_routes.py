@@ -39,7 +39,7 @@ def jobs_router(manager: jobs_module.JobManager) -> APIRouter:
         return {
             "datasets": list(manager.datasets),
             "recipes": list(RECIPES),
-            "presets": {name: description for name, (_, description) in PRESETS.items()},
+            "presets": {name: p.description for name, p in PRESETS.items()},
             "current": None if current is None else current.status(),
             "threads": jobs_module.job_threads(),
         }

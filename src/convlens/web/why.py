@@ -1,5 +1,6 @@
 """The explorer's "why" routes: attribution maps on the journey, filter portraits.
 
+    GET  /api/attribution/methods  the methods, in the menu's order (one table: inspect/attribution.py)
     POST /api/attribution   one image's map toward any class (AttributionRequest)
     POST /api/portrait      one filter's top test patches and synthesised input
 
@@ -63,7 +64,7 @@ def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> d
         found = attribution.explain(
             loaded.run, pixels[None], request.method, request.target, request.layer
         )
-    values, signed = found.maps[0], request.method in attribution.SIGNED_METHODS
+    values, signed = found.maps[0], attribution.METHODS[request.method].signed
     names = loaded.run.class_names
     target = int(found.targets[0])
     body = {
@@ -147,6 +148,11 @@ def router(state: Any) -> APIRouter:
     """The routes, over the explorer's state (its runs and images)."""
     routes = APIRouter()
     cache = StrongestCache()
+
+    @routes.get("/api/attribution/methods")
+    def methods() -> list[dict]:
+        """Every attribution method: name, menu title, signed, whether it reads a layer."""
+        return [method.as_dict() for method in attribution.METHODS.values()]
 
     @routes.post("/api/attribution", response_model=AttributionBody, responses=ERRORS)
     def attribution_map(request: AttributionRequest) -> dict:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from convlens.inspect.attribution import METHODS
 
-Method = Literal[METHODS]  # type: ignore[valid-type]
+Method = Literal[tuple(METHODS)]  # type: ignore[valid-type]
 
 
 class AttributionRequest(BaseModel):

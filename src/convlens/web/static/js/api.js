@@ -105,6 +105,12 @@ export const classFilter = (body) => post("/api/class-filter", body);
 /** GET /api/models/presets -> {name: {description, model}} */
 export const modelPresets = () => request("/api/models/presets");
 
+/** GET /api/attribution/methods -> [{name, title, signed, reads_layer}] */
+export const attributionMethods = () => request("/api/attribution/methods");
+
+/** GET /api/models/layer-types -> {type: {description, fields: [{name, kind, choices?}], new}} */
+export const layerTypes = () => request("/api/models/layer-types");
+
 /** GET /api/runs/{name}/model -> a model JSON object */
 export const runModel = (name) => request(`/api/runs/${encodeURIComponent(name)}/model`);
 

@@ -16,44 +16,9 @@ import { el, showError } from "./draw.js";
 
 const $ = (id) => document.getElementById(id);
 
-const ACTIVATIONS = ["relu", "linear", "softmax", "sigmoid", "tanh", "elu", "gelu"];
-const PADDINGS = ["valid", "same"];
-// The arguments the editor shows, per layer type: [name, kind].
-const ARGUMENTS = {
-  Conv2D: [
-    ["filters", "int"],
-    ["kernel_size", "pair"],
-    ["strides", "pair"],
-    ["padding", PADDINGS],
-    ["activation", ACTIVATIONS],
-  ],
-  MaxPooling2D: [
-    ["pool_size", "pair"],
-    ["strides", "pair?"],
-    ["padding", PADDINGS],
-  ],
-  AveragePooling2D: [
-    ["pool_size", "pair"],
-    ["strides", "pair?"],
-    ["padding", PADDINGS],
-  ],
-  Flatten: [],
-  Dense: [
-    ["units", "int"],
-    ["activation", ACTIVATIONS],
-  ],
-  Dropout: [["rate", "float"]],
-  BatchNormalization: [],
-};
-const NEW_LAYER = {
-  Conv2D: { type: "Conv2D", filters: 64, kernel_size: [3, 3], activation: "relu" },
-  MaxPooling2D: { type: "MaxPooling2D", pool_size: [2, 2] },
-  AveragePooling2D: { type: "AveragePooling2D", pool_size: [2, 2] },
-  Flatten: { type: "Flatten" },
-  Dense: { type: "Dense", units: 128, activation: "relu" },
-  Dropout: { type: "Dropout", rate: 0.3 },
-  BatchNormalization: { type: "BatchNormalization" },
-};
+// Each layer type's controls and a new layer's arguments come from the server's layer
+// registry (GET /api/models/layer-types): {type: {fields: [{name, kind, choices?}], new}}.
+let LAYER_TYPES = {};
 
 /** A deep copy of a model JSON object without layer names (the summary names them). */
 function unnamed(model) {
@@ -96,7 +61,7 @@ function withThirdConv(cnn) {
   const model = unnamed(cnn);
   model.name = "seed-cnn-three-convs";
   const flatten = model.layers.findIndex((l) => l.type === "Flatten");
-  model.layers.splice(flatten, 0, { ...NEW_LAYER.Conv2D });
+  model.layers.splice(flatten, 0, JSON.parse(JSON.stringify(LAYER_TYPES.Conv2D.new)));
   return model;
 }
 
@@ -149,7 +114,6 @@ export class Editor {
     });
     this.list = el("ol", { id: "editor-layers", class: "editor-layers" });
     this.addType = el("select", { id: "editor-add-type", "aria-label": "Layer type to add" });
-    for (const type of Object.keys(NEW_LAYER)) this.addType.append(el("option", { value: type, text: type }));
     const add = el("button", { type: "button", id: "editor-add", class: "button", text: "Add layer" });
     add.addEventListener("click", () => this.addLayer(this.addType.value));
     this.total = el("p", { id: "editor-total", class: "editor-total" });
@@ -181,8 +145,13 @@ export class Editor {
     );
   }
 
-  /** The presets (GET /api/models/presets) and the runs that may be started from. */
-  async setSources(presets, runs) {
+  /** The presets (GET /api/models/presets), the runs that may be started from, and the
+   * layer types (GET /api/models/layer-types) the editor can add. */
+  async setSources(presets, runs, layerTypes) {
+    LAYER_TYPES = layerTypes;
+    this.addType.replaceChildren(
+      ...Object.entries(layerTypes).map(([type, { description }]) => el("option", { value: type, text: type, title: description })),
+    );
     this.presets = presets;
     this.setRuns(runs);
     if (!this.model && presets["seed-cnn"]) this.setModel(unnamed(presets["seed-cnn"].model));
@@ -230,7 +199,7 @@ export class Editor {
   addLayer(type) {
     // New layers go before the classifier (a model ends in Dense); move them with the arrows.
     const at = Math.max(0, this.model.layers.length - 1);
-    this.model.layers.splice(at, 0, JSON.parse(JSON.stringify(NEW_LAYER[type])));
+    this.model.layers.splice(at, 0, JSON.parse(JSON.stringify(LAYER_TYPES[type].new)));
     this.renderLayers();
     this.changed(0);
   }
@@ -256,7 +225,7 @@ export class Editor {
   }
 
   layerItem(layer, index) {
-    const fields = (ARGUMENTS[layer.type] || []).map(([name, kind]) => this.argumentField(layer, name, kind));
+    const fields = (LAYER_TYPES[layer.type]?.fields || []).map((field) => this.argumentField(layer, field));
     const button = (cls, text, label, action) => {
       const b = el("button", { type: "button", class: `icon-button ${cls}`, text, title: label, "aria-label": `${label} (layer ${index + 1})` });
       b.addEventListener("click", action);
@@ -286,19 +255,24 @@ export class Editor {
     );
   }
 
-  argumentField(layer, name, kind) {
+  argumentField(layer, { name, kind, choices }) {
     const id = `arg-${Math.random().toString(36).slice(2, 9)}`;
     let input;
-    if (Array.isArray(kind)) {
-      input = el("select", { id, dataset: { arg: name } }, ...kind.map((v) => el("option", { value: v, text: v })));
-      input.value = layer[name] ?? (name === "activation" ? "linear" : "valid");
+    if (choices) {
+      input = el("select", { id, dataset: { arg: name } }, ...choices.map((v) => el("option", { value: v, text: v })));
+      input.value = layer[name] ?? { activation: "linear", padding: "valid" }[kind] ?? choices[0];
+    } else if (kind === "bool") {
+      input = el("input", { id, type: "checkbox", dataset: { arg: name } });
+      input.checked = Boolean(layer[name]);
     } else {
       input = el("input", { id, type: "text", inputmode: "numeric", class: "arg-input", dataset: { arg: name } });
-      input.value = showValue(layer[name]);
+      input.value = showValue(layer[name], kind);
       if (kind === "pair?") input.placeholder = "pool";
+      if (kind === "float?") input.placeholder = "none";
     }
-    input.addEventListener(input.tagName === "SELECT" ? "change" : "input", () => {
-      const value = readValue(input.value, kind);
+    const event = input.tagName === "SELECT" || kind === "bool" ? "change" : "input";
+    input.addEventListener(event, () => {
+      const value = kind === "bool" ? input.checked : readValue(input.value, kind, Boolean(choices));
       if (value === undefined) delete layer[name];
       else layer[name] = value;
       this.changed();
@@ -385,8 +359,13 @@ export class Editor {
   }
 }
 
-function showValue(value) {
+function showValue(value, kind) {
   if (value === undefined || value === null) return "";
+  if (kind === "pairs" && Array.isArray(value)) {
+    const [[top, bottom], [left, right]] = value;
+    if (top === bottom && left === right) return top === left ? String(top) : `${top},${left}`;
+    return `${top},${bottom};${left},${right}`;
+  }
   if (Array.isArray(value)) return value[0] === value[1] ? String(value[0]) : value.join("x");
   return String(value);
 }
@@ -397,10 +376,18 @@ function integerOr(text) {
 }
 
 /** The input's text as JSON the server checks: numbers when they read as numbers, else the text. */
-function readValue(text, kind) {
+function readValue(text, kind, isChoice) {
   const trimmed = text.trim();
-  if (Array.isArray(kind)) return text;
-  if (kind === "pair?" && trimmed === "") return undefined;
+  if (isChoice) return text;
+  if ((kind === "pair?" || kind === "float?") && trimmed === "") return undefined;
+  if (kind === "pairs") {
+    // "1" (all sides), "1,2" (rows, columns) or "1,2;0,3" ((top, bottom); (left, right))
+    const rows = trimmed.split(/\s*;\s*/).map((part) => part.split(/\s*,\s*/).map(integerOr));
+    if (!rows.flat().every((n) => typeof n === "number")) return trimmed;
+    if (rows.length === 1 && rows[0].length === 1) return rows[0][0];
+    if (rows.length === 1 && rows[0].length === 2) return rows[0];
+    return rows;
+  }
   if (kind === "pair" || kind === "pair?") {
     const parts = trimmed.split(/\s*[x×,]\s*/);
     if (parts.length === 1) {
@@ -410,7 +397,7 @@ function readValue(text, kind) {
     const pair = parts.map(integerOr);
     return pair.every((n) => typeof n === "number") ? pair : trimmed;
   }
-  if (kind === "float") {
+  if (kind === "float" || kind === "float?") {
     const n = Number(trimmed);
     return trimmed !== "" && Number.isFinite(n) ? n : trimmed;
   }

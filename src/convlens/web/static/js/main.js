@@ -165,8 +165,8 @@ async function start() {
   const editor = new Editor({ onChange: (model) => trainer.setModel(model) });
   comparison.setRuns(runs);
   try {
-    const [presets, jobs] = await Promise.all([api.modelPresets(), api.jobsInfo()]);
-    editor.setSources(presets, runs);
+    const [presets, layerTypes, jobs] = await Promise.all([api.modelPresets(), api.layerTypes(), api.jobsInfo()]);
+    editor.setSources(presets, runs, layerTypes);
     trainer.setOptions(jobs);
   } catch (error) {
     showError($("startup-error"), error.message);

@@ -14,12 +14,6 @@ import * as api from "./api.js";
 import { el, latestOnly, loadImage, paint, pixelScale, showError } from "./draw.js";
 
 const $ = (id) => document.getElementById(id);
-const METHODS = [
-  ["gradcam", "Grad-CAM (last convolution)"],
-  ["saliency", "Saliency (input gradient)"],
-  ["integrated-gradients", "Integrated gradients"],
-  ["occlusion", "Occlusion (sliding black patch)"],
-];
 const PREDICTED = "predicted";
 
 export class Why {
@@ -48,7 +42,10 @@ export class Why {
 
     this.toggle = el("input", { type: "checkbox", id: "why-toggle" });
     this.method = el("select", { id: "why-method", "aria-label": "Attribution method" });
-    for (const [value, label] of METHODS) this.method.append(el("option", { value, text: label }));
+    // The methods come from the server's table (GET /api/attribution/methods).
+    this.methodsReady = api.attributionMethods().then((methods) => {
+      for (const { name, title } of methods) this.method.append(el("option", { value: name, text: title }));
+    });
     this.target = el("select", { id: "why-class", "aria-label": "Class to explain" });
     this.title = el("p", { id: "why-title", class: "caption" });
     this.note = el("p", { id: "why-note", class: "caption" });
@@ -96,7 +93,8 @@ export class Why {
     this.update();
   }
 
-  update() {
+  async update() {
+    await this.methodsReady;
     if (!this.toggle.checked || !this.context) {
       this.overlay.hidden = true;
       this.title.textContent = "";
