@@ -5,6 +5,7 @@ Tests must not depend on the real Fashion-MNIST; these stand in for it.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import struct
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 
 from convlens.data.datasets import Dataset, Split
 from convlens.model.network import build_network
+from convlens.training.callbacks import Callback
 
 
 def pattern_images(count: int, classes: int = 10, size: int = 28, seed: int = 0):
@@ -127,3 +129,13 @@ def colour_folder(root: Path, per_class: int, size: int = 16, seed: int = 0) -> 
                 image[top : top + side, left : left + side] = colour
                 save_png(root / split / name / f"{k}.png", image.astype(np.uint8))
     return root
+
+
+class Snapshots(Callback):
+    """A callback keeping a copy of every epoch's snapshot (the state holds live tensors)."""
+
+    def __init__(self) -> None:
+        self.states: list = []
+
+    def on_snapshot(self, state) -> None:
+        self.states.append(copy.deepcopy(state))

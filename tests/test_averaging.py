@@ -1,12 +1,11 @@
 """The weight average (EMA): its formula, and that training evaluates and saves it."""
 
-import copy
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from synthetic import pattern_dataset
+from synthetic import Snapshots, pattern_dataset
 
 from convlens.errors import ConvlensError
 from convlens.model.network import build_network, images_to_tensor
@@ -123,9 +122,9 @@ def test_the_average_is_checkpointed_and_restored(tmp_path):
 
 def test_a_resumed_run_ends_on_the_same_average(patterns):
     config = replace(SMALL, epochs=2, ema_decay=0.95)
-    states: list[TrainingState] = []
-    keep = lambda state: states.append(copy.deepcopy(state))  # noqa: E731 (it holds live tensors)
-    whole = fit(preset("seed-cnn"), patterns, config, on_checkpoint=keep)
+    snapshots = Snapshots()
+    states = snapshots.states
+    whole = fit(preset("seed-cnn"), patterns, config, callbacks=[snapshots])
     resumed = fit(preset("seed-cnn"), patterns, config, resume=states[0])
     for a, b in zip(whole.network.parameters(), resumed.network.parameters(), strict=True):
         assert torch.equal(a, b)

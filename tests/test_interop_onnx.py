@@ -24,6 +24,7 @@ from convlens.errors import ConvlensError  # noqa: E402
 from convlens.interop.importing import import_model  # noqa: E402
 from convlens.interop.reading import read_model_file  # noqa: E402
 from convlens.runs.loading import load_run  # noqa: E402
+from convlens.views.report import write_run_report  # noqa: E402
 
 
 def strided_bn_cnn() -> nn.Module:
@@ -296,7 +297,9 @@ def test_a_folder_dataset_names_the_classes_and_scores_an_imported_rgb_model(tmp
         for index in range(6):
             pixels = rng.integers(0, 256, (19, 19, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / "pets" / name / f"{index}.png")
-    result = import_model(path, out=tmp_path / "run", dataset=str(tmp_path / "pets"))
+    result = import_model(
+        path, out=tmp_path / "run", dataset=str(tmp_path / "pets"), finish=write_run_report
+    )
     run = load_run(result.path)
     assert run.class_names == ("cat", "dog", "fox")
     assert 0.0 <= result.metrics["test_accuracy"] <= 1.0

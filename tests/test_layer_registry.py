@@ -24,10 +24,11 @@ import keras  # noqa: E402
 from convlens.errors import ConvlensError  # noqa: E402
 from convlens.inspect.journey import journey_layers  # noqa: E402
 from convlens.interop.export import export_bytes  # noqa: E402
+from convlens.interop.importing import build_imported  # noqa: E402
 from convlens.interop.keras_export import keras_bytes  # noqa: E402
 from convlens.interop.keras_layers import KERAS_NAMES, layer_from_keras  # noqa: E402
 from convlens.interop.onnx_ops import OP_READERS  # noqa: E402
-from convlens.interop.reading import build_imported, read_model_file  # noqa: E402
+from convlens.interop.reading import read_model_file  # noqa: E402
 from convlens.model.layers import (  # noqa: E402
     EDITOR_KINDS,
     ENDINGS,

@@ -11,6 +11,7 @@ from synthetic import colour_folder, pattern_dataset, save_png, write_idx_datase
 
 from convlens.cli.main import main
 from convlens.errors import ConvlensError
+from convlens.training.callbacks import Callback
 from convlens.training.plan import parse_input_size, plan_training
 from convlens.training.recipes import RECIPES, for_dataset, total_steps
 
@@ -161,8 +162,9 @@ def test_an_interrupted_folder_run_resumes_from_another_folder(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     plan = plan_training("seed-dnn", "pictures", epochs=2)
 
-    def stop_after_the_first(record) -> None:
-        raise KeyboardInterrupt
+    class StopAfterTheFirst(Callback):
+        def on_epoch_end(self, record) -> bool:
+            raise KeyboardInterrupt
 
     with pytest.raises(TrainingInterrupted):
         train_to_run(
@@ -170,7 +172,7 @@ def test_an_interrupted_folder_run_resumes_from_another_folder(tmp_path, monkeyp
             plan.dataset,
             plan.config,
             out=tmp_path / "run",
-            on_epoch=stop_after_the_first,
+            callbacks=[StopAfterTheFirst()],
         )
     resumable = find_resumable(tmp_path / "run")
     assert resumable.dataset == str(root.resolve()) == load("pictures").location

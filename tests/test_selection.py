@@ -1,16 +1,15 @@
 """Selective backprop: which images each epoch trains on, and that training keeps it exact."""
 
-import copy
 import math
 from dataclasses import replace
 
 import pytest
 import torch
-from synthetic import pattern_dataset
+from synthetic import Snapshots, pattern_dataset
 
 from convlens.errors import ConvlensError
 from convlens.model.presets import preset
-from convlens.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from convlens.training.checkpoint import load_checkpoint, save_checkpoint
 from convlens.training.distributed import Group
 from convlens.training.recipes import (
     TrainConfig,
@@ -98,8 +97,9 @@ def test_processes_share_the_losses_each_recorded():
 
 
 def test_fit_trains_on_every_image_then_on_the_kept_fraction(patterns):
-    states: list[TrainingState] = []
-    result = fit(preset("seed-cnn"), patterns, SMALL, on_checkpoint=states.append)
+    snapshots = Snapshots()
+    states = snapshots.states
+    result = fit(preset("seed-cnn"), patterns, SMALL, callbacks=[snapshots])
     images = [record.images for record in result.history.epochs]
     order = torch.arange(len(patterns.train))
     kept = sum(map(len, LossMemory(len(order)).batches(order, SMALL.batch_size, 1 / 3)))
@@ -122,9 +122,9 @@ def test_selection_still_learns(patterns):
 
 
 def test_a_resumed_run_selects_as_the_uninterrupted_one_did(patterns):
-    states: list[TrainingState] = []
-    keep = lambda state: states.append(copy.deepcopy(state))  # noqa: E731 (it holds live tensors)
-    whole = fit(preset("seed-cnn"), patterns, SMALL, on_checkpoint=keep)
+    snapshots = Snapshots()
+    states = snapshots.states
+    whole = fit(preset("seed-cnn"), patterns, SMALL, callbacks=[snapshots])
     resumed = fit(preset("seed-cnn"), patterns, SMALL, resume=states[1])
     forgetful = fit(preset("seed-cnn"), patterns, SMALL, resume=replace(states[1], selection=None))
     for a, b in zip(whole.network.parameters(), resumed.network.parameters(), strict=True):
@@ -134,8 +134,9 @@ def test_a_resumed_run_selects_as_the_uninterrupted_one_did(patterns):
 
 
 def test_the_losses_are_checkpointed(tmp_path, patterns):
-    states: list[TrainingState] = []
-    fit(preset("seed-cnn"), patterns, replace(SMALL, epochs=1), on_checkpoint=states.append)
+    snapshots = Snapshots()
+    states = snapshots.states
+    fit(preset("seed-cnn"), patterns, replace(SMALL, epochs=1), callbacks=[snapshots])
     save_checkpoint(tmp_path, states[0])
     saved = load_checkpoint(tmp_path).selection["loss"]
     assert saved.shape == (len(patterns.train),) and torch.isfinite(saved).all()

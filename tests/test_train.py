@@ -12,8 +12,9 @@ from convlens.model.network import build_network
 from convlens.model.presets import preset
 from convlens.runs.directory import read_history
 from convlens.runs.loading import load_run
+from convlens.training.callbacks import Callback, EpochRecord, StopAtAccuracy
 from convlens.training.recipes import RECIPES, TrainConfig, recipe_config
-from convlens.training.train import EpochRecord, StopAtAccuracy, fit, lr_at, train_to_run
+from convlens.training.train import fit, lr_at, train_to_run
 
 SMALL = TrainConfig(epochs=2, batch_size=32, learning_rate=3e-3, threads=2)
 
@@ -197,3 +198,34 @@ def test_random_shift_moves_each_image_within_its_bound() -> None:
         assert any(torch.equal(out, crop) for crop in crops)
     again = random_shift(x, 2, torch.Generator().manual_seed(3))
     assert torch.equal(moved, again)  # seeded: a resumed run shifts as the first did
+
+
+class Recorder(Callback):
+    """Notes what fit tells it, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def on_train_begin(self, network) -> None:
+        self.events.append(("begin", network.training))
+
+    def on_batch_end(self, epoch, batch, loss, accuracy) -> None:
+        self.events.append(("batch", epoch, batch))
+
+    def on_snapshot(self, state) -> None:
+        self.events.append(("snapshot", state.epoch, state.step))
+
+    def on_epoch_end(self, record) -> bool:
+        self.events.append(("epoch", record.epoch))
+        return False
+
+
+def test_fit_tells_every_callback_in_order_and_one_of_them_stops_it(patterns):
+    first, second = Recorder(), Recorder()
+    config = replace(SMALL, epochs=3)
+    result = fit(preset("seed-dnn"), patterns, config, callbacks=[first, StopAtAccuracy(0.0), second])
+    steps = -(-len(patterns.train) // config.batch_size)
+    expected = [("begin", True), *(("batch", 1, b) for b in range(steps))]
+    expected += [("snapshot", 1, steps), ("epoch", 1)]
+    assert first.events == expected and second.events == expected  # every callback is told
+    assert len(result.history.epochs) == 1 and result.history.stopped_early

@@ -49,6 +49,7 @@ def _scale(text: str) -> float:
 
 def _run_import(args: argparse.Namespace) -> int:
     from convlens.interop.importing import import_model, parse_classes
+    from convlens.views.report import write_run_report
 
     result = import_model(
         args.file,
@@ -57,6 +58,7 @@ def _run_import(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         input_scale=args.input_scale,
         data_dir=args.data_dir,
+        finish=write_run_report,
     )
     print(result.model.summary_text())
     source = result.metrics["imported_from"]

@@ -217,8 +217,7 @@ def _run_train(args: argparse.Namespace) -> int:
                 data_dir=args.data_dir,
                 resume=resume,
                 group=group,
-                on_batch=progress.on_batch,
-                on_epoch=progress.on_epoch,
+                callbacks=[progress],
                 finish=lambda directory, fit: write_run_report(directory, dataset.test, fit.test),
             )
     except TrainingInterrupted as stop:

@@ -20,14 +20,14 @@ from rich.progress import (
 )
 
 from convlens.runs.predict import ProgressHook
+from convlens.training.callbacks import Callback, EpochRecord, epoch_line
 from convlens.training.recipes import batches_per_epoch
-from convlens.training.train import EpochRecord
 
 UPDATE_EVERY = 10  # batches between bar refreshes: keeps the bar off the hot path
 
 
-class TrainingProgress:
-    """Context manager feeding fit()'s on_batch/on_epoch hooks into a progress bar."""
+class TrainingProgress(Callback):
+    """A training callback drawing a progress bar (a context manager: entered while fit runs)."""
 
     def __init__(
         self,
@@ -70,7 +70,7 @@ class TrainingProgress:
     def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
 
-    def on_batch(self, epoch: int, batch: int, loss: float, accuracy: float) -> None:
+    def on_batch_end(self, epoch: int, batch: int, loss: float, accuracy: float) -> None:
         """Advance the bar (every UPDATE_EVERY batches and at the epoch's end)."""
         done = batch + 1
         if self.enabled and (done % UPDATE_EVERY == 0 or done == self.batches(epoch)):
@@ -78,23 +78,16 @@ class TrainingProgress:
                 self.task, completed=done, epoch=epoch, loss=loss, accuracy=accuracy
             )
 
-    def on_epoch(self, record: EpochRecord) -> None:
+    def on_epoch_end(self, record: EpochRecord) -> bool:
         """Print the epoch's line and reset the bar for the next one."""
         if not self.printing:
-            return
-        test = ""
-        if record.test_accuracy is not None:
-            test = f"  test loss {record.test_loss:.4f}  test accuracy {record.test_accuracy:.4f}"
-        self.console.print(
-            f"epoch {record.epoch}/{self.epochs}  loss {record.train_loss:.4f}  "
-            f"accuracy {record.train_accuracy:.4f}{test}  {record.seconds:.1f} s",
-            highlight=False,
-            soft_wrap=True,
-        )
+            return False
+        self.console.print(epoch_line(record, self.epochs), highlight=False, soft_wrap=True)
         if self.enabled and record.epoch < self.epochs:
             # reset() replaces every field, so all of them are given again.
             following = record.epoch + 1
             self.progress.reset(self.task, total=self.batches(following), **self._fields(following))
+        return False
 
     def batches(self, epoch: int) -> int:
         """Optimiser steps in ``epoch``: fewer once selective backprop keeps a fraction."""

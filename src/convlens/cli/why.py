@@ -16,7 +16,7 @@ from convlens.errors import ConvlensError
 
 @command
 def _register_why(sub: argparse._SubParsersAction) -> None:
-    from convlens.inspect.attribution import METHODS
+    from convlens.inspect.methods import METHODS
 
     parser = sub.add_parser(
         "why",

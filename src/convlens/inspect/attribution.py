@@ -47,6 +47,7 @@ import torch
 
 from convlens.errors import ConvlensError
 from convlens.inspect import journey
+from convlens.inspect.methods import METHODS, check_method, describe  # noqa: F401 (describe: part of this module's API)
 from convlens.model.layers import Conv2D
 from convlens.model.network import Network, images_to_tensor
 from convlens.model.receptive import ReceptiveField
@@ -95,42 +96,6 @@ class Settings:
 
 # (maps (N, H, W), delta or None, note) from network, spec, inputs, targets and settings
 Compute = Callable[[Network, Sequential, torch.Tensor, list[int], Settings], tuple[Any, Any, str]]
-
-
-@dataclass(frozen=True)
-class Method:
-    """One attribution method: how to compute it and how to read its map."""
-
-    name: str  # what --method and the page call it
-    title: str  # the page's menu entry
-    compute: Compute
-    signed: bool  # whether its maps go below 0 (then blue means against the class)
-    red: str  # what red means, with {target} for the class explained
-    blue: str = ""  # what blue means (signed maps only)
-    reads_layer: bool = False  # True: --layer chooses the layer it reads
-
-    def legend(self, target: str) -> str:
-        """What a map shows, in one line for a figure's title or the page."""
-        red = f"red: {self.red.format(target=target)}"
-        return f"{red}, blue: {self.blue}" if self.blue else red
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON for the page's menu: {"name", "title", "signed", "reads_layer"}."""
-        return {
-            "name": self.name,
-            "title": self.title,
-            "signed": self.signed,
-            "reads_layer": self.reads_layer,
-        }
-
-
-def check_method(method: str) -> str:
-    """The method's name, or one sentence listing the ones there are."""
-    if method not in METHODS:
-        raise ConvlensError(
-            f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}."
-        )
-    return method
 
 
 def last_conv(
@@ -215,6 +180,7 @@ def explain(
     """
     network, spec = _network_parts(model)
     chosen_method = METHODS[check_method(method)]
+    compute = COMPUTE[chosen_method.name]
     if layer is not None and not chosen_method.reads_layer:
         raise ConvlensError(f"--layer chooses Grad-CAM's layer; {method} reads the input pixels.")
     row = gradcam_layer(spec, layer) if chosen_method.reads_layer else None
@@ -228,7 +194,7 @@ def explain(
             logits = network(inputs)
         chosen = logits.argmax(1) if targets is None else torch.from_numpy(targets)
         settings = Settings(row, steps, patch, stride)
-        maps, delta, note = chosen_method.compute(network, spec, inputs, chosen.tolist(), settings)
+        maps, delta, note = compute(network, spec, inputs, chosen.tolist(), settings)
     finally:
         network.train(was_training)
     return Attribution(
@@ -347,48 +313,13 @@ def _dims(row: LayerRow, spec: Sequential) -> str:
     return f"{field.size[0]}x{field.size[1]} input pixels"
 
 
-METHODS: dict[str, Method] = {
-    method.name: method
-    for method in (
-        Method(
-            "gradcam",
-            "Grad-CAM (last convolution)",
-            _gradcam_method,
-            signed=False,
-            red="pixels that raised the score for {target}",
-            reads_layer=True,
-        ),
-        Method(
-            "saliency",
-            "Saliency (input gradient)",
-            _saliency,
-            signed=True,
-            red="pixels whose brightening would raise the score for {target}",
-            blue="lower it",
-        ),
-        Method(
-            "integrated-gradients",
-            "Integrated gradients",
-            _integrated_gradients,
-            signed=True,
-            red="pixels that raised the score for {target}",
-            blue="lowered it",
-        ),
-        Method(
-            "occlusion",
-            "Occlusion (sliding black patch)",
-            _occlusion,
-            signed=True,
-            red="pixels whose covering with black lowered the score for {target}",
-            blue="raised it",
-        ),
-    )
+# Each method's computation, by the name METHODS (inspect/methods.py) describes it under.
+COMPUTE: dict[str, Compute] = {
+    "gradcam": _gradcam_method,
+    "saliency": _saliency,
+    "integrated-gradients": _integrated_gradients,
+    "occlusion": _occlusion,
 }
-
-
-def describe(method: str, class_name: str) -> str:
-    """What a map of ``method`` shows, in one line for a figure's title or the page."""
-    return METHODS[check_method(method)].legend(class_name)
 
 
 def top_classes(probabilities: np.ndarray, class_names: Sequence[str], count: int = 3):

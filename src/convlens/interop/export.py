@@ -39,9 +39,11 @@ from torch import nn
 
 from convlens.errors import ConvlensError
 from convlens.fsutil import atomic_write_bytes
+from convlens.interop.keras_export import keras_bytes
+from convlens.runs.loading import load_run
 
 if TYPE_CHECKING:
-    import onnx_ir
+    import onnx_ir  # optional: the export extra
 
     from convlens.model.network import Network
     from convlens.model.sequential import Sequential
@@ -163,8 +165,6 @@ def export_run(
     Raises ConvlensError for an unknown format, a run without weights, or an
     ``out`` that cannot be written; nothing is written then.
     """
-    from convlens.runs.loading import load_run
-
     check_format(fmt)
     loaded = load_run(run)
     target = Path(out) if out is not None else default_out(loaded.path, fmt)
@@ -192,7 +192,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             if name is None:
                 raise ConvlensError(f"{path} holds no {METADATA_FILE}; export it with convlens.")
             return json.loads(archive.read(name))
-    import onnx
+    import onnx  # optional: the export extra
 
     try:
         proto = onnx.load(str(path), load_external_data=False)
@@ -209,8 +209,6 @@ def export_bytes(run: Run, fmt: str) -> bytes:
     """The exported model file's content for a loaded run."""
     check_format(fmt)
     if fmt == "keras":
-        from convlens.interop.keras_export import keras_bytes
-
         return keras_bytes(run)
     network = copy.deepcopy(run.network).cpu().float()  # the caller's network stays as it is
     wrapper = ExportedNetwork(network).eval()
@@ -286,7 +284,8 @@ def onnx_bytes(
 def _export_program(wrapper: ExportedNetwork, example: torch.Tensor, output: str) -> Any:
     """torch.onnx.export (the torch.export-based exporter) with a dynamic batch dimension."""
     try:
-        import onnx  # noqa: F401  (the exporter needs both; say so in one sentence)
+        # optional dependencies (the export extra); the exporter needs both: one sentence if not
+        import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as exc:
         raise ConvlensError(
@@ -332,7 +331,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def _to_proto(ir_model: onnx_ir.Model) -> Any:
-    import onnx_ir
+    import onnx_ir  # optional: the export extra
 
     return onnx_ir.to_proto(ir_model)
 

@@ -3,22 +3,30 @@
 The run holds model.json (with the input scale when it is not 1/255),
 weights.safetensors and metrics.json, which records where the model came from
 (format, file name, SHA-256, the Keras version the file states) and, when a
-dataset is given, the model's accuracy on its test split; report.html is then
-written too. The run is staged and renamed like every run, so a refused file
+dataset is given, the model's accuracy on its test split (and whatever the
+caller's ``finish`` adds: the report). The run is staged and renamed like every run, so a refused file
 leaves nothing behind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from convlens.data import datasets
+from convlens.data.datasets import Split
 from convlens.errors import ConvlensError
-from convlens.interop.reading import build_imported, read_model_file
+from convlens.interop.keras import ImportedModel
+from convlens.interop.reading import read_model_file
+from convlens.model.network import Network, build_network
 from convlens.model.sequential import Sequential
 from convlens.model.weights import save_model
 from convlens.runs.directory import RUNS_ROOT, staged_run, write_metrics
+from convlens.runs.evaluate import evaluate
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,25 @@ class ImportResult:
     path: Path
     model: Sequential
     metrics: dict[str, Any]
+
+
+def build_imported(imported: ImportedModel) -> Network:
+    """The imported model's torch Network holding the file's weights, in eval mode."""
+    network = build_network(imported.model)
+    state = network.state_dict()
+    needed = {k for k, v in state.items() if v.is_floating_point()}
+    missing = sorted(needed - set(imported.state))
+    if missing:
+        raise ConvlensError(f"the file has no weights for {missing[0]!r}; the file is damaged.")
+    for key, values in imported.state.items():
+        tensor = torch.from_numpy(values)
+        if key not in state or tuple(state[key].shape) != tuple(tensor.shape):
+            raise ConvlensError(f"the file's weights for {key!r} do not fit the model.")
+        state[key] = tensor
+    network.load_state_dict(state)
+    network.eval()
+    return network
+
 
 
 def parse_classes(text: str | None) -> tuple[str, ...] | None:
@@ -50,8 +77,14 @@ def import_model(
     input_scale: float | None = None,
     root: Path = RUNS_ROOT,
     data_dir: str | Path | None = None,
+    finish: Callable[[Path, Split], None] | None = None,
 ) -> ImportResult:
-    """Import a .keras, .h5 or .onnx file as a run directory (see the module's docstring)."""
+    """Import a .keras, .h5 or .onnx file as a run directory (see the module's docstring).
+
+    With a ``dataset``, the model is scored on its test split and
+    ``finish(directory, test split)`` may add files before the run is published
+    (the CLI and the explorer write the report: interop never draws).
+    """
     imported = read_model_file(path)
     model = imported.model
     if input_scale is not None:
@@ -76,16 +109,12 @@ def import_model(
         if test is not None:
             metrics.update(_evaluate(network, model, test, data_name, data_source))
         write_metrics(staged.staging, metrics)
-        if test is not None:
-            from convlens.views.report import write_run_report
-
-            write_run_report(staged.staging, test)
+        if test is not None and finish is not None:
+            finish(staged.staging, test)
     return ImportResult(staged.final, model, metrics)
 
 
 def _load_dataset(model: Sequential, dataset: str, data_dir: str | Path | None) -> Any:
-    from convlens.data import datasets
-
     height, width, channels = model.input_shape
     loaded = datasets.load(dataset, data_dir, image_size=(height, width), channels=channels)
     if loaded.num_classes != model.num_classes:
@@ -99,8 +128,6 @@ def _load_dataset(model: Sequential, dataset: str, data_dir: str | Path | None) 
 def _evaluate(
     network: Any, model: Sequential, test: Any, name: str | None, source: str | None
 ) -> dict[str, Any]:
-    from convlens.runs.evaluate import evaluate
-
     evaluation = evaluate(network, test, model.input_shape, model.num_classes)
     result = {"dataset": name, "test_accuracy": evaluation.accuracy, "test_loss": evaluation.loss}
     if source is not None:

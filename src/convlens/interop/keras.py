@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from convlens.errors import ConvlensError
@@ -71,8 +72,6 @@ def read_keras(path: str | Path) -> ImportedModel:
     limits.check_file(path)
     if zipfile.is_zipfile(path):
         return _read_keras_zip(path)
-    import h5py
-
     if h5py.is_hdf5(path):
         return _read_h5(path)
     raise ConvlensError(
@@ -169,8 +168,6 @@ def _read_member(
 
 def _read_keras3_weights(fileobj: Any, model: Sequential, name: str) -> dict[str, np.ndarray]:
     """model.weights.h5: layers/<layer>/vars/0, 1, ... in Keras's order."""
-    import h5py
-
     try:
         with h5py.File(fileobj, "r") as weights:
             paths = _keras3_paths(weights, model)
@@ -220,8 +217,6 @@ def _keras3_paths(weights: Any, model: Sequential) -> dict[str, str]:
 
 
 def _read_h5(path: Path) -> ImportedModel:
-    import h5py
-
     try:
         with h5py.File(path, "r") as h5:
             if "model_config" not in h5.attrs:
@@ -290,8 +285,6 @@ def _text(value: Any) -> str:
 
 def _group(parent: Any, key: str, name: str) -> Any:
     """A subgroup of this file (never a link to another file)."""
-    import h5py
-
     link = parent.get(key, getlink=True)
     if link is None:
         raise ConvlensError(f"{name} lacks {key!r}; the weights do not match the model config.")
@@ -305,8 +298,6 @@ def _group(parent: Any, key: str, name: str) -> Any:
 
 def _dataset(group: Any, key: str, shape: tuple[int, ...], where: str) -> np.ndarray:
     """A float dataset of exactly ``shape``, checked before it is read."""
-    import h5py
-
     link = group.get(key, getlink=True)
     if link is None:
         raise ConvlensError(f"{where} is missing; the weights do not match the model config.")

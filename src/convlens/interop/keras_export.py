@@ -18,6 +18,7 @@ import time
 import zipfile
 from typing import TYPE_CHECKING, Any
 
+import h5py
 import numpy as np
 
 from convlens.interop.keras_layers import keras3_weight_paths
@@ -80,8 +81,6 @@ def keras_arrays(layer: Layer, name: str, state: dict[str, Any]) -> list[np.ndar
 
 def weights_bytes(run: Run) -> bytes:
     """model.weights.h5 in Keras 3's layout."""
-    import h5py
-
     state = run.network.state_dict()
     paths = keras3_weight_paths(run.model)
     buffer = io.BytesIO()

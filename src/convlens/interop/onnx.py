@@ -42,7 +42,7 @@ def read_onnx(path: str | Path) -> ImportedModel:
     path = Path(path)
     limits.check_file(path)
     try:
-        import onnx
+        import onnx  # optional: the export extra
     except ImportError:
         raise ConvlensError(
             "reading ONNX files needs the onnx package; install it with `pip install onnx`."

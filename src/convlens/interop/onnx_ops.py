@@ -98,7 +98,7 @@ def refuse(node: Any, what: str) -> ConvlensError:
 
 def tensor_array(tensor: Any, where: str) -> np.ndarray:
     """An ONNX TensorProto as NumPy, its declared size checked against the data it holds."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # optional: the export extra
 
     if tensor.data_location == 1:  # EXTERNAL: the values live in another file
         raise ConvlensError(f"{where} keeps its values in another file; convlens reads one file.")
@@ -122,7 +122,7 @@ def tensor_array(tensor: Any, where: str) -> np.ndarray:
 
 
 def attributes(node: Any) -> dict[str, Any]:
-    from onnx import helper
+    from onnx import helper  # optional: the export extra
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 

@@ -82,7 +82,7 @@ class ShapeEvaluator:
 
 
 def _attributes(node: Any) -> dict[str, Any]:
-    from onnx import helper
+    from onnx import helper  # optional: the export extra
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -134,7 +134,7 @@ def _compute(node: Any, inputs: list[Any]) -> np.ndarray:
 
 
 def _tensor_value(tensor: Any) -> Any:
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # optional: the export extra
 
     return numpy_helper.to_array(tensor).reshape(-1)[0]
 

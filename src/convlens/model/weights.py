@@ -8,7 +8,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
 from convlens.errors import ConvlensError
+from convlens.fsutil import atomic_write_bytes, atomic_write_text
 from convlens.model.files import SPEC_FILE, WEIGHTS_FILE, read_spec
 from convlens.model.network import build_network
 from convlens.model.sequential import Sequential
@@ -19,10 +24,6 @@ if TYPE_CHECKING:
 
 def save_model(directory: str | Path, model: Sequential, network: torch.nn.Module) -> None:
     """Write model.json and weights.safetensors into ``directory`` (each atomically)."""
-    from safetensors.torch import save as save_tensors
-
-    from convlens.fsutil import atomic_write_bytes, atomic_write_text
-
     directory = Path(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
     atomic_write_bytes(directory / WEIGHTS_FILE, save_tensors(state, metadata={"format": "pt"}))
@@ -35,9 +36,6 @@ def load_model(directory: str | Path) -> tuple[Sequential, torch.nn.Module]:
     The weights must match the spec exactly (names, shapes, dtypes); anything
     else is refused with one sentence. No code from the files is run.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_tensors
-
     directory = Path(directory)
     model = read_spec(directory / SPEC_FILE)
     weights_path = directory / WEIGHTS_FILE

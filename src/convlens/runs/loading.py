@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from convlens.data import datasets
+from convlens.data.datasets import SOURCES
 from convlens.errors import ConvlensError
 from convlens.model.sequential import Sequential
 from convlens.model.weights import load_model
-from convlens.runs.directory import RUNS_ROOT, read_metrics, resolve_run
+from convlens.runs.directory import RUNS_ROOT, read_metrics, read_split, resolve_run
+from convlens.runs.evaluate import predict_proba
 
 if TYPE_CHECKING:
 
@@ -39,8 +42,6 @@ class Run:
         outputs are the class probabilities when the model ends in softmax, else
         its last layer's values, as the framework the model came from computes them.
         """
-        from convlens.runs.evaluate import predict_proba
-
         return predict_proba(self.network, images, self.model.input_shape)
 
 
@@ -55,8 +56,6 @@ def load_run(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Run:
 
 def dataset_of(run: Run, dataset: str | None = None) -> str:
     """The dataset a run was trained on (by name, or its folder), unless ``dataset`` is given."""
-    from convlens.data.datasets import SOURCES
-
     if dataset:
         return dataset
     name = str(run.metrics.get("dataset", "fashion-mnist"))
@@ -68,9 +67,6 @@ def dataset_of(run: Run, dataset: str | None = None) -> str:
 
 def load_run_dataset(run: Run, dataset: str | None = None, data_dir: str | None = None) -> Dataset:
     """The run's dataset (or ``dataset``) at the run's input, with its recorded test split."""
-    from convlens.data import datasets
-    from convlens.runs.directory import read_split
-
     height, width, channels = run.model.input_shape
     name = dataset_of(run, dataset)
     split = read_split(run.path) if dataset_of(run) == name else None

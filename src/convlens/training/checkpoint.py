@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from convlens.errors import ConvlensError
 from convlens.fsutil import atomic_write_bytes
@@ -69,8 +71,6 @@ def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
 
 def save_checkpoint(directory: Path, state: TrainingState) -> Path:
     """Write the state to directory/checkpoint.safetensors atomically; returns its path."""
-    from safetensors.torch import save
-
     optimizer_tensors, optimizer_rest = _flatten_optimizer(state.optimizer)
     tensors = {f"network.{k}": v.detach().contiguous().cpu() for k, v in state.network.items()}
     tensors.update(optimizer_tensors)
@@ -93,8 +93,6 @@ def save_checkpoint(directory: Path, state: TrainingState) -> Path:
 
 def load_checkpoint(directory: Path) -> TrainingState:
     """Read directory/checkpoint.safetensors back; a damaged file is refused in one sentence."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(directory) / CHECKPOINT_FILE
     if not path.is_file():
         raise ConvlensError(

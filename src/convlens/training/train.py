@@ -43,6 +43,7 @@ from convlens.runs.directory import (
 from convlens.runs.evaluate import Evaluation, evaluate_tensors
 from convlens.training.allocator import keep_freed_memory
 from convlens.training.averaging import WeightAverage
+from convlens.training.callbacks import Callback, EpochRecord, StopAtAccuracy
 from convlens.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from convlens.training.distributed import SINGLE, Group, resolve_device
 from convlens.training.optimizer import Adam
@@ -50,19 +51,6 @@ from convlens.training.precision import resolve_precision, training_precision
 from convlens.training.recipes import TrainConfig, _validate, keep_in_epoch, total_steps
 from convlens.training.selection import LossMemory
 
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """What one epoch measured."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    test_loss: float | None
-    test_accuracy: float | None
-    seconds: float
-    learning_rate: float
-    images: int | None = None  # trained on this epoch (fewer than the split when selecting)
     # train_loss / train_accuracy: when selecting, over every image as of its last training
 
 
@@ -88,26 +76,6 @@ class FitResult:
     seconds: float  # training wall time, evaluation included
 
 
-class Callback:
-    """Hook called after every epoch; return True to stop training."""
-
-    def on_epoch_end(self, record: EpochRecord) -> bool:
-        """Called with the epoch just finished; True stops training."""
-        return False
-
-
-@dataclass
-class StopAtAccuracy(Callback):
-    """The lesson's callback: stop once (training) accuracy passes a target."""
-
-    target: float
-    metric: str = "train_accuracy"
-
-    def on_epoch_end(self, record: EpochRecord) -> bool:
-        value = getattr(record, self.metric)
-        return value is not None and value >= self.target
-
-
 def lr_at(step: int, total: int, config: TrainConfig) -> float:
     """The learning rate at optimiser step ``step`` of ``total``.
 
@@ -122,9 +90,6 @@ def lr_at(step: int, total: int, config: TrainConfig) -> float:
         return peak * (0.1 + 0.9 * step / warmup)
     progress = (step - warmup) / max(1, total - warmup)
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
-ProgressFn = Callable[[int, int, float, float], None]  # (epoch, batch, loss, accuracy)
 
 
 @dataclass
@@ -226,22 +191,18 @@ def fit(
     dataset: Dataset,
     config: TrainConfig | None = None,
     callbacks: Sequence[Callback] = (),
-    on_batch: ProgressFn | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-    on_checkpoint: Callable[[TrainingState], None] | None = None,
     resume: TrainingState | None = None,
     group: Group = SINGLE,
-    watch: Callable[[Network], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train`` and evaluate on ``dataset.test``.
 
     Returns the trained network (eval mode), the per-epoch history and the
     final test evaluation. Same seed and thread count give the same weights on
-    CPU. ``on_checkpoint`` receives the full state after every epoch;
-    ``resume`` continues from such a state exactly where it left off.
-    ``group`` (from distributed.join) trains one shard per process.
-    ``watch`` is called once with the network being trained, before its
-    first step (the explorer draws its filters as they learn).
+    CPU. ``callbacks`` observe it (training/callbacks.py: the network before the
+    first step, every step, the full state after every epoch, each epoch's
+    record, which may stop training); ``resume`` continues from such a state
+    exactly where it left off. ``group`` (from distributed.join) trains one
+    shard per process.
     """
     config = config or TrainConfig()
     _validate(config)
@@ -301,14 +262,20 @@ def fit(
         resolve_precision(config.precision, device),
     )
     evaluated = network if average is None else average.network  # what is tested and saved
-    if watch is not None:
-        watch(network)
+    for callback in callbacks:
+        callback.on_train_begin(network)
+    # Steps call only the callbacks that watch them (a step is ~10 ms; most do not).
+    step_watchers = [c for c in callbacks if type(c).on_batch_end is not Callback.on_batch_end]
     test: Evaluation | None = None
     for epoch in range(first_epoch, config.epochs + 1):
         epoch_start = time.perf_counter()
-        batch_hook = (
-            None if on_batch is None else (lambda b, loss, acc, e=epoch: on_batch(e, b, loss, acc))
-        )
+        batch_hook = None
+        if step_watchers:
+
+            def batch_hook(batch: int, loss: float, accuracy: float, epoch: int = epoch) -> None:
+                for callback in step_watchers:
+                    callback.on_batch_end(epoch, batch, loss, accuracy)
+
         train_loss, train_acc, images, step = _train_epoch(
             loop, train_x, train_y, epoch, step, batch_hook
         )
@@ -329,13 +296,11 @@ def fit(
             images=images,
         )
         history.epochs.append(record)
-        if on_checkpoint is not None:
-            on_checkpoint(
-                _state(epoch, step, history, network, optimizer, generator, average, memory)
-            )
-        if on_epoch is not None:
-            on_epoch(record)
-        if any(callback.on_epoch_end(record) for callback in callbacks):
+        if any(type(c).on_snapshot is not Callback.on_snapshot for c in callbacks):
+            state = _state(epoch, step, history, network, optimizer, generator, average, memory)
+            for callback in callbacks:
+                callback.on_snapshot(state)
+        if any([callback.on_epoch_end(record) for callback in callbacks]):  # every one is told
             history.stopped_early = not last
             break
     if test is None:
@@ -445,28 +410,48 @@ def find_resumable(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Res
     )
 
 
+class Checkpoints(Callback):
+    """Saves every epoch's snapshot in a staged run, so an interrupted run resumes from it."""
+
+    def __init__(self, run: StagedRun, info: dict, saved: int = 0) -> None:
+        self.run, self.info = run, info
+        self.saved = saved  # the epoch of the checkpoint on disk (0: none)
+
+    def on_snapshot(self, state: TrainingState) -> None:
+        state.info = self.info
+        try:
+            save_checkpoint(self.run.staging, state)
+        except OSError as exc:
+            kept = "the previous epoch's checkpoint is intact; " if self.saved else ""
+            raise ConvlensError(
+                f"could not save epoch {state.epoch} in {self.run.staging} "
+                f"({exc.strerror or exc}); {kept}free space or fix permissions, then "
+                f"`convlens train --resume {self.run.final}` or start again."
+            ) from None
+        self.saved = state.epoch
+
+
 def train_to_run(
     model: Sequential,
     dataset: Dataset,
     config: TrainConfig | None = None,
     out: str | Path | None = None,
     root: Path = RUNS_ROOT,
-    on_batch: ProgressFn | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
+    callbacks: Sequence[Callback] = (),
     finish: Callable[[Path, FitResult], None] | None = None,
     data_dir: str | Path | None = None,
     resume: Resumable | None = None,
     group: Group = SINGLE,
-    watch: Callable[[Network], None] | None = None,
 ) -> tuple[Path | None, FitResult]:
     """Train and write a complete run directory; returns its path and the fit result.
 
-    A checkpoint is saved at the end of every epoch; ``resume`` (from
-    find_resumable) continues an interrupted run to the same final weights.
-    ``finish(directory, result)`` may add files (the report) before the run
-    is published; ``watch`` is fit's. The directory appears only when everything in it is
-    written; Ctrl-C after an epoch keeps the checkpoint and raises
-    TrainingInterrupted, before the first epoch it leaves nothing.
+    A checkpoint is saved at the end of every epoch (``Checkpoints``, after the
+    ``callbacks``' snapshots); ``resume`` (from find_resumable) continues an
+    interrupted run to the same final weights. ``finish(directory, result)``
+    may add files (the report) before the run is published. The directory
+    appears only when everything in it is written; Ctrl-C after an epoch keeps
+    the checkpoint and raises TrainingInterrupted, before the first epoch it
+    leaves nothing.
     """
     config = resume.config if resume else (config or TrainConfig())
     model = model.with_class_names(dataset.class_names)
@@ -480,36 +465,19 @@ def train_to_run(
     }
     out = resume.staged.final if resume else out
     with staged_run(out, model.name, root, resume=resume is not None) as run:
-        saved = [resume.state.epoch if resume else 0]  # the epoch of the checkpoint on disk
-
-        def checkpoint(state: TrainingState) -> None:
-            state.info = info
-            try:
-                save_checkpoint(run.staging, state)
-                saved[0] = state.epoch
-            except OSError as exc:
-                kept = "the previous epoch's checkpoint is intact; " if saved[0] else ""
-                raise ConvlensError(
-                    f"could not save epoch {state.epoch} in {run.staging} "
-                    f"({exc.strerror or exc}); {kept}free space or fix permissions, then "
-                    f"`convlens train --resume {run.final}` or start again."
-                ) from None
-
+        checkpoints = Checkpoints(run, info, resume.state.epoch if resume else 0)
         try:
             result = fit(
                 model,
                 dataset,
                 config,
-                on_batch=on_batch,
-                on_epoch=on_epoch,
-                on_checkpoint=checkpoint,
+                callbacks=[checkpoints, *callbacks],
                 resume=resume.state if resume else None,
                 group=group,
-                watch=watch,
             )
         except KeyboardInterrupt:
-            if saved[0]:
-                raise TrainingInterrupted(run.final, saved[0]) from None
+            if checkpoints.saved:
+                raise TrainingInterrupted(run.final, checkpoints.saved) from None
             raise
         save_model(run.staging, model, result.network)
         write_history(run.staging, result.history.as_rows())

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from convlens.inspect.attribution import METHODS
+from convlens.inspect import attribution, portraits
+from convlens.inspect.methods import METHODS
 from convlens.views.mosaic import Mosaic, gray_or_colour, over
 from convlens.views.plots import (
     _bare,
@@ -41,8 +43,6 @@ def map_colours(values: np.ndarray, signed: bool) -> tuple[str, Normalize]:
 def overlay_rgba(image: np.ndarray, values: np.ndarray, signed: bool) -> np.ndarray:
     """float (H, W, 4): the map's colours, each pixel as opaque as |value| / largest |value|."""
     cmap_name, norm = map_colours(values, signed)
-    from matplotlib import colormaps
-
     rgba = colormaps[cmap_name](norm(values))
     limit = float(np.abs(values).max()) or 1.0
     rgba[..., 3] = np.clip(np.abs(values) / limit, 0, 1) * 0.8
@@ -163,8 +163,6 @@ def run_why_figure(
     ``target`` a class name or number (default: the predicted class);
     ``label`` names the image in the title ("test image 12, a Sandal").
     """
-    from convlens.inspect import attribution
-
     found = attribution.explain(run, image[None], method, target, layer)
     names = run.class_names
     target_name = names[int(found.targets[0])]
@@ -215,8 +213,6 @@ def run_portraits_figure(
     run, test, layer: str | None = None, filters: str | None = None, count: int = 6
 ) -> Figure:
     """Portraits of ``filters`` ("0-15"; default the first 16) of ``layer`` over a test Split."""
-    from convlens.inspect import portraits
-
     row = portraits.portrait_layer(run.model, layer)
     chosen = portraits.parse_filters(filters, row.output_shape[-1])
     found = portraits.top_patches(run, test.images, row.name, chosen, count)

@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 from PIL import Image
 
 TITLE_PAD = 6.0  # points between a panel and its title, as matplotlib's axes.titlepad
@@ -214,8 +215,6 @@ def bar_ticks(
     min(9, length / (2 x label size)) intervals of 1, 2, 2.5 or 5 times a power
     of ten, kept within low..high, labelled by a ScalarFormatter.
     """
-    from matplotlib.ticker import MaxNLocator, ScalarFormatter
-
     bins = max(min(int(np.floor(length / (labelsize * 2))), 9), 1)
     ticks = MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
     span = (high - low) * 1e-10

@@ -17,6 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import text_to_path
 
 from convlens.errors import ConvlensError
 from convlens.fsutil import atomic_write_bytes
@@ -223,9 +225,6 @@ def wrap_to_width(text: str, width: float, fontsize: float) -> str:
     Widths are measured in matplotlib's default font at ``fontsize`` points,
     as the figure will draw them; a single word wider than ``width`` stays whole.
     """
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import text_to_path
-
     prop = FontProperties(size=fontsize)
     limit = width * 72  # points
 

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convlens import __version__
 from convlens.errors import ConvlensError
 from convlens.fsutil import atomic_write_bytes, atomic_write_text
 from convlens.runs.directory import read_history, run_name
 from convlens.runs.evaluate import Evaluation, evaluate
-from convlens.runs.loading import Run
+from convlens.runs.loading import Run, load_run
+from convlens.version import __version__
 from convlens.views import plots
 from convlens.views.run_figures import ReportOptions, figure_png, run_figures
 
@@ -484,8 +484,6 @@ def write_run_report(
     What ``convlens train`` calls before publishing a run (``evaluation`` is
     then the one training just made). Returns the report's path.
     """
-    from convlens.runs.loading import load_run
-
     run = load_run(directory)
     return write_report(
         run, test, evaluation=evaluation, options=options, figures_dir=run.path / FIGURES_DIR

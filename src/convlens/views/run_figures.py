@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from PIL import Image
 
-from convlens.inspect import journey
+from convlens.inspect import attribution, journey
+from convlens.model.layers import Conv2D
 from convlens.runs.directory import read_history, run_name
 from convlens.runs.evaluate import Evaluation
 from convlens.runs.loading import Run
-from convlens.views import plots
+from convlens.views import attribution_figures, plots
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -125,10 +128,6 @@ def mistakes_gradcam_figure(
 
     None when the model has no Conv2D or made no mistake.
     """
-    from convlens.inspect import attribution
-    from convlens.model.layers import Conv2D
-    from convlens.views import attribution_figures
-
     chosen = mistakes(evaluation, test.labels, count)
     if len(chosen) == 0 or not any(isinstance(r.layer, Conv2D) for r in run.model.rows):
         return None
@@ -223,8 +222,6 @@ PNG_LEVEL = 3  # zlib level: 1.45x faster than Pillow's default 6; as RGB, files
 
 def figure_pixels(figure: Figure) -> np.ndarray:
     """The figure drawn by Agg at its dpi: uint8 (rows, columns, 3) when opaque, else RGBA."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else None
     canvas = canvas or FigureCanvasAgg(figure)
     canvas.draw()
@@ -234,8 +231,6 @@ def figure_pixels(figure: Figure) -> np.ndarray:
 
 def png_of(pixels: np.ndarray, dpi: float = 100) -> bytes:
     """uint8 RGB or RGBA pixels as PNG bytes (zlib level PNG_LEVEL), tagged with ``dpi``."""
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(
         buffer, format="png", compress_level=PNG_LEVEL, dpi=(dpi, dpi)

@@ -43,12 +43,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-import convlens
 from convlens.errors import ConvlensError, LayerError
 from convlens.images import decode_image
 from convlens.lab import ops
 from convlens.lab.sample_images import facade
 from convlens.runs.directory import RUNS_ROOT
+from convlens.version import __version__
 from convlens.web import model_views, schemas, why, your_model
 from convlens.web.compare import compare_router
 from convlens.web.editor_routes import editor_router
@@ -82,7 +82,7 @@ class Explorer:
         """A schemas.InfoBody."""
         runs = self.runs.describe_all()
         return {
-            "version": convlens.__version__,
+            "version": __version__,
             "filters": {name: rounded_kernel(kernel) for name, kernel in ops.FILTERS.items()},
             "builtin_images": [
                 {"name": name, "title": title} for name, (title, _) in BUILTIN_IMAGES.items()
@@ -172,7 +172,7 @@ def create_app(
     app = FastAPI(
         lifespan=_stop_jobs_at_shutdown,
         title="convlens explorer",
-        version=convlens.__version__,
+        version=__version__,
         description=__doc__,
         openapi_url="/api/openapi.json",
         docs_url=None,  # the interactive docs load from a CDN; the page must work offline

@@ -1,4 +1,11 @@
 """The training child process of an explorer job: trains, sends events through a pipe.
+
+``run_job(plan, conn)`` is the body of the process the job manager
+(web/job_manager.py) starts with the ``spawn`` method: a fresh interpreter
+that plans and trains as `convlens train` does, writes the same run directory
+(report included) and sends (kind, data) events to the server as it goes
+(started, watching, progress, point, epoch, snapshot; then done, failed or
+cancelled). It runs at a lower priority with every core but one.
 """
 
 from __future__ import annotations
@@ -9,20 +16,26 @@ import signal
 import time
 import traceback
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from convlens.errors import ConvlensError
+from convlens.inspect import journey
+from convlens.model.sequential import Sequential
+from convlens.training.callbacks import Callback
+from convlens.training.plan import plan_training
+from convlens.training.recipes import batches_per_epoch, keep_in_epoch
+from convlens.training.train import TrainingInterrupted, train_to_run
+from convlens.views.report import write_run_report
+from convlens.web import model_views, pictures
 
 POINTS_PER_EPOCH = 40  # curve points sent per epoch, at most
-
-
 SNAPSHOT_SECONDS = 1.0  # filters and maps redrawn at most this often (and after each epoch)
-
-
 PROGRESS_SECONDS = 0.25
-
-
 CHILD_NICENESS = 5  # the server's answers come first
 
 
@@ -108,13 +121,6 @@ def _train(plan: JobPlan, send) -> None:
     """Load, train and write the run, sending events as it goes."""
     with contextlib.suppress(AttributeError, OSError):
         os.nice(CHILD_NICENESS)
-    import torch
-
-    from convlens.model.sequential import Sequential
-    from convlens.training.plan import plan_training
-    from convlens.training.train import TrainingInterrupted, train_to_run
-    from convlens.views.report import write_run_report
-
     torch.set_num_threads(plan.threads)
     # As `convlens train` plans it: a preset fitted to the data, the recipe scaled to its size.
     training = plan_training(
@@ -146,9 +152,7 @@ def _train(plan: JobPlan, send) -> None:
             dataset,
             config,
             out=plan.out,
-            on_batch=watcher.on_batch,
-            on_epoch=watcher.on_epoch,
-            watch=watcher.watch,
+            callbacks=[watcher],
             finish=lambda directory, fit: write_run_report(directory, dataset.test, fit.test),
         )
     except TrainingInterrupted as stop:
@@ -167,14 +171,10 @@ def _train(plan: JobPlan, send) -> None:
     )
 
 
-class Watcher:
-    """fit's hooks in the child: progress, curve points, filters and maps as they change."""
+class Watcher(Callback):
+    """The job's training callback: progress, curve points, filters and maps as they change."""
 
     def __init__(self, model, dataset, config, plan: JobPlan, send) -> None:
-        from functools import partial
-
-        from convlens.training.recipes import batches_per_epoch, keep_in_epoch
-
         self.model, self.config, self.send = model, config, send
         self.network = None
         self.test = dataset.test
@@ -191,16 +191,14 @@ class Watcher:
         self.last_progress = self.last_snapshot = 0.0
         self.current_epoch = 0
 
-    def watch(self, network) -> None:
-        """fit's watch hook: the network being trained."""
+    def on_train_begin(self, network) -> None:
+        """The network being trained: its filters and maps are drawn from it as it learns."""
         self.network = network
         self.snapshot(0, 0)
         self.current_epoch, self.epoch_started = 1, time.perf_counter()
 
     def announce_image(self) -> None:
         """The test image whose maps are redrawn, sent once."""
-        from convlens.web import pictures
-
         pixels = self.test.images[self.index]
         shown = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
         label = int(self.test.labels[self.index])
@@ -212,7 +210,7 @@ class Watcher:
             png=pictures.data_url(shown),
         )
 
-    def on_batch(self, epoch: int, batch: int, loss: float, accuracy: float) -> None:
+    def on_batch_end(self, epoch: int, batch: int, loss: float, accuracy: float) -> None:
         """After every step: progress, a curve point now and then, a snapshot each second."""
         if epoch != self.current_epoch:
             self.current_epoch, self.epoch_started = epoch, time.perf_counter()
@@ -247,18 +245,15 @@ class Watcher:
             seconds_left=per_step * (total - step),
         )
 
-    def on_epoch(self, record) -> None:
+    def on_epoch_end(self, record) -> bool:
         """An epoch's record (test accuracy) and a snapshot of the weights it ended with."""
         self.send("epoch", **asdict(record))
         self.snapshot(record.epoch, sum(self.steps[: record.epoch]))
         self.current_epoch, self.epoch_started = record.epoch + 1, time.perf_counter()
+        return False
 
     def snapshot(self, epoch: int, step: int) -> None:
         """The first convolution's filters and the watched image's maps, as they are now."""
-        from convlens.errors import ConvlensError
-        from convlens.inspect import journey
-        from convlens.web import model_views
-
         self.last_snapshot = time.perf_counter()
         if self.network is None:
             return
@@ -280,8 +275,6 @@ class Watcher:
             maps = {"layer": row.name, "grid": model_views.map_grid(captured[row.name][0])}
         probabilities = captured[last][0]
         if not self.network.final_softmax:
-            import numpy as np
-
             probabilities = np.exp(probabilities - probabilities.max())
             probabilities = probabilities / probabilities.sum()
         best = int(probabilities.argmax())

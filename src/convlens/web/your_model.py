@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from convlens.errors import ConvlensError
 from convlens.interop.reading import MODEL_SUFFIXES
+from convlens.views.report import write_run_report
 from convlens.web import schemas
 from convlens.web.uploads import read_body
 
@@ -68,7 +69,7 @@ def import_upload(body: bytes, name: str, runs_root: Path, dataset: str | None) 
     with tempfile.TemporaryDirectory(prefix="convlens-upload-") as folder:
         path = Path(folder) / name
         path.write_bytes(body)
-        result = import_model(path, root=runs_root, dataset=dataset)
+        result = import_model(path, root=runs_root, dataset=dataset, finish=write_run_report)
     return {
         "name": result.path.name,
         "source": result.metrics["imported_from"],

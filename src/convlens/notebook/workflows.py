@@ -1,0 +1,129 @@
+"""The workflows the CLI runs, as Python functions that return a loaded run.
+
+``train`` plans a model for a dataset as `convlens train` does, trains it,
+writes the same run directory (report included) and returns the run;
+``import_model`` does what `convlens import` does; ``evaluate`` scores a run
+on its test split. Each takes a run as a Run or a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from convlens.interop import importing
+from convlens.model.sequential import Sequential
+from convlens.runs.directory import RUNS_ROOT
+from convlens.runs.evaluate import Evaluation
+from convlens.runs.evaluate import evaluate as evaluate_network
+from convlens.runs.loading import Run, load_run, load_test_split
+from convlens.training.callbacks import Callback, PrintEpochs
+from convlens.training.plan import parse_input_size, plan_training
+from convlens.training.train import train_to_run
+from convlens.views.report import write_run_report
+
+
+def train(
+    model: str | Sequential = "seed-cnn",
+    dataset: str | Path = "fashion-mnist",
+    *,
+    recipe: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    seed: int | None = None,
+    input_size: str | tuple[int, int] | None = None,
+    color: str | None = None,
+    data_dir: str | Path | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    out: str | Path | None = None,
+    runs_dir: str | Path = RUNS_ROOT,
+    callbacks: Sequence[Callback] = (),
+    verbose: bool = True,
+) -> Run:
+    """Train ``model`` on ``dataset`` as `convlens train` does and return the run it wrote.
+
+    ``model`` is a preset name, a model JSON path or a Sequential; ``dataset``
+    "fashion-mnist", "mnist" or a folder of images. The recipe's knobs left as
+    None keep the recipe's values. The run directory (``out``, or a new one
+    under ``runs_dir``) holds the weights, history, metrics and report.
+    ``verbose`` prints each epoch's line; ``callbacks`` observe training
+    (training/callbacks.py). Ctrl-C after an epoch keeps a resumable run and
+    raises TrainingInterrupted naming it.
+
+    >>> run = convlens.train("seed-cnn", epochs=1)        # doctest: +SKIP
+    >>> run.metrics["test_accuracy"]                        # doctest: +SKIP
+    0.8889
+    """
+    size = parse_input_size(input_size) if isinstance(input_size, str) else input_size
+    plan = plan_training(
+        model,
+        str(dataset),
+        None if data_dir is None else str(data_dir),
+        recipe=recipe,
+        input_size=size,
+        color=color,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        device=device,
+        precision=precision,
+    )
+    observers = [*([PrintEpochs(plan.config.epochs)] if verbose else []), *callbacks]
+    path, _ = train_to_run(
+        plan.model,
+        plan.dataset,
+        plan.config,
+        out=out,
+        root=Path(runs_dir),
+        callbacks=observers,
+        data_dir=data_dir,
+        finish=lambda directory, fit: write_run_report(directory, plan.dataset.test, fit.test),
+    )
+    return load_run(path)
+
+
+def import_model(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    classes: Sequence[str] | None = None,
+    dataset: str | Path | None = None,
+    input_scale: float | None = None,
+    data_dir: str | Path | None = None,
+    runs_dir: str | Path = RUNS_ROOT,
+) -> Run:
+    """A Keras (.keras, .h5) or ONNX file as a run, as `convlens import` makes it.
+
+    With ``dataset``, the model is scored on its test split and the run gets
+    its report. Nothing from the file is run.
+    """
+    result = importing.import_model(
+        path,
+        out=out,
+        classes=None if classes is None else tuple(classes),
+        dataset=None if dataset is None else str(dataset),
+        input_scale=input_scale,
+        root=Path(runs_dir),
+        data_dir=data_dir,
+        finish=write_run_report,
+    )
+    return load_run(result.path)
+
+
+def evaluate(
+    run: Run | str | Path | None = None,
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+) -> Evaluation:
+    """Score a run (a Run, its directory, or the latest) on its dataset's test split.
+
+    The figures `convlens evaluate` prints: accuracy, loss, per-class accuracy
+    and the confusion matrix.
+    """
+    loaded = run if isinstance(run, Run) else load_run(run)
+    test = load_test_split(loaded, dataset, None if data_dir is None else str(data_dir))
+    model = loaded.model
+    return evaluate_network(loaded.network, test, model.input_shape, model.num_classes)
