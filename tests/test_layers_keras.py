@@ -14,14 +14,20 @@ import torch
 keras_models = pytest.importorskip("keras_models", reason="needs keras")
 keras = keras_models.keras
 
+from convlens.errors import ConvlensError  # noqa: E402
 from convlens.model.layers import (  # noqa: E402
     ACTIVATIONS,
     AveragePooling2D,
+    Conv2D,
+    Cropping2D,
+    Dense,
+    Flatten,
     GlobalAveragePooling2D,
     ReLU,
     ZeroPadding2D,
 )
 from convlens.model.modules import ACTIVATION_FUNCTIONS, KerasReLU, layer_module  # noqa: E402
+from convlens.model.sequential import Sequential  # noqa: E402
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -82,3 +88,27 @@ def test_new_layer_sentences_explain_their_numbers():
     pool = GlobalAveragePooling2D()
     assert pool.output_shape((5, 5, 8)) == (8,)
     assert pool.explain_shape((5, 5, 8)) == "8: the mean of each 5x5 map, one per channel"
+
+
+@pytest.mark.parametrize("cropping", [1, (2, 0), ((1, 2), (0, 3)), ((0, 0), (4, 1))])
+def test_cropping_shapes_and_values_are_kerass(cropping):
+    spec = Cropping2D(cropping)
+    x = np.random.default_rng(3).normal(0, 1, (2, 11, 9, 3)).astype("float32")
+    expected = np.asarray(keras.layers.Cropping2D(cropping)(x))
+    assert spec.output_shape((11, 9, 3)) == expected.shape[1:]
+    module = layer_module(spec, (11, 9, 3), final=False)
+    got = module(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_cropping_explains_its_shape_and_moves_the_receptive_field():
+    spec = Cropping2D(((1, 2), (0, 3)))
+    assert "8x6: rows 11 - 1 - 2, columns 9 - 0 - 3" in spec.explain_shape((11, 9, 3))
+    model = Sequential(
+        [Conv2D(2, (3, 3), input_shape=(13, 11, 1)), spec, Flatten(), Dense(2)], name="crop"
+    )
+    fields = model.receptive_fields()
+    assert fields["cropping2d"].size == fields["conv2d"].size == (3, 3)
+    assert fields["cropping2d"].start == (1, 0)  # output pixel 0 is conv2d's pixel (1, 0)
+    with pytest.raises(ConvlensError, match="leaves nothing; crop less"):
+        Cropping2D(((5, 6), (0, 0))).output_shape((11, 9, 3))

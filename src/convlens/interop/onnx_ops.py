@@ -6,7 +6,7 @@ shape) and appends the Keras layer(s) computing the same thing in NHWC terms:
 Conv -> [ZeroPadding2D] + Conv2D, Gemm/MatMul(+Add) -> Dense (columns permuted
 after a Flatten of an NCHW volume), pooling, BatchNormalization, activations
 (folded into the previous Conv2D/Dense as Keras writes them), Flatten/Reshape,
-Pad, Mul/Add by a number -> Rescaling. Constant inputs are read through
+Pad, Slice of rows or columns -> Cropping2D, Mul/Add by a number -> Rescaling. Constant inputs are read through
 ``Chain.const``, which checks each initializer's declared size first.
 """
 
@@ -27,6 +27,7 @@ from convlens.model.layers import (
     AveragePooling2D,
     BatchNormalization,
     Conv2D,
+    Cropping2D,
     Dense,
     Flatten,
     GlobalAveragePooling2D,
@@ -394,6 +395,35 @@ def pad(node: Any, chain: Chain) -> None:
     chain.add(ZeroPadding2D(((pads[2], pads[6]), (pads[3], pads[7]))))
 
 
+def slice_rows_or_columns(node: Any, chain: Chain) -> None:
+    """Slice of an image's rows or columns (step 1) -> Cropping2D; a slice per axis, merged."""
+    if len(chain.shape) != 3:
+        raise refuse(node, "slices a flat vector, not an image's rows or columns")
+    starts, ends = chain.const(node, 1, "starts"), chain.const(node, 2, "ends")
+    has = lambda i: len(node.input) > i and node.input[i]  # noqa: E731
+    axes = chain.const(node, 3, "axes") if has(3) else np.arange(len(starts))
+    steps = chain.const(node, 4, "steps") if has(4) else np.ones(len(starts), np.int64)
+    height, width, _ = chain.shape
+    crop = [[0, 0], [0, 0]]
+    for start, end, axis, step in zip(starts.tolist(), ends.tolist(), axes.tolist(), steps.tolist(), strict=True):
+        axis = int(axis) % 4
+        if axis not in (2, 3) or step != 1:
+            raise refuse(node, f"slices axis {axis} with step {step}, not rows or columns by 1")
+        size = height if axis == 2 else width
+        begin = min(max(start + size if start < 0 else start, 0), size)
+        stop = min(max(end + size if end < 0 else end, 0), size)
+        crop[axis - 2] = [begin, size - stop]
+    layer = Cropping2D(((crop[0][0], crop[0][1]), (crop[1][0], crop[1][1])))
+    last = chain.layers[-1] if chain.layers else None
+    if chain.previous_op == "Slice" and isinstance(last, Cropping2D):  # the other axis's slice
+        chain.shape = layer.output_shape(chain.shape)
+        (a, b), (c, d) = last.cropping
+        (e, f), (g, h) = layer.cropping
+        chain.layers[-1] = Cropping2D(((a + e, b + f), (c + g, d + h)))
+        return
+    chain.add(layer)
+
+
 def passthrough(node: Any, chain: Chain) -> None:
     """Dropout and Identity: nothing at inference."""
 
@@ -418,6 +448,7 @@ OP_READERS: dict[str, Callable[[Any, Chain], None]] = {
     "MatMul": matmul,
     "Add": add,
     "Pad": pad,
+    "Slice": slice_rows_or_columns,
     "Transpose": transpose,
     "Mul": multiply,
     "Dropout": passthrough,

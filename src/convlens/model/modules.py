@@ -20,6 +20,7 @@ from convlens.model.layers import (
     AveragePooling2D,
     BatchNormalization,
     Conv2D,
+    Cropping2D,
     Dense,
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
@@ -217,6 +218,18 @@ class KerasZeroPadding2d(nn.Module):
         return F.pad(x, self.pads)
 
 
+class KerasCropping2d(nn.Module):
+    """Cropping2D: ((top, bottom), (left, right)) rows and columns cut off."""
+
+    def __init__(self, spec: Cropping2D) -> None:
+        super().__init__()
+        (self.top, self.bottom), (self.left, self.right) = spec.cropping
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[2], x.shape[3]
+        return x[:, :, self.top : height - self.bottom, self.left : width - self.right]
+
+
 class KerasGlobalPool2d(nn.Module):
     """GlobalAveragePooling2D / GlobalMaxPooling2D: one value per channel."""
 
@@ -254,6 +267,7 @@ MODULES: dict[str, Builder] = {
     "ReLU": lambda spec, _shape, _act: KerasReLU(spec),
     "Softmax": lambda _spec, _shape, act: KerasActivation(act),
     "ZeroPadding2D": lambda spec, _shape, _act: KerasZeroPadding2d(spec),
+    "Cropping2D": lambda spec, _shape, _act: KerasCropping2d(spec),
 }
 
 

@@ -17,6 +17,7 @@ from convlens.model.layers.core import Dense, Dropout, Flatten
 from convlens.model.layers.normalization import BatchNormalization
 from convlens.model.layers.activations import Activation, ReLU, Rescaling, Softmax
 from convlens.model.layers.padding import ZeroPadding2D
+from convlens.model.layers.cropping import Cropping2D
 from convlens.model.layers.base import (
     ACTIVATIONS,
     EDITOR_KINDS,
@@ -47,6 +48,7 @@ __all__ = [
     "AveragePooling2D",
     "BatchNormalization",
     "Conv2D",
+    "Cropping2D",
     "Dense",
     "Dropout",
     "EditorField",
