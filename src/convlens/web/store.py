@@ -157,7 +157,7 @@ class RunRegistry:
         return next(iter(self.directories()), None)
 
     def describe(self, name: str) -> dict:
-        """A schemas.RunInfo read from model.json and metrics.json only (no weights loaded)."""
+        """A RunInfo read from model.json and metrics.json only (no weights loaded)."""
         path = self.directories().get(name)
         if path is None:
             raise NotFound(f"there is no run called {name!r}; choose one of the listed runs.")
@@ -192,7 +192,7 @@ class RunRegistry:
 
 
 def _describe(name: str, path: Path) -> dict:
-    """A schemas.RunInfo for the run directory ``path`` listed as ``name``."""
+    """A RunInfo for the run directory ``path`` listed as ``name``."""
     model = read_spec(path / SPEC_FILE)
     try:
         metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
