@@ -1,6 +1,6 @@
 """Faithfulness and speed of the attribution maps on the real Fashion-MNIST test set.
 
-For each method (convlens.attribution.METHODS) and each of the first --images
+For each method (convlens.inspect.methods.METHODS) and each of the first --images
 test images, the 10% most attributed pixels toward the predicted class are
 deleted (set to 0, the datasets' black background), and so are 10% of the
 pixels chosen at random (the reference: a map no better than chance). A
@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from convlens.inspect import attribution
+from convlens.inspect import attribution, methods
 from convlens.runs import loading
 from convlens.runs.loading import load_run
 
@@ -121,7 +121,7 @@ def http_times(run_dir: Path, repeat: int) -> dict[str, float]:
 
         image = call("GET", f"/api/samples?class_choice=5&count=1&run={name}")["images"][0]["id"]
         times = {}
-        for method in attribution.METHODS:
+        for method in methods.METHODS:
             found = []
             for k in range(repeat + 2):
                 request = {"run": name, "image": image, "method": method, "target": k % 10}
@@ -157,7 +157,7 @@ def page_times(run_dir: Path, repeat: int) -> dict[str, float]:
             page.wait_for_timeout(500)
             page.check("#why-toggle")
             page.wait_for_selector("#why-overlay:not([hidden])")
-            for method in attribution.METHODS:
+            for method in methods.METHODS:
                 page.select_option("#why-method", method)
                 found = []
                 for k in range(repeat + 2):
@@ -196,7 +196,7 @@ def main() -> None:
     print(
         f"{'method':<22}{'drop (map)':>11}{'drop (random)':>14}{'ratio':>7}{'map wins':>10}{'ms/image':>10}"
     )
-    for method in attribution.METHODS:
+    for method in methods.METHODS:
         r = faithfulness(run, images, method, args.fraction, args.seed)
         ratio = r["map_drop"] / r["random_drop"] if r["random_drop"] else float("inf")
         print(

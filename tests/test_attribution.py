@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from convlens.errors import ConvlensError
-from convlens.inspect import attribution
+from convlens.inspect import attribution, methods
 from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
 from convlens.model.network import build_network
 from convlens.model.sequential import Sequential
@@ -147,7 +147,7 @@ def test_gradcam_lights_the_bright_square() -> None:
 def test_every_method_runs_on_three_channels_and_fits_the_input() -> None:
     spec, network = small_model(3)
     batch = images(2, 3)
-    for method in attribution.METHODS:
+    for method in methods.METHODS:
         maps = attribution.attribute((spec, network), batch, method)
         assert maps.shape == (2, 10, 10) and maps.dtype == np.float32, method
         assert np.isfinite(maps).all(), method

@@ -215,7 +215,7 @@ def test_a_registered_type_missing_a_facet_fails_with_a_sentence_not_a_none():
 def test_the_page_reads_every_layer_type_and_attribution_method_from_the_api(tmp_path):
     from fastapi.testclient import TestClient
 
-    from convlens.inspect.attribution import METHODS
+    from convlens.inspect.methods import METHODS
     from convlens.web.app import create_app
 
     client = TestClient(create_app(tmp_path))
@@ -225,6 +225,9 @@ def test_the_page_reads_every_layer_type_and_attribution_method_from_the_api(tmp
         assert body["new"]["type"] == name
         layer_from_config(body["new"])  # a new layer the editor adds is valid
         assert [f["name"] for f in body["fields"]] == [f.name for f in LAYER_TYPES[name].editor_fields]
+    from convlens.inspect.attribution import COMPUTE
+
+    assert list(COMPUTE) == list(METHODS)  # every method described is computed, and back
     methods = client.get("/api/attribution/methods").json()
     assert [m["name"] for m in methods] == list(METHODS)
     assert [m["signed"] for m in methods] == [m.signed for m in METHODS.values()]

@@ -30,7 +30,9 @@ from convlens.model.presets import preset
 from convlens.model.sequential import Sequential
 from convlens.runs.loading import load_run
 from convlens.web import pictures
-from convlens.web.app import MAX_UPLOAD_BYTES, STATIC_DIR, create_app
+from convlens.web.app import create_app
+from convlens.web.images import MAX_UPLOAD_BYTES
+from convlens.web.page import STATIC_DIR
 from convlens.web.server import bind, serve_in_thread
 
 CLASSES = tuple(f"class {i}" for i in range(9)) + ("Ankle boot",)

@@ -14,7 +14,7 @@ from test_web_api import (  # noqa: F401 (fixtures)
     upload,
 )
 
-from convlens.inspect import attribution, portraits
+from convlens.inspect import attribution, methods, portraits
 from convlens.runs.loading import load_run
 
 
@@ -23,7 +23,7 @@ def sample(client, count: int = 1) -> dict:
     return found.json()["images"][0]
 
 
-@pytest.mark.parametrize("method", attribution.METHODS)
+@pytest.mark.parametrize("method", methods.METHODS)
 def test_attribution_equals_the_engine_and_any_class_can_be_asked(
     client,
     runs_root,

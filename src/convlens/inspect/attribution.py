@@ -47,7 +47,7 @@ import torch
 
 from convlens.errors import ConvlensError
 from convlens.inspect import journey
-from convlens.inspect.methods import METHODS, check_method, describe  # noqa: F401 (describe: part of this module's API)
+from convlens.inspect.methods import METHODS, check_method
 from convlens.model.layers import Conv2D
 from convlens.model.network import Network, images_to_tensor
 from convlens.model.receptive import ReceptiveField

@@ -18,7 +18,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from convlens.inspect import attribution, portraits
+from convlens.inspect import attribution, methods, portraits
 from convlens.inspect.methods import METHODS
 from convlens.views.mosaic import Mosaic, gray_or_colour, over
 from convlens.views.plots import (
@@ -166,7 +166,7 @@ def run_why_figure(
     found = attribution.explain(run, image[None], method, target, layer)
     names = run.class_names
     target_name = names[int(found.targets[0])]
-    title = attribution.describe(method, target_name)
+    title = methods.describe(method, target_name)
     if label:
         title = f"{label}: {title}"
     caption = f"{method}: {found.note}; the score is the logit of {target_name}"

@@ -1,19 +1,21 @@
-"""Comparing runs: the figures of two or more side by side, and one image through each.
+"""The compare panel: the figures of two or more runs side by side, and one image through each.
 
     GET  /api/compare?run=A&run=B  accuracy, parameters, training time, curves, per class
     POST /api/compare/predict      the same image's prediction in each run
 
 Everything is read from the run directories (metrics.json, history.csv,
-model.json) as `convlens report --run A --run B` reads them.
+model.json) as `convlens report --run A --run B` reads them. The page's
+script is static/js/compare.js.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from convlens.data.datasets import SOURCES
 from convlens.errors import ConvlensError
@@ -21,20 +23,68 @@ from convlens.model.files import SPEC_FILE, read_spec
 from convlens.runs.directory import METRICS_FILE, read_history
 from convlens.runs.evaluate import predict_proba
 from convlens.web import model_views
-from convlens.web.experiment_schemas import CompareBody, ComparePredictBody, ComparePredictRequest
-from convlens.web.schemas import ErrorBody
-from convlens.web.store import ImageStore, NotFound, RunRegistry
+from convlens.web.bodies import ERRORS, Probability
+from convlens.web.state import Explorer
+from convlens.web.store import NotFound, RunRegistry
 
-ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}}
 MAX_COMPARED = 8
 RUN_NAMES = Annotated[list[str], Query(description="two or more run names")]
 
 
-def compare_router(runs: RunRegistry, images: ImageStore) -> APIRouter:
-    """The comparison routes over the server's runs and images."""
-    router = APIRouter(prefix="/api/compare", tags=["compare"])
+class CompareRun(BaseModel):
+    """One run's figures for the comparison."""
 
-    @router.get("", response_model=CompareBody, responses=ERRORS)
+    name: str
+    model: str
+    dataset: str | None
+    test_accuracy: float | None
+    total_params: int
+    seconds: float | None = Field(description="training time, evaluation included")
+    epochs: int | None
+    images_per_second: float | None
+    class_names: list[str]
+    per_class_accuracy: list[float | None]
+    history: list[dict[str, float | None]]
+
+
+class CompareBody(BaseModel):
+    """Two or more runs side by side."""
+
+    runs: list[CompareRun]
+
+
+class ComparePredictRequest(BaseModel):
+    """The same image through several runs."""
+
+    runs: list[str] = Field(min_length=1, max_length=8)
+    image: str = Field(description="an ImageInfo id")
+    invert: Literal["auto", "yes", "no"] = "auto"
+
+
+class RunPrediction(BaseModel):
+    """One run's answer for the image."""
+
+    run: str
+    input_png: str
+    inverted: bool
+    predicted: Probability
+    probabilities: list[Probability]
+
+
+class ComparePredictBody(BaseModel):
+    """Each run's answer for the same image (and its label when it is a test image)."""
+
+    image: str
+    label: str | None
+    predictions: list[RunPrediction]
+
+
+def router(state: Explorer) -> APIRouter:
+    """The comparison routes over the explorer's runs and images."""
+    runs, images = state.runs, state.images
+    routes = APIRouter(prefix="/api/compare", tags=["compare"])
+
+    @routes.get("", response_model=CompareBody, responses=ERRORS)
     def compare(run: RUN_NAMES) -> dict:
         """The runs' figures side by side."""
         if not 1 <= len(run) <= MAX_COMPARED:
@@ -45,7 +95,7 @@ def compare_router(runs: RunRegistry, images: ImageStore) -> APIRouter:
             raise NotFound(f"there is no run called {missing!r}; choose one of the listed runs.")
         return {"runs": [run_figures(name, directories[name]) for name in run]}
 
-    @router.post("/predict", response_model=ComparePredictBody, responses=ERRORS)
+    @routes.post("/predict", response_model=ComparePredictBody, responses=ERRORS)
     def predict(request: ComparePredictRequest) -> dict:
         """The same image through every run: each run's class probabilities."""
         image = images.get(request.image)
@@ -55,7 +105,7 @@ def compare_router(runs: RunRegistry, images: ImageStore) -> APIRouter:
             "predictions": [prediction(runs, name, image, request.invert) for name in request.runs],
         }
 
-    return router
+    return routes
 
 
 def _number(value: object) -> float | None:

@@ -1,9 +1,14 @@
-"""The playground's answers: an image filtered and pooled, one pixel of each explained.
+"""The playground panel: an image filtered and pooled, one pixel of each explained.
 
-Everything is computed by convlens.ops on the image's grayscale luma, as
+    POST /api/convolve      filter an image's luma and pool the result (ConvolveRequest)
+    POST /api/explain       one filtered pixel's arithmetic (ExplainRequest)
+    POST /api/explain-pool  one pooled pixel's window (ExplainPoolRequest)
+
+Everything is computed by convlens.lab.ops on the image's grayscale luma, as
 `convlens convolve` does; this module only chooses, caches and packages.
 Hovering asks for one pixel at a time, so the last few filtered images are
-kept: explaining a pixel costs the window's nine products, not a convolution.
+kept (``Playground``, one per router): explaining a pixel costs the window's
+nine products, not a convolution. The page's script is static/js/playground.js.
 """
 
 from __future__ import annotations
@@ -13,20 +18,104 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
+from typing import Literal
 
 import numpy as np
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from convlens.errors import ConvlensError
 from convlens.lab import ops
 from convlens.views.plots import display_values
-from convlens.web import pictures, schemas
+from convlens.web import pictures
+from convlens.web.bodies import ERRORS, Picture
+from convlens.web.state import Explorer
 from convlens.web.store import StoredImage
 
 KERNEL_SIZE = 3
 _CACHED_RESULTS = 8
 
+Padding = Literal["valid", "same"]
+PoolMode = Literal["max", "avg", "none"]
+Display = Literal["clip", "rescale"]
 
-def chosen_kernel(choice: schemas.FilterChoice) -> np.ndarray:
+
+class FilterChoice(BaseModel):
+    """An image and a filter with its geometry: the playground's common part."""
+
+    image: str = Field(description="an ImageInfo id")
+    filter: str | None = Field(None, description="a preset's name; or give kernel")
+    kernel: list[float] | list[list[float]] | None = Field(
+        None, description="nine numbers (flat or 3x3 rows) when filter is not given"
+    )
+    stride: int = Field(1, ge=1, le=64)
+    padding: Padding = "valid"
+    display: Display = Field("clip", description="clip to 0..255 as the lesson, or rescale")
+
+
+class ConvolveRequest(FilterChoice):
+    """Filter an image, then pool the result."""
+
+    pool: PoolMode = "max"
+    pool_size: int = Field(2, ge=1, le=64)
+
+
+class ConvolveBody(BaseModel):
+    """The playground's answer: the input, the filtered image and the pooled one."""
+
+    kernel: list[list[float]]
+    input: Picture
+    filtered: Picture
+    pooled: Picture | None
+    pool: PoolMode
+    pool_size: int
+
+
+class ExplainRequest(FilterChoice):
+    """One output pixel of the convolution, by its output coordinates."""
+
+    row: int
+    col: int
+
+
+class ExplainBody(BaseModel):
+    """The lesson's arithmetic for one pixel: (-1 x 0) + (0 x 64) + ... = 577."""
+
+    row: int
+    col: int
+    top: int = Field(description="input row of the window's top-left cell (negative in padding)")
+    left: int
+    in_padding: bool
+    neighbourhood: list[list[float]]
+    kernel: list[list[float]]
+    products: list[list[float]]
+    sum: float = Field(description="the output pixel, rounded as the equation shows it")
+    equation: str
+    shown: int = Field(description="the pixel as displayed (after clip or rescale), 0..255")
+
+
+class ExplainPoolRequest(ConvolveRequest):
+    """One output pixel of the pooled image, by its coordinates."""
+
+    row: int
+    col: int
+
+
+class ExplainPoolBody(BaseModel):
+    """The window of the filtered image behind one pooled pixel."""
+
+    row: int
+    col: int
+    top: int = Field(description="filtered-image row of the window's top-left cell")
+    left: int
+    mode: Literal["max", "avg"]
+    values: list[list[float]]
+    chosen: list[int] | None = Field(description="(i, j) of the maximum within the window")
+    value: float
+    equation: str
+
+
+def chosen_kernel(choice: FilterChoice) -> np.ndarray:
     """The request's kernel: a preset by name, or nine finite numbers, as float64 (3, 3)."""
     if (choice.filter is None) == (choice.kernel is None):
         raise ConvlensError(
@@ -85,7 +174,7 @@ class Playground:
                 self._results.popitem(last=False)
         return result
 
-    def convolve(self, image: StoredImage, request: schemas.ConvolveRequest) -> dict:
+    def convolve(self, image: StoredImage, request: ConvolveRequest) -> dict:
         """The input, the filtered image and the pooled image, each with shape and formula."""
         kernel = chosen_kernel(request)
         luma = image.luma
@@ -119,7 +208,7 @@ class Playground:
             )
         return answer
 
-    def explain(self, image: StoredImage, request: schemas.ExplainRequest) -> dict:
+    def explain(self, image: StoredImage, request: ExplainRequest) -> dict:
         """The arithmetic of one filtered pixel, and the value it is shown as."""
         kernel = chosen_kernel(request)
         explained = ops.explain_pixel(
@@ -140,7 +229,7 @@ class Playground:
             "shown": shown_value(filtered, explained.sum, request.display),
         }
 
-    def explain_pool(self, image: StoredImage, request: schemas.ExplainPoolRequest) -> dict:
+    def explain_pool(self, image: StoredImage, request: ExplainPoolRequest) -> dict:
         """The window of filtered values behind one pooled pixel, and which one was kept."""
         if request.pool == "none":
             raise ConvlensError("pooling is off (pool: none); choose max or avg to explain it.")
@@ -174,7 +263,7 @@ def shown_value(filtered: np.ndarray, value: float, display: str) -> int:
 
 
 def picture(values: np.ndarray, shown: np.ndarray, formula: str, caption: str) -> dict:
-    """A schemas.Picture: the shown 0..255 values as PNG, the true values' range."""
+    """A Picture: the shown 0..255 values as PNG, the true values' range."""
     return {
         "shape": list(values.shape),
         "png": pictures.data_url(pictures.to_uint8(shown)),
@@ -183,3 +272,26 @@ def picture(values: np.ndarray, shown: np.ndarray, formula: str, caption: str) -
         "max": float(values.max()),
         "caption": caption,
     }
+
+
+def router(state: Explorer) -> APIRouter:
+    """The playground's routes over the explorer's images, with its own cache of results."""
+    playground = Playground()
+    routes = APIRouter()
+
+    @routes.post("/api/convolve", response_model=ConvolveBody, responses=ERRORS)
+    def convolve(request: ConvolveRequest) -> dict:
+        """Filter an image's grayscale luma and pool the result."""
+        return playground.convolve(state.images.get(request.image), request)
+
+    @routes.post("/api/explain", response_model=ExplainBody, responses=ERRORS)
+    def explain(request: ExplainRequest) -> dict:
+        """The terms of one filtered pixel: neighbourhood x kernel, summed."""
+        return playground.explain(state.images.get(request.image), request)
+
+    @routes.post("/api/explain-pool", response_model=ExplainPoolBody, responses=ERRORS)
+    def explain_pool(request: ExplainPoolRequest) -> dict:
+        """The window of filtered values behind one pooled pixel."""
+        return playground.explain_pool(state.images.get(request.image), request)
+
+    return routes

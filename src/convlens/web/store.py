@@ -23,7 +23,7 @@ from convlens.errors import ConvlensError
 from convlens.images import to_model_input
 from convlens.model.files import SPEC_FILE, read_spec
 from convlens.runs.directory import METRICS_FILE, RUNS_ROOT, is_run
-from convlens.runs.loading import Run, load_run
+from convlens.runs.loading import Run, load_run, load_test_split
 from convlens.web import pictures
 
 MAX_STORED_BYTES = 512 << 20  # images kept for this session, oldest dropped first
@@ -122,8 +122,6 @@ class LoadedRun:
 
     def test_split(self) -> Split:
         """The run's test split, fitted to its input, read once."""
-        from convlens.runs.loading import load_test_split
-
         with self.lock:
             if self._test is None:
                 self._test = load_test_split(self.run)
@@ -157,7 +155,7 @@ class RunRegistry:
         return next(iter(self.directories()), None)
 
     def describe(self, name: str) -> dict:
-        """A schemas.RunInfo read from model.json and metrics.json only (no weights loaded)."""
+        """A RunInfo read from model.json and metrics.json only (no weights loaded)."""
         path = self.directories().get(name)
         if path is None:
             raise NotFound(f"there is no run called {name!r}; choose one of the listed runs.")
@@ -192,7 +190,7 @@ class RunRegistry:
 
 
 def _describe(name: str, path: Path) -> dict:
-    """A schemas.RunInfo for the run directory ``path`` listed as ``name``."""
+    """A RunInfo for the run directory ``path`` listed as ``name``."""
     model = read_spec(path / SPEC_FILE)
     try:
         metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))

@@ -1,11 +1,12 @@
-"""The explorer's "why" routes: attribution maps on the journey, filter portraits.
+"""The why panel: attribution maps on the journey, filter portraits.
 
     GET  /api/attribution/methods  the methods, in the menu's order (one table: inspect/attribution.py)
     POST /api/attribution   one image's map toward any class (AttributionRequest)
     POST /api/portrait      one filter's top test patches and synthesised input
 
-``router(state)`` returns a FastAPI APIRouter that app.py includes. The
-numbers come from convlens.attribution and convlens.portraits; each request
+``router(state)`` returns a FastAPI APIRouter that app.py includes; the
+page's script is static/js/why.js. The numbers come from
+convlens.inspect.attribution and convlens.inspect.portraits; each request
 holds its run's lock (Grad-CAM uses a forward hook). A layer's strongest
 response per test image and filter is computed in one pass over the test
 split, the first time one of its filters is asked for, and kept.
@@ -15,25 +16,88 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Literal
 
 import numpy as np
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from convlens.data.datasets import SOURCES
-from convlens.inspect import attribution, portraits
+from convlens.inspect import attribution, methods, portraits
 from convlens.web import model_views, pictures
-from convlens.web.schemas import ErrorBody
+from convlens.web.bodies import ERRORS
+from convlens.web.state import Explorer
 from convlens.web.store import LoadedRun
-from convlens.web.why_schemas import (
-    AttributionBody,
-    AttributionRequest,
-    PortraitBody,
-    PortraitRequest,
-)
 
-ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}}
 OVERLAY_OPACITY = 0.8  # the most opaque a map pixel gets over the image
+
+Method = Literal[tuple(methods.METHODS)]  # type: ignore[valid-type]
+
+
+class AttributionRequest(BaseModel):
+    """One image's attribution map toward one class, as the journey shows the image."""
+
+    run: str
+    image: str = Field(description="an ImageInfo id")
+    invert: Literal["auto", "yes", "no"] = "auto"
+    method: Method = "gradcam"
+    target: int | None = Field(None, description="a class number; null: the predicted class")
+    layer: str | None = Field(None, description="Grad-CAM's layer; null: the last Conv2D")
+
+
+class AttributionBody(BaseModel):
+    """The map (H, W) at the input's size, drawn two ways, and what it means."""
+
+    run: str
+    method: str
+    layer: str | None
+    target_index: int
+    target_name: str
+    predicted_index: int
+    title: str = Field(description='what the colours mean: "red: pixels that raised ..."')
+    note: str = Field(description="how it was computed (layer, steps, patch)")
+    delta: float | None = Field(None, description="integrated gradients' completeness error")
+    shape: list[int]
+    min: float
+    max: float
+    signed: bool = Field(description="true: blue below 0 (all but Grad-CAM)")
+    overlay: str = Field(description="PNG data URL: the input with the map laid over it")
+    map: str = Field(description="PNG data URL: the map alone")
+    milliseconds: float = Field(description="the server's time to compute and draw it")
+
+
+class PortraitRequest(BaseModel):
+    """One filter of a layer with maps: what it responds to."""
+
+    run: str
+    layer: str
+    filter: int = Field(ge=0)
+    count: int = Field(6, ge=1, le=12, description="how many of the top test images")
+
+
+class PortraitPatch(BaseModel):
+    """A test image exciting the filter, and the patch its strongest value sees."""
+
+    test_index: int
+    class_name: str
+    value: float
+    png: str
+    window: list[int] = Field(description="top, left, bottom, right (ends excluded), pixels")
+
+
+class PortraitBody(BaseModel):
+    """Top test patches of one filter and an input synthesised to excite it."""
+
+    run: str
+    layer: str
+    filter: int
+    filters: int = Field(description="how many filters the layer has")
+    field: list[int] = Field(description="the receptive field, rows x columns of input pixels")
+    field_why: str
+    test_images: int
+    never_fires: bool = Field(description="no test image makes it positive")
+    synthesised: str = Field(description="PNG data URL of the synthesised input")
+    patches: list[PortraitPatch]
 
 
 def overlay_picture(image: np.ndarray, values: np.ndarray, signed: bool) -> np.ndarray:
@@ -55,7 +119,7 @@ def map_picture(values: np.ndarray, signed: bool) -> np.ndarray:
 
 
 def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> dict:
-    """A why_schemas.AttributionBody for one stored image."""
+    """An AttributionBody for one stored image."""
     started = time.perf_counter()
     spec = loaded.run.model
     light_on_dark = str(loaded.run.metrics.get("dataset", "")).lower() in SOURCES
@@ -64,7 +128,7 @@ def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> d
         found = attribution.explain(
             loaded.run, pixels[None], request.method, request.target, request.layer
         )
-    values, signed = found.maps[0], attribution.METHODS[request.method].signed
+    values, signed = found.maps[0], methods.METHODS[request.method].signed
     names = loaded.run.class_names
     target = int(found.targets[0])
     body = {
@@ -74,7 +138,7 @@ def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> d
         "target_index": target,
         "target_name": names[target],
         "predicted_index": int(found.probabilities[0].argmax()),
-        "title": attribution.describe(request.method, names[target]),
+        "title": methods.describe(request.method, names[target]),
         "note": found.note,
         "delta": None if found.delta is None else float(found.delta[0]),
         "shape": list(values.shape),
@@ -106,7 +170,7 @@ class StrongestCache:
 
 
 def portrait_body(name: str, loaded: LoadedRun, request: PortraitRequest, cache) -> dict:
-    """A why_schemas.PortraitBody: top test patches and a synthesised input of one filter."""
+    """A PortraitBody: top test patches and a synthesised input of one filter."""
     run = loaded.run
     row = portraits.portrait_layer(run.model, request.layer)
     depth = row.output_shape[-1]
@@ -144,15 +208,15 @@ def portrait_body(name: str, loaded: LoadedRun, request: PortraitRequest, cache)
     }
 
 
-def router(state: Any) -> APIRouter:
+def router(state: Explorer) -> APIRouter:
     """The routes, over the explorer's state (its runs and images)."""
     routes = APIRouter()
     cache = StrongestCache()
 
     @routes.get("/api/attribution/methods")
-    def methods() -> list[dict]:
+    def attribution_methods() -> list[dict]:
         """Every attribution method: name, menu title, signed, whether it reads a layer."""
-        return [method.as_dict() for method in attribution.METHODS.values()]
+        return [method.as_dict() for method in methods.METHODS.values()]
 
     @routes.post("/api/attribution", response_model=AttributionBody, responses=ERRORS)
     def attribution_map(request: AttributionRequest) -> dict:

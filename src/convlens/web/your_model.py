@@ -1,4 +1,4 @@
-"""The explorer's "Your model": upload a .keras, .h5 or .onnx file; it becomes a run at once.
+"""The "Your model" panel: upload a .keras, .h5 or .onnx file; it becomes a run at once.
 
 POST /api/models takes the file's bytes as the body (X-Filename names it,
 its suffix says the format) and, optionally, ?dataset=fashion-mnist|mnist to
@@ -7,7 +7,8 @@ imported by convlens.interop (nothing in it is run; every size it declares is
 checked first) into the explorer's runs folder; the answer is the new run's
 RunInfo, so the page can show its journey and class views straight away. A
 refused file is a 400 with the importer's sentence; an upload over
-MAX_MODEL_UPLOAD_BYTES is a 413 before it is read in full.
+MAX_MODEL_UPLOAD_BYTES is a 413 before it is read in full. The page's script
+is static/js/your_model.js.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from convlens.errors import ConvlensError
+from convlens.interop.importing import import_model
 from convlens.interop.reading import MODEL_SUFFIXES
 from convlens.views.report import write_run_report
-from convlens.web import schemas
+from convlens.web.bodies import ErrorBody, RunInfo
+from convlens.web.state import Explorer
 from convlens.web.uploads import read_body
 
 MAX_MODEL_UPLOAD_BYTES = 100 * 1024 * 1024
@@ -32,7 +35,7 @@ MAX_MODEL_UPLOAD_BYTES = 100 * 1024 * 1024
 class ImportedModelBody(BaseModel):
     """The run an uploaded model file became."""
 
-    run: schemas.RunInfo
+    run: RunInfo
     source: dict[str, Any] = Field(description="format, file name, SHA-256, versions")
     total_params: int
     input_scale: float = Field(description="what the 0..255 pixels are multiplied by first")
@@ -64,8 +67,6 @@ def upload_name(header: str | None) -> str:
 
 def import_upload(body: bytes, name: str, runs_root: Path, dataset: str | None) -> dict:
     """Write the upload to a private temporary folder and import it into ``runs_root``."""
-    from convlens.interop.importing import import_model
-
     with tempfile.TemporaryDirectory(prefix="convlens-upload-") as folder:
         path = Path(folder) / name
         path.write_bytes(body)
@@ -78,14 +79,14 @@ def import_upload(body: bytes, name: str, runs_root: Path, dataset: str | None) 
     }
 
 
-def router(state: Any) -> APIRouter:
+def router(state: Explorer) -> APIRouter:
     """The routes, over the explorer's state (its RunRegistry decides the runs folder)."""
     routes = APIRouter()
 
     @routes.post(
         "/api/models",
         response_model=ImportedModelBody,
-        responses={code: {"model": schemas.ErrorBody} for code in (400, 413)},
+        responses={code: {"model": ErrorBody} for code in (400, 413)},
         openapi_extra={
             "requestBody": {
                 "required": True,

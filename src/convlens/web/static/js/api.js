@@ -1,4 +1,5 @@
-// The explorer's HTTP client: one function per endpoint of src/convlens/web/schemas.py.
+// The explorer's HTTP client: one function per endpoint of the panels (src/convlens/web/<panel>.py,
+// each with its request and response bodies; the shared ones in web/bodies.py).
 // Every 4xx answer is {"error": "one sentence"}; it becomes an ApiError with that sentence.
 
 export class ApiError extends Error {
@@ -157,8 +158,8 @@ export function compareRuns(names) {
 
 /** POST /api/compare/predict ({runs, image, invert}) -> ComparePredictBody */
 export const comparePredict = (body) => post("/api/compare/predict", body);
-/** POST /api/attribution (AttributionRequest) -> AttributionBody (web/why_schemas.py) */
+/** POST /api/attribution (AttributionRequest) -> AttributionBody (web/why.py) */
 export const attribution = (body) => post("/api/attribution", body);
 
-/** POST /api/portrait (PortraitRequest) -> PortraitBody (web/why_schemas.py) */
+/** POST /api/portrait (PortraitRequest) -> PortraitBody (web/why.py) */
 export const portrait = (body) => post("/api/portrait", body);

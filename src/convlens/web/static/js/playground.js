@@ -1,6 +1,7 @@
 // Part 1: the convolution and pooling playground.
 // Choosing an image (built-in, test set, upload, drawing), a filter and the geometry;
 // POST /api/convolve draws input, filtered and pooled; hovering asks /api/explain(-pool).
+// The image chooser is also the images panel's script (web/images.py: /api/images, /api/samples).
 
 import * as api from "./api.js";
 import {

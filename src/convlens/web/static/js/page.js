@@ -1,4 +1,5 @@
-// convlens explorer: the page's entry point. It loads /api/info and wires the three parts.
+// convlens explorer: the page's entry point (the page panel's script; web/page.py serves it).
+// It loads /api/info and wires the three parts.
 //
 // Stable ids and test hooks (the browser tests rely on these; keep them):
 //

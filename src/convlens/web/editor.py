@@ -1,30 +1,60 @@
-"""Routes of the model editor: presets, a run's model, and a model's summary on every edit.
+"""The model editor panel: presets, a run's model, and a model's summary on every edit.
 
 GET  /api/models/presets      every preset's model JSON and description
 GET  /api/models/layer-types  every layer type the editor can add: its controls and defaults
 GET  /api/runs/{name}/model   a run's model JSON (no weights read)
 POST /api/models/summary      the summary of a model JSON (400 {"error", "layer"} if broken)
+
+The page's script is static/js/editor.js.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from convlens.model.files import SPEC_FILE, read_spec
 from convlens.model.layers import LAYER_TYPES, Layer
 from convlens.model.presets import PRESETS, preset
 from convlens.model.sequential import Sequential
 from convlens.web import model_views
-from convlens.web.experiment_schemas import ModelProblem, ModelRequest, ModelSummary
-from convlens.web.schemas import ErrorBody
-from convlens.web.store import NotFound, RunRegistry
+from convlens.web.bodies import ErrorBody, LayerSummary
+from convlens.web.state import Explorer
+from convlens.web.store import NotFound
 
 
-def editor_router(runs: RunRegistry) -> APIRouter:
-    """The editor's routes; runs are looked up in ``runs`` by name."""
-    router = APIRouter(tags=["model editor"])
+class ModelRequest(BaseModel):
+    """A model JSON object, as the editor holds it."""
 
-    @router.get("/api/models/presets")
+    model: dict[str, Any]
+
+
+class ModelSummary(BaseModel):
+    """A model's summary, from the same spec code as `convlens summary`."""
+
+    name: str
+    input_shape: list[int]
+    layers: list[LayerSummary]
+    total_params: int
+    trainable_params: int
+    model: dict[str, Any] = Field(description="the model JSON, with every layer's name filled in")
+
+
+class ModelProblem(BaseModel):
+    """A model that cannot be built: the sentence and the layer at fault (from 0) if known."""
+
+    error: str
+    layer: int | None = None
+
+
+def router(state: Explorer) -> APIRouter:
+    """The editor's routes; runs are looked up in the explorer's runs by name."""
+    runs = state.runs
+    routes = APIRouter(tags=["model editor"])
+
+    @routes.get("/api/models/presets")
     def presets() -> dict:
         """{name: {"description", "model"}} for every preset."""
         return {
@@ -32,12 +62,12 @@ def editor_router(runs: RunRegistry) -> APIRouter:
             for name, p in PRESETS.items()
         }
 
-    @router.get("/api/models/layer-types")
+    @routes.get("/api/models/layer-types")
     def layer_types() -> dict:
         """{type: {"description", "fields", "new"}} for every registered layer type, in order."""
         return {name: layer_type_body(cls) for name, cls in LAYER_TYPES.items()}
 
-    @router.get("/api/runs/{name}/model", responses={404: {"model": ErrorBody}})
+    @routes.get("/api/runs/{name}/model", responses={404: {"model": ErrorBody}})
     def run_model(name: str) -> dict:
         """The model JSON of a listed run."""
         path = runs.directories().get(name)
@@ -45,14 +75,14 @@ def editor_router(runs: RunRegistry) -> APIRouter:
             raise NotFound(f"there is no run called {name!r}; choose one of the listed runs.")
         return read_spec(path / SPEC_FILE).config()
 
-    @router.post(
+    @routes.post(
         "/api/models/summary", response_model=ModelSummary, responses={400: {"model": ModelProblem}}
     )
     def summary(request: ModelRequest) -> dict:
         """Every layer's shape and parameters, explained, as `convlens summary` prints them."""
         return model_summary(Sequential.from_config(request.model))
 
-    return router
+    return routes
 
 
 def model_summary(model: Sequential) -> dict:
