@@ -14,6 +14,9 @@ import numpy as np
 
 from convlens.data.datasets import Dataset, Split
 from convlens.model.network import build_network
+from convlens.model.sequential import Sequential
+from convlens.model.weights import save_model
+from convlens.runs.directory import write_history, write_metrics
 from convlens.training.callbacks import Callback
 
 
@@ -139,3 +142,44 @@ class Snapshots(Callback):
 
     def on_snapshot(self, state) -> None:
         self.states.append(copy.deepcopy(state))
+
+
+# Class names of make_run's runs: the first tests that a report escapes what it shows.
+REPORT_CLASSES = ("<script>alert('x')</script>", *(f"class {i}" for i in range(1, 9)), "Ankle boot")
+
+
+def make_run(directory: Path, model: Sequential, seconds: float = 13.0) -> Path:
+    """An untrained run directory as `convlens train` lays it out (no training)."""
+    model = model.with_class_names(REPORT_CLASSES)
+    directory.mkdir(parents=True)
+    save_model(directory, model, build_network(model, seed=0))
+    write_history(
+        directory,
+        [
+            {
+                "epoch": e,
+                "train_loss": 2.0 / e,
+                "train_accuracy": 0.3 * e,
+                "test_loss": 2.1 / e,
+                "test_accuracy": 0.28 * e,
+                "seconds": seconds / 2,
+                "learning_rate": 0.001,
+            }
+            for e in (1, 2)
+        ],
+    )
+    write_metrics(
+        directory,
+        {
+            "test_accuracy": 0.56,
+            "epochs": 2,
+            "seconds": seconds,
+            "seconds_per_epoch": seconds / 2,
+            "images_per_second": 123.0,
+            "dataset": "mnist",
+            "total_params": model.total_params,
+            "config": {"label_smoothing": 0.1, "recipe": "fast"},
+            "threads": 2,
+        },
+    )
+    return directory

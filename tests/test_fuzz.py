@@ -27,7 +27,7 @@ from PIL import Image
 from synthetic import idx_bytes, pattern_dataset, write_idx_dataset
 
 from convlens.data import datasets
-from convlens.data.datasets import read_idx
+from convlens.data.idx import read_idx
 from convlens.errors import ConvlensError
 from convlens.images import decode_image, read_image
 from convlens.model.files import SPEC_FILE, WEIGHTS_FILE, read_spec

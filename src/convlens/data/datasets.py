@@ -1,4 +1,4 @@
-"""Datasets: the IDX reader, Fashion-MNIST and MNIST sources, image folders.
+"""Datasets: Fashion-MNIST and MNIST (found, or downloaded and checked), image folders.
 
 A Dataset is uint8 images (N, H, W, C), int64 labels and class names, split
 into train and test. Nothing here imports torch: the training engine turns a
@@ -7,23 +7,19 @@ Dataset into tensors once.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
-import math
 import os
-import struct
 import tempfile
 import urllib.request
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from convlens.data import folders
+from convlens.data.idx import REFETCH, read_idx, shape_text
 from convlens.errors import ConvlensError
 from convlens.images import fit_to_input, luma, to_model_input
 
@@ -70,107 +66,6 @@ class Dataset:
 
 
 # --- IDX files -------------------------------------------------------------------------------
-
-# IDX type code (third magic byte) -> dtype of each value; multi-byte values are big-endian.
-IDX_TYPES: dict[int, np.dtype] = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-_GZIP_MAGIC = b"\x1f\x8b"
-# Deflate cannot expand data by more than about 1032:1, so a gzip file of n bytes holds at
-# most ~1032 n bytes: a header claiming more is refused before anything is allocated.
-_MAX_DEFLATE_RATIO = 1032
-_READ_CHUNK = 1 << 22
-_REFETCH = "re-download it or delete it so convlens fetches it again"
-
-
-def _corrupt(path: Path, cause: str) -> ConvlensError:
-    return ConvlensError(f"{path} is not a valid IDX file ({cause}); {_REFETCH}.")
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file, gzip-compressed or raw, into an array of its declared shape.
-
-    Returns a writable native-endian array: uint8 for type code 0x08 (MNIST's images
-    and labels), else int8, int16, int32, float32 or float64. Raises ConvlensError
-    naming the file when it is missing, truncated, corrupt or not IDX.
-    """
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            is_gzip = handle.read(2) == _GZIP_MAGIC
-            if not is_gzip:
-                handle.seek(0)
-                return _read_idx_stream(handle, path, capacity=size)
-    except FileNotFoundError:
-        raise ConvlensError(f"{path} does not exist; check the path.") from None
-    except IsADirectoryError:
-        raise ConvlensError(f"{path} is a folder, not an IDX file; check the path.") from None
-    except OSError as exc:
-        raise ConvlensError(
-            f"{path} could not be read ({exc.strerror or exc}); {_REFETCH}."
-        ) from None
-    try:
-        with gzip.open(path, "rb") as stream:
-            return _read_idx_stream(stream, path, capacity=size * _MAX_DEFLATE_RATIO)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise _corrupt(path, f"its gzip data is corrupt: {exc}") from None
-
-
-def _read_idx_stream(stream: BinaryIO, path: Path, capacity: int) -> np.ndarray:
-    """Parse an IDX header and payload from ``stream`` holding at most ``capacity`` bytes."""
-    magic = stream.read(4)
-    if len(magic) < 4:
-        raise _corrupt(path, f"it has {len(magic)} bytes, fewer than the 4-byte magic number")
-    if magic[:2] != b"\0\0":
-        raise _corrupt(path, f"its magic number 0x{magic.hex()} does not start with two zero bytes")
-    dtype = IDX_TYPES.get(magic[2])
-    if dtype is None:
-        raise _corrupt(path, f"its type code 0x{magic[2]:02x} is not an IDX type")
-    ndim = magic[3]
-    if ndim == 0:
-        raise _corrupt(path, "its header declares no dimensions")
-    raw_dims = stream.read(4 * ndim)
-    if len(raw_dims) < 4 * ndim:
-        raise _corrupt(path, f"it ends inside its header of {ndim} dimension sizes")
-    shape = struct.unpack(f">{ndim}I", raw_dims)
-    nbytes = math.prod(shape) * dtype.itemsize
-    header_bytes = 4 + 4 * ndim
-    if nbytes > capacity - header_bytes:
-        raise _corrupt(
-            path, f"its header declares {_shape_text(shape)} values, more than the file can hold"
-        )
-    payload = _read_at_most(stream, nbytes + 1)
-    if len(payload) < nbytes:
-        raise _corrupt(
-            path, f"it is truncated: {len(payload):,} of the {nbytes:,} declared bytes are there"
-        )
-    if len(payload) > nbytes:
-        raise _corrupt(path, f"it has bytes after the {nbytes:,} bytes its header declares")
-    native = dtype.newbyteorder("=")
-    if nbytes == 0:
-        return np.zeros(shape, dtype=native)
-    return np.frombuffer(payload, dtype=dtype).reshape(shape).astype(native, copy=False)
-
-
-def _read_at_most(stream: BinaryIO, limit: int) -> bytearray:
-    """Read up to ``limit`` bytes in chunks, so memory follows what the file really holds."""
-    buffer = bytearray()
-    while len(buffer) < limit:
-        chunk = stream.read(min(_READ_CHUNK, limit - len(buffer)))
-        if not chunk:
-            break
-        buffer += chunk
-    return buffer
-
-
-def _shape_text(shape: Sequence[int]) -> str:
-    return "x".join(f"{n:,}" for n in shape)
 
 
 # --- Fashion-MNIST and MNIST ---------------------------------------------------------------------
@@ -366,13 +261,13 @@ def _idx_split(images_path: Path, labels_path: Path, num_classes: int) -> Split:
     labels = read_idx(labels_path)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ConvlensError(
-            f"{images_path} holds {images.dtype} values of shape {_shape_text(images.shape)}, "
-            f"not 28x28 uint8 images; {_REFETCH}."
+            f"{images_path} holds {images.dtype} values of shape {shape_text(images.shape)}, "
+            f"not 28x28 uint8 images; {REFETCH}."
         )
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ConvlensError(
-            f"{labels_path} holds {labels.dtype} values of shape {_shape_text(labels.shape)}, "
-            f"not a list of integer labels; {_REFETCH}."
+            f"{labels_path} holds {labels.dtype} values of shape {shape_text(labels.shape)}, "
+            f"not a list of integer labels; {REFETCH}."
         )
     if len(images) != len(labels):
         raise ConvlensError(
@@ -381,11 +276,11 @@ def _idx_split(images_path: Path, labels_path: Path, num_classes: int) -> Split:
             "them again."
         )
     if len(images) == 0:
-        raise ConvlensError(f"{images_path} holds no images; {_REFETCH}.")
+        raise ConvlensError(f"{images_path} holds no images; {REFETCH}.")
     outside = labels[(labels < 0) | (labels >= num_classes)]
     if outside.size:
         raise ConvlensError(
-            f"{labels_path} has label {int(outside[0])}, outside 0..{num_classes - 1}; {_REFETCH}."
+            f"{labels_path} has label {int(outside[0])}, outside 0..{num_classes - 1}; {REFETCH}."
         )
     return Split(images=images[..., None], labels=labels.astype(np.int64))  # (N, 28, 28, 1)
 

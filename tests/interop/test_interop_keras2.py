@@ -17,7 +17,7 @@ from convlens.interop.importing import import_model
 from convlens.interop.reading import read_model_file
 from convlens.runs.loading import load_run
 
-FIXTURES = Path(__file__).parent / "fixtures" / "keras2"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "keras2"
 STEMS = ["lesson_cnn_tfkeras2", "old_sequential_tfkeras2", "functional_bn_tfkeras2"]
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset
-from test_report import make_run
+from synthetic import make_run, pattern_dataset, tiny_cnn, write_idx_dataset
 
 from convlens.cli.main import main
 from convlens.model.presets import preset

@@ -10,56 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from synthetic import pattern_dataset, tiny_cnn
+from synthetic import make_run, pattern_dataset, tiny_cnn
 
-from convlens.model.network import build_network
 from convlens.model.presets import preset
-from convlens.model.sequential import Sequential
-from convlens.model.weights import save_model
-from convlens.runs.directory import write_history, write_metrics
 from convlens.runs.evaluate import evaluate
 from convlens.runs.loading import load_run
 from convlens.views import mosaic, report
 
-CLASSES = ("<script>alert('x')</script>", *(f"class {i}" for i in range(1, 9)), "Ankle boot")
 VOID = {"meta", "img", "br", "hr", "link", "input"}
-
-
-def make_run(directory: Path, model: Sequential, seconds: float = 13.0) -> Path:
-    """An untrained run directory as `convlens train` lays it out (no training)."""
-    model = model.with_class_names(CLASSES)
-    directory.mkdir(parents=True)
-    save_model(directory, model, build_network(model, seed=0))
-    write_history(
-        directory,
-        [
-            {
-                "epoch": e,
-                "train_loss": 2.0 / e,
-                "train_accuracy": 0.3 * e,
-                "test_loss": 2.1 / e,
-                "test_accuracy": 0.28 * e,
-                "seconds": seconds / 2,
-                "learning_rate": 0.001,
-            }
-            for e in (1, 2)
-        ],
-    )
-    write_metrics(
-        directory,
-        {
-            "test_accuracy": 0.56,
-            "epochs": 2,
-            "seconds": seconds,
-            "seconds_per_epoch": seconds / 2,
-            "images_per_second": 123.0,
-            "dataset": "mnist",
-            "total_params": model.total_params,
-            "config": {"label_smoothing": 0.1, "recipe": "fast"},
-            "threads": 2,
-        },
-    )
-    return directory
 
 
 @pytest.fixture(scope="module")

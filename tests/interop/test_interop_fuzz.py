@@ -35,7 +35,7 @@ from convlens.model.network import build_network
 from convlens.model.weights import save_model
 from convlens.runs.loading import load_run
 
-KERAS2_LESSON = Path(__file__).parent / "fixtures" / "keras2" / "lesson_cnn_tfkeras2.h5"
+KERAS2_LESSON = Path(__file__).parents[1] / "fixtures" / "keras2" / "lesson_cnn_tfkeras2.h5"
 
 
 def outcome(call: Callable[[], Any]) -> str:

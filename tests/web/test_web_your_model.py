@@ -15,7 +15,7 @@ from convlens.runs.loading import load_run
 from convlens.web import your_model
 from convlens.web.app import create_app
 
-KERAS2 = Path(__file__).parent / "fixtures" / "keras2"
+KERAS2 = Path(__file__).parents[1] / "fixtures" / "keras2"
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from convlens.data import datasets
-from convlens.data.datasets import IDX_FILES, Dataset, load, read_idx
+from convlens.data.datasets import IDX_FILES, Dataset, load
+from convlens.data.idx import read_idx
 from convlens.errors import ConvlensError
 
 REAL_SYSTEM_ROOT = datasets.SYSTEM_DATA_ROOT

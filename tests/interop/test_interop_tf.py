@@ -16,7 +16,7 @@ import pytest
 from convlens.interop.importing import import_model
 from convlens.runs.loading import load_run
 
-FIXTURES = Path(__file__).parent / "fixtures" / "tf221"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "tf221"
 FILES = sorted(p.name for p in FIXTURES.glob("*") if p.suffix in (".h5", ".keras"))
 
 

@@ -14,7 +14,7 @@ from convlens.model.presets import preset, resolve_model
 from convlens.model.sequential import Sequential
 from convlens.model.weights import load_model, save_model
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 LESSON_SHAPES = [(26, 26, 64), (13, 13, 64), (11, 11, 64), (5, 5, 64), (1600,), (128,), (10,)]
 
