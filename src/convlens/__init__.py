@@ -49,6 +49,7 @@ _PUBLIC: dict[str, str] = {
     "ReLU": "convlens.model.layers",
     "Softmax": "convlens.model.layers",
     "ZeroPadding2D": "convlens.model.layers",
+    "Cropping2D": "convlens.model.layers",
     "build_network": "convlens.model.network",
     # data
     "load": "convlens.data.datasets",
@@ -69,6 +70,7 @@ _PUBLIC: dict[str, str] = {
     "activations": "convlens.inspect.journey",
     "journey": "convlens.inspect.journey",
     "learned_filters": "convlens.inspect.journey",
+    "choose_images": "convlens.inspect.journey",
     "attribute": "convlens.inspect.attribution",
     "explain": "convlens.inspect.attribution",
     "METHODS": "convlens.inspect.methods",
@@ -79,6 +81,9 @@ _PUBLIC: dict[str, str] = {
     "export": ("convlens.interop.export", "export_run"),
     # figures and the report
     "write_report": "convlens.views.report",
+    "journey_figure": "convlens.views.run_figures",
+    "feature_maps_figure": "convlens.views.run_figures",
+    "filters_figure": "convlens.views.run_figures",
     # workflows: what the commands do, returning a run
     "train": "convlens.notebook.workflows",
     "import_model": "convlens.notebook.workflows",
@@ -106,7 +111,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what editors and type checkers see
     from convlens.data.datasets import Dataset, Split, load
     from convlens.inspect.attribution import attribute, explain
-    from convlens.inspect.journey import activations, journey, learned_filters
+    from convlens.inspect.journey import activations, choose_images, journey, learned_filters
     from convlens.inspect.methods import METHODS
     from convlens.inspect.portraits import synthesise, top_patches
     from convlens.interop.export import export_run as export
@@ -120,6 +125,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
         AveragePooling2D,
         BatchNormalization,
         Conv2D,
+        Cropping2D,
         Dense,
         Dropout,
         Flatten,
@@ -142,3 +148,4 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from convlens.training.recipes import RECIPES, TrainConfig
     from convlens.training.train import fit
     from convlens.views.report import write_report
+    from convlens.views.run_figures import feature_maps_figure, filters_figure, journey_figure
