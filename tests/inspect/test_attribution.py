@@ -221,3 +221,21 @@ def test_gradcam_on_a_pooled_layer_peaks_on_the_square_wherever_it_is() -> None:
             image[0, top : top + 5, left : left + 5] = 255
             maps = attribution.attribute((spec, network), image, "gradcam", target=1)[0]
             assert maps[top : top + 5, left : left + 5].max() >= maps.max() - 1e-7, (top, left)
+
+
+@pytest.mark.parametrize(("layer", "flip"), [("conv2d", False), ("max_pooling2d", False), ("conv2d_1", True)])
+def test_gradcam_cells_equal_captums_layer_gradcam(layer, flip):
+    from captum.attr import LayerGradCam  # the oracle
+
+    spec, network = small_model(2)
+    network.test_time_flip = flip  # the mirror's pass adds to the score, not to the maps
+    inputs = attribution.model_tensor(spec, images(5, 2))
+    targets = [0, 1, 2, 1, 0]
+    module = dict(network.named_children())[layer]
+    expected = LayerGradCam(network, module).attribute(
+        inputs.clone().requires_grad_(True), target=targets, relu_attributions=True
+    )
+    got = attribution.layer_gradcam(network, layer, inputs, targets)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-6)
+    assert got.abs().sum() > 0  # a map with something in it

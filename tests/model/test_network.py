@@ -17,9 +17,16 @@ from convlens.model.layers import (
     Flatten,
     MaxPooling2D,
 )
-from convlens.model.network import build_network, count_parameters, images_to_tensor
+from convlens.model.network import (
+    build_network,
+    count_parameters,
+    images_to_tensor,
+    pixels_to_tensor,
+    scale_pixels,
+)
 from convlens.model.presets import PRESETS, preset
 from convlens.model.sequential import Sequential
+from convlens.runs.evaluate import predict_logits
 
 
 def _layer_outputs(network, x):
@@ -211,3 +218,15 @@ def test_built_and_loaded_networks_hold_kernels_in_channels_last_memory(tmp_path
         for name in ("conv2d", "conv2d_1"):
             weight = getattr(network, name).weight
             assert weight.is_contiguous(memory_format=torch.channels_last), name
+
+
+@pytest.mark.parametrize("scale", [1.0 / 255.0, 1.0, 0.5])
+def test_pixels_scaled_batch_by_batch_equal_the_whole_split_scaled_at_once(scale):
+    images = np.random.default_rng(2).integers(0, 256, (7, 28, 28, 1), dtype=np.uint8)
+    pixels = pixels_to_tensor(images, (28, 28, 1))
+    assert pixels.dtype == torch.uint8 and pixels.is_contiguous(memory_format=torch.channels_last)
+    whole = images_to_tensor(images, (28, 28, 1), scale)
+    assert torch.equal(scale_pixels(pixels[2:5], scale), whole[2:5])
+    network = build_network(preset("seed-cnn"), seed=0).eval()
+    network.input_scale = scale
+    assert torch.equal(predict_logits(network, pixels, 3), predict_logits(network, whole, 3))

@@ -190,14 +190,12 @@ def test_random_shift_moves_each_image_within_its_bound() -> None:
     from convlens.training.train import random_shift
 
     x = torch.rand(6, 2, 7, 9).contiguous(memory_format=torch.channels_last)
-    moved = random_shift(x, 2, torch.Generator().manual_seed(3))
+    offsets = torch.tensor([[0, 4, 2, 1, 3, 0], [4, 0, 2, 3, 1, 0]])
+    moved = random_shift(x, 2, offsets)
     assert moved.shape == x.shape and moved.is_contiguous(memory_format=torch.channels_last)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
-    for image, out in zip(padded, moved, strict=True):  # each equals one crop of its padding
-        crops = [image[:, r : r + 7, c : c + 9] for r in range(5) for c in range(5)]
-        assert any(torch.equal(out, crop) for crop in crops)
-    again = random_shift(x, 2, torch.Generator().manual_seed(3))
-    assert torch.equal(moved, again)  # seeded: a resumed run shifts as the first did
+    for image, out, (dy, dx) in zip(padded, moved, offsets.T.tolist(), strict=True):
+        assert torch.equal(out, image[:, dy : dy + 7, dx : dx + 9])  # its crop of its padding
 
 
 class Recorder(Callback):
@@ -229,3 +227,19 @@ def test_fit_tells_every_callback_in_order_and_one_of_them_stops_it(patterns):
     expected += [("snapshot", 1, steps), ("epoch", 1)]
     assert first.events == expected and second.events == expected  # every callback is told
     assert len(result.history.epochs) == 1 and result.history.stopped_early
+
+
+def test_augmentation_is_drawn_once_an_epoch_and_lives_on_the_training_device():
+    from convlens.training.train import _Augmentation
+
+    config = replace(SMALL, flip_augment=True, shift_augment=1)
+    drawn = _Augmentation.draw(config, 100, torch.Generator().manual_seed(0), "meta")
+    assert drawn.mirror.device.type == drawn.shift.device.type == "meta"  # moved once, here
+    assert drawn.mirror.shape == (100,) and drawn.shift.shape == (2, 100)
+    x = torch.empty(8, 1, 28, 28, device="meta").contiguous(memory_format=torch.channels_last)
+    index = torch.arange(8, device="meta")
+    assert drawn.apply(x, index, 1).device.type == "meta"  # a step needs nothing from the host
+    again = _Augmentation.draw(config, 100, torch.Generator().manual_seed(0), "cpu")
+    first = _Augmentation.draw(config, 100, torch.Generator().manual_seed(0), "cpu")
+    assert torch.equal(again.mirror, first.mirror) and torch.equal(again.shift, first.shift)
+    assert 30 < int(first.mirror.sum()) < 70 and set(first.shift.unique().tolist()) == {0, 1, 2}

@@ -15,7 +15,7 @@ from synthetic import make_run, pattern_dataset, tiny_cnn
 from convlens.model.presets import preset
 from convlens.runs.evaluate import evaluate
 from convlens.runs.loading import load_run
-from convlens.views import mosaic, report
+from convlens.views import mosaic, report, run_figures
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 
@@ -200,9 +200,21 @@ def test_figure_png_is_what_matplotlib_saves_pixel_for_pixel() -> None:
     from convlens.views import plots
 
     figure = plots.per_class_figure(np.array([0.5, 0.9]), ["a", "b"], overall=0.7, title="t")
-    ours = Image.open(io.BytesIO(report.figure_png(figure)))
+    ours = Image.open(io.BytesIO(run_figures.figure_png(figure)))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     theirs = Image.open(io.BytesIO(buffer.getvalue()))
     assert ours.mode == "RGB"  # an opaque figure: no alpha channel to encode
     np.testing.assert_array_equal(np.asarray(ours.convert("RGBA")), np.asarray(theirs))
+
+
+def test_figures_drawn_by_two_processes_are_the_bytes_one_process_draws(runs_dir, test_split):
+    run = load_run(runs_dir / "cnn & <b>bold")
+    evaluation = evaluate(run.network, test_split, run.model.input_shape, run.model.num_classes)
+    figures = run_figures.run_figures(run, test_split, evaluation)
+    assert len(figures) >= 6
+    together = run_figures.figures_png(figures)
+    assert list(together) == list(figures)  # the report's order
+    again = run_figures.run_figures(run, test_split, evaluation)  # a figure draws once
+    for name, figure in again.items():
+        assert together[name] == run_figures.figure_png(figure), name

@@ -9,7 +9,9 @@ interpretability library, tested upstream; not written again here):
 
 - ``gradcam``: Grad-CAM (Selvaraju et al. 2017) on a layer with maps (the
   last Conv2D by default): each map weighted by the mean gradient of the score
-  over it, summed, negative parts cut to 0 (captum LayerGradCam), then
+  over it, summed, negative parts cut to 0 (``layer_gradcam``: captum's
+  LayerGradCam, which the tests hold it equal to, computed without importing
+  captum, so the report after training does not pay its 0.6 s import), then
   brought to the input's size by linear interpolation between the centres of
   the map pixels' receptive fields (receptive.py): a plain resize of the
   lesson's 11x11 conv2d_1 map to 28x28 would shift it by up to 3 pixels.
@@ -261,14 +263,34 @@ def _integrated_gradients(network, spec, inputs, target, settings: Settings):
 
 def _gradcam(network: Network, spec: Sequential, inputs: torch.Tensor, target, row: LayerRow):
     """Grad-CAM on ``row``'s layer, negative parts cut, placed on the input (N, H, W)."""
-    module = dict(network.named_children())[row.name]
-    cams = _captum().LayerGradCam(network, module).attribute(
-        inputs.clone().requires_grad_(True), target=target, relu_attributions=True
-    )  # (N, 1, h, w)
+    cams = layer_gradcam(network, row.name, inputs, target)  # (N, 1, h, w)
     field = spec.receptive_fields()[row.name]
     rows = centre_weights(field, 0, cams.shape[2], spec.input_shape[0])
     cols = centre_weights(field, 1, cams.shape[3], spec.input_shape[1])
     return torch.einsum("yi,nij,xj->nyx", rows, cams[:, 0].detach().float(), cols)
+
+
+def layer_gradcam(
+    network: Network, layer: str, inputs: torch.Tensor, target: Sequence[int]
+) -> torch.Tensor:
+    """Grad-CAM's cells (N, 1, h, w) on ``layer``: its maps weighted by the mean gradient of
+    each image's target score over them, summed, negative parts cut to 0.
+
+    What captum's LayerGradCam computes (the tests hold the two equal), without its
+    0.6 s import, which the report's mistakes gallery paid after every training run.
+    """
+    module = dict(network.named_children())[layer]
+    captured: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
+    try:
+        with torch.enable_grad():
+            scores = network(inputs).gather(1, torch.as_tensor(target).view(-1, 1))
+            (gradients,) = torch.autograd.grad(scores.sum(), captured[0])
+    finally:
+        handle.remove()
+    maps = captured[0].detach()
+    weights = gradients.mean(dim=(2, 3), keepdim=True)
+    return (weights * maps).sum(dim=1, keepdim=True).clamp_min(0)
 
 
 def centre_weights(field: ReceptiveField, axis: int, cells: int, pixels: int) -> torch.Tensor:

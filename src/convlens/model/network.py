@@ -116,23 +116,39 @@ def count_parameters(network: nn.Module) -> int:
     return params + buffers
 
 
-def images_to_tensor(
-    images: np.ndarray, input_shape: Shape, scale: float = 1.0 / 255.0
-) -> torch.Tensor:
-    """uint8 images (N, H, W, C) -> float32 (N, C, H, W) times ``scale``, channels_last memory.
+def pixels_to_tensor(images: np.ndarray, input_shape: Shape) -> torch.Tensor:
+    """uint8 images (N, H, W, C) fitted to ``input_shape`` -> a uint8 tensor (N, C, H, W).
 
-    The run's preprocessing, done once for a whole split: the lesson divides by
-    255 (the default); an imported model that starts with Rescaling takes the
-    raw pixels (scale 1). Pass ``model.input_scale``.
-    The NHWC array is already channels_last memory: permuting it costs nothing.
+    Held in channels_last memory (the NHWC array already is: permuting costs
+    nothing). A split kept this way takes a quarter of its float32 size; each
+    batch becomes the network's input with ``scale_pixels`` as it is used.
     """
     images = fit_to_input(images, input_shape)
     # torch.from_numpy warns on read-only arrays (decoded images are); "W" copies only those.
     images = np.require(images, requirements=("C", "W"))
-    tensor = torch.from_numpy(images).permute(0, 3, 1, 2)  # (N, C, H, W)
-    tensor = tensor.float()
+    return torch.from_numpy(images).permute(0, 3, 1, 2)  # (N, C, H, W), channels_last
+
+
+def scale_pixels(pixels: torch.Tensor, scale: float = 1.0 / 255.0) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 times ``scale``, channels_last: the run's preprocessing.
+
+    The lesson divides by 255 (the default); an imported model that starts with
+    Rescaling takes the raw pixels (scale 1). Pass ``model.input_scale``.
+    """
+    tensor = pixels.float()
     if scale == 1.0 / 255.0:
         tensor = tensor.div_(255.0)  # bit for bit what the lesson (and Keras's x / 255) gives
     elif scale != 1.0:
         tensor = tensor.mul_(scale)
     return tensor.contiguous(memory_format=torch.channels_last)
+
+
+def images_to_tensor(
+    images: np.ndarray, input_shape: Shape, scale: float = 1.0 / 255.0
+) -> torch.Tensor:
+    """uint8 images (N, H, W, C) -> float32 (N, C, H, W) times ``scale``, channels_last memory.
+
+    ``scale_pixels(pixels_to_tensor(images, input_shape), scale)``, for a few
+    images at once; whole splits stay uint8 and are scaled batch by batch.
+    """
+    return scale_pixels(pixels_to_tensor(images, input_shape), scale)

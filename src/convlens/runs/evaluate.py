@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from convlens.data.datasets import Split
-from convlens.model.network import Network, images_to_tensor
+from convlens.model.network import Network, pixels_to_tensor, scale_pixels
 
 # Inference batch: 128 keeps the first layer's maps (128 x 64 x 26 x 26 floats) in cache.
 # Measured on the 10,000 test images: 1,790 img/s at batch 1000, 2,449 at 128, 2,418 at 64.
@@ -44,10 +44,12 @@ class Evaluation:
 def predict_logits(
     network: Network, images: torch.Tensor, batch_size: int = EVAL_BATCH, flip: bool = False
 ) -> torch.Tensor:
-    """Logits (N, classes), on the CPU, for a prepared image tensor (N, C, H, W), in eval mode.
+    """Logits (N, classes), on the CPU, for an image tensor (N, C, H, W), in eval mode.
 
-    ``flip``: test-time augmentation, the mean of the logits of each image and
-    its mirror image (left-right).
+    ``images`` are the network's input (float) or pixels (uint8, from
+    ``pixels_to_tensor``), scaled batch by batch by the network's input scale so
+    a whole split is never held as floats. ``flip``: test-time augmentation,
+    the mean of the logits of each image and its mirror image (left-right).
     """
     was_training = network.training
     device = next(network.parameters()).device  # batches go where the network is (CPU or GPU)
@@ -56,6 +58,8 @@ def predict_logits(
         outputs = []
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size].to(device)
+            if batch.dtype == torch.uint8:
+                batch = scale_pixels(batch, network.input_scale)
             logits = network(batch)
             if flip:
                 logits = (logits + network(batch.flip(3))) / 2
@@ -67,8 +71,7 @@ def predict_logits(
 
 def predict_proba(network: Network, images: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     """Class probabilities (N, classes) float32 for uint8 images (N, H, W, C)."""
-    tensor = images_to_tensor(images, input_shape, network.input_scale)
-    logits = predict_logits(network, tensor)
+    logits = predict_logits(network, pixels_to_tensor(images, input_shape))
     probs = torch.softmax(logits, dim=1) if network.final_softmax else logits
     return probs.float().numpy()
 
@@ -82,7 +85,7 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
 def evaluate_tensors(
     network: Network, images: torch.Tensor, labels: torch.Tensor, classes: int, flip: bool = False
 ) -> Evaluation:
-    """Evaluate on prepared tensors: images (N, C, H, W) float, labels (N,) int64."""
+    """Evaluate on tensors: images (N, C, H, W) (uint8 pixels or float input), labels (N,) int64."""
     logits = predict_logits(network, images, flip=flip).float().cpu()
     labels = labels.cpu()
     loss = float(F.cross_entropy(logits, labels))
@@ -107,6 +110,6 @@ def evaluate(
     network: Network, split: Split, input_shape: tuple[int, ...], classes: int
 ) -> Evaluation:
     """Evaluate a network on a split of uint8 images (N, H, W, C) and int64 labels."""
-    images = images_to_tensor(split.images, input_shape, network.input_scale)
+    images = pixels_to_tensor(split.images, input_shape)
     labels = torch.from_numpy(np.ascontiguousarray(split.labels, dtype=np.int64))
     return evaluate_tensors(network, images, labels, classes)

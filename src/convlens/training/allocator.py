@@ -9,7 +9,9 @@ doubled the first epoch's time (12 s against 6.5 s, benchmarks/
 time_to_accuracy.py). Raising malloc's mmap and trim thresholds keeps those
 buffers in the heap for reuse, as PyTorch's CUDA caching allocator does on a
 GPU. The cost is memory the process holds after training (at most the trim
-threshold). Elsewhere than glibc this does nothing.
+threshold), so ``release_freed_memory`` hands it back when training ends:
+what follows (the report) starts from the memory training left, not from
+its peak. Elsewhere than glibc this does nothing.
 """
 
 from __future__ import annotations
@@ -20,26 +22,38 @@ import sys
 
 M_TRIM_THRESHOLD = -1  # mallopt parameter numbers, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
+DEFAULT_TRIM_THRESHOLD = 128 * 1024  # glibc's own (its mmap threshold then adapts again)
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed: blocks below it come from the heap
 TRIM_THRESHOLD = 512 * 1024 * 1024  # free heap top kept before trimming
 
-_done = False
+def _libc() -> ctypes.CDLL | None:
+    """glibc, or None elsewhere (musl, macOS, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    except (OSError, AttributeError):  # a libc without mallopt
+        return None
+    return libc
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds once per process; True if they were set."""
-    global _done
-    if _done:
-        return True
-    if not sys.platform.startswith("linux"):
+    """Raise glibc's mmap and trim thresholds (training's buffers stay); True if they were set."""
+    libc = _libc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl or another libc without mallopt
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
-    return _done
+
+
+def release_freed_memory() -> bool:
+    """Give the heap's free memory back to the kernel and trim as glibc does by default."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+    libc.malloc_trim(0)
+    return True

@@ -31,7 +31,7 @@ from convlens.runs.evaluate import Evaluation, evaluate
 from convlens.runs.loading import Run, load_run
 from convlens.version import __version__
 from convlens.views import plots
-from convlens.views.run_figures import ReportOptions, figure_png, run_figures
+from convlens.views.run_figures import ReportOptions, figures_png, run_figures
 
 if TYPE_CHECKING:
 
@@ -440,7 +440,7 @@ def render_report(
     if others:
         histories = {run_name(r.path): read_history(r.path) for r in [run, *others]}
         figures["comparison"] = plots.comparison_figure(histories)
-    pngs = {name: figure_png(figure) for name, figure in figures.items()}
+    pngs = figures_png(figures)
     return Report(report_html(run, evaluation, pngs, others), pngs)
 
 
