@@ -78,14 +78,20 @@ def main() -> None:
     peaks = []
     for seed in range(args.runs):
         peaks.append(convlens_peak(seed, args.train_args.split()))
-        print(f"convlens train --seed {seed} {args.train_args}: peak {peaks[-1]:.0f} MiB", flush=True)
+        print(
+            f"convlens train --seed {seed} {args.train_args}: peak {peaks[-1]:.0f} MiB", flush=True
+        )
     reference = keras_peak(args.keras_epochs) or args.keras_mib
     worst = max(peaks)
-    print(f"largest of {len(peaks)}: {worst:.0f} MiB (goal {GOAL_MIB:.0f} MiB); "
-          f"spread {min(peaks):.0f}-{worst:.0f} MiB")
+    print(
+        f"largest of {len(peaks)}: {worst:.0f} MiB (goal {GOAL_MIB:.0f} MiB); "
+        f"spread {min(peaks):.0f}-{worst:.0f} MiB"
+    )
     if reference:
-        print(f"TF-Keras, the lesson's code: {reference:.0f} MiB; largest / Keras = "
-              f"{worst / reference:.2f} (goal at most 0.5)")
+        print(
+            f"TF-Keras, the lesson's code: {reference:.0f} MiB; largest / Keras = "
+            f"{worst / reference:.2f} (goal at most 0.5)"
+        )
     else:
         print("TensorFlow is not installed: give the Keras reference with --keras-mib")
 

@@ -73,8 +73,6 @@ def _figure_makers(run, test, evaluation) -> dict[str, Callable[[], object]]:
     }
 
 
-
-
 def _stages(run, test, evaluation) -> dict[str, dict[str, float]]:
     """Seconds of build, draw and encode for each figure (warm), and of the HTML.
 
