@@ -88,6 +88,8 @@ _PUBLIC: dict[str, str] = {
     "train": "convlens.notebook.workflows",
     "import_model": "convlens.notebook.workflows",
     "evaluate": "convlens.notebook.workflows",
+    "from_keras": "convlens.notebook.workflows",
+    "from_torch": "convlens.notebook.workflows",
 }
 
 __all__ = ["ConvlensError", "__version__", *_PUBLIC]
@@ -140,7 +142,13 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from convlens.model.network import build_network
     from convlens.model.presets import PRESETS, preset
     from convlens.model.sequential import Sequential
-    from convlens.notebook.workflows import evaluate, import_model, train
+    from convlens.notebook.workflows import (
+        evaluate,
+        from_keras,
+        from_torch,
+        import_model,
+        train,
+    )
     from convlens.runs.loading import Run, load_run, load_test_split
     from convlens.runs.predict import predict_folder
     from convlens.training.callbacks import Callback

@@ -2,16 +2,22 @@
 
 ``train`` plans a model for a dataset as `convlens train` does, trains it,
 writes the same run directory (report included) and returns the run;
-``import_model`` does what `convlens import` does; ``evaluate`` scores a run
-on its test split. Each takes a run as a Run or a path.
+``import_model`` does what `convlens import` does; ``from_keras`` and
+``from_torch`` do it for a model in memory (a Keras model, a torch
+nn.Sequential), read by interop/ as a file would be; ``evaluate`` scores a
+run on its test split. Each takes a run as a Run or a path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from convlens.interop import importing
+from convlens.interop.keras import ImportedModel
+from convlens.interop.keras_model import read_keras_model
+from convlens.interop.torch_model import read_torch_module
 from convlens.model.sequential import Sequential
 from convlens.runs.directory import RUNS_ROOT
 from convlens.runs.evaluate import Evaluation
@@ -102,6 +108,77 @@ def import_model(
     """
     result = importing.import_model(
         path,
+        out=out,
+        classes=None if classes is None else tuple(classes),
+        dataset=None if dataset is None else str(dataset),
+        input_scale=input_scale,
+        root=Path(runs_dir),
+        data_dir=data_dir,
+        finish=write_run_report,
+    )
+    return load_run(result.path)
+
+
+def from_keras(
+    model: Any,
+    *,
+    classes: Sequence[str] | None = None,
+    dataset: str | Path | None = None,
+    input_scale: float | None = None,
+    out: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    runs_dir: str | Path = RUNS_ROOT,
+) -> Run:
+    """A Keras model in memory (Keras 3 on any backend, or tf.keras 2) as a run.
+
+    Read as `convlens import` reads a .keras file (no file is written first):
+    Sequential and single-chain functional models of the layers convlens
+    knows. With ``dataset`` ("fashion-mnist", "mnist" or a folder) the run is
+    scored on its test split and gets its report; ``input_scale`` is what the
+    model's pixels are multiplied by (1/255 unless it starts with Rescaling).
+
+    >>> run = convlens.from_keras(model, dataset="fashion-mnist")  # doctest: +SKIP
+    """
+    return _imported_run(read_keras_model(model), classes, dataset, input_scale, out, data_dir, runs_dir)
+
+
+def from_torch(
+    module: Any,
+    input_shape: Sequence[int],
+    *,
+    classes: Sequence[str] | None = None,
+    dataset: str | Path | None = None,
+    input_scale: float | None = None,
+    out: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    runs_dir: str | Path = RUNS_ROOT,
+) -> Run:
+    """A torch ``nn.Sequential`` in memory as a run; ``input_shape`` is torch's (C, H, W).
+
+    Its layers (Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d, the activations,
+    Flatten, Linear, Dropout, ...) become the Keras-style layers convlens
+    shows, the weights laid out from NCHW to NHWC; the run predicts what the
+    module in eval mode predicts. A module convlens cannot read (a residual
+    block, a custom module) is one sentence naming it. ``input_scale``: what
+    pixels 0..255 are multiplied by before the module sees them (1/255, as
+    torchvision's ToTensor, unless given).
+    """
+    imported = read_torch_module(module, input_shape)
+    return _imported_run(imported, classes, dataset, input_scale, out, data_dir, runs_dir)
+
+
+def _imported_run(
+    imported: ImportedModel,
+    classes: Sequence[str] | None,
+    dataset: str | Path | None,
+    input_scale: float | None,
+    out: str | Path | None,
+    data_dir: str | Path | None,
+    runs_dir: str | Path,
+) -> Run:
+    result = importing.import_read_model(
+        imported,
+        imported.model.name,
         out=out,
         classes=None if classes is None else tuple(classes),
         dataset=None if dataset is None else str(dataset),
