@@ -27,6 +27,7 @@ _PUBLIC: dict[str, str] = {
     "conv2d": "convlens.lab.ops",
     "pool2d": "convlens.lab.ops",
     "explain_pixel": "convlens.lab.ops",
+    "convolve": "convlens.lab.convolution",
     "FILTERS": "convlens.lab.ops",
     "facade": "convlens.lab.sample_images",
     # models: specs, presets, files, the torch network
@@ -118,6 +119,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from convlens.inspect.portraits import synthesise, top_patches
     from convlens.interop.export import export_run as export
     from convlens.interop.reading import read_model_file
+    from convlens.lab.convolution import convolve
     from convlens.lab.ops import FILTERS, conv2d, explain_pixel, pool2d
     from convlens.lab.sample_images import facade
     from convlens.model.files import read_spec
