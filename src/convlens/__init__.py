@@ -92,17 +92,22 @@ _PUBLIC: dict[str, str] = {
     "from_keras": "convlens.notebook.workflows",
     "from_torch": "convlens.notebook.workflows",
 }
+# modules of the face, imported on first use: convlens.keras.LiveView, the Keras user's door
+_DOORS: dict[str, str] = {"keras": "convlens.keras"}
 
-__all__ = ["ConvlensError", "__version__", *_PUBLIC]
+__all__ = ["ConvlensError", "__version__", *_PUBLIC, *_DOORS]
 
 
 def __getattr__(name: str) -> Any:
     """Import a public name's module on first use (PEP 562)."""
-    where = _PUBLIC.get(name)
-    if where is None:
+    if name in _DOORS:
+        value = importlib.import_module(_DOORS[name])
+    elif name in _PUBLIC:
+        where = _PUBLIC[name]
+        module_name, attribute = where if isinstance(where, tuple) else (where, name)
+        value = getattr(importlib.import_module(module_name), attribute)
+    else:
         raise AttributeError(f"module 'convlens' has no attribute {name!r}")
-    module_name, attribute = where if isinstance(where, tuple) else (where, name)
-    value = getattr(importlib.import_module(module_name), attribute)
     globals()[name] = value  # the next lookup is a plain attribute
     return value
 
