@@ -30,6 +30,9 @@ _PUBLIC: dict[str, str] = {
     "convolve": "convlens.lab.convolution",
     "FILTERS": "convlens.lab.ops",
     "facade": "convlens.lab.sample_images",
+    # pictures: any PNG/JPEG/BMP read safely, fitted to a model's input
+    "read_image": "convlens.images",
+    "fit_to_input": "convlens.images",
     # models: specs, presets, files, the torch network
     "Sequential": "convlens.model.sequential",
     "preset": "convlens.model.presets",
@@ -85,12 +88,16 @@ _PUBLIC: dict[str, str] = {
     "journey_figure": "convlens.views.run_figures",
     "feature_maps_figure": "convlens.views.run_figures",
     "filters_figure": "convlens.views.run_figures",
+    "why_figure": ("convlens.views.attribution_figures", "run_why_figure"),
+    "portraits_figure": ("convlens.views.attribution_figures", "run_portraits_figure"),
     # workflows: what the commands do, returning a run
     "train": "convlens.notebook.workflows",
     "import_model": "convlens.notebook.workflows",
     "evaluate": "convlens.notebook.workflows",
     "from_keras": "convlens.notebook.workflows",
     "from_torch": "convlens.notebook.workflows",
+    # the explorer in a notebook cell (an anywidget: pip install "convlens[notebook]")
+    "Explorer": "convlens.notebook.widget",
 }
 # modules of the face, imported on first use: convlens.keras.LiveView, the Keras user's door
 _DOORS: dict[str, str] = {"keras": "convlens.keras"}
@@ -118,6 +125,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what editors and type checkers see
     from convlens.data.datasets import Dataset, Split, load
+    from convlens.images import fit_to_input, read_image
     from convlens.inspect.attribution import attribute, explain
     from convlens.inspect.journey import activations, choose_images, journey, learned_filters
     from convlens.inspect.methods import METHODS
@@ -149,6 +157,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from convlens.model.network import build_network
     from convlens.model.presets import PRESETS, preset
     from convlens.model.sequential import Sequential
+    from convlens.notebook.widget import Explorer
     from convlens.notebook.workflows import (
         evaluate,
         from_keras,
@@ -162,5 +171,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from convlens.training.plan import plan_training
     from convlens.training.recipes import RECIPES, TrainConfig
     from convlens.training.train import fit
+    from convlens.views.attribution_figures import run_portraits_figure as portraits_figure
+    from convlens.views.attribution_figures import run_why_figure as why_figure
     from convlens.views.report import write_report
     from convlens.views.run_figures import feature_maps_figure, filters_figure, journey_figure
