@@ -44,8 +44,8 @@ from convlens.web.app import create_app
 from convlens.web.page import STATIC_DIR
 
 try:  # the notebook extra: pip install "convlens[notebook]"
-    import anywidget
-    import traitlets
+    import anywidget  # the widget's base class: optional, so reprs work without it
+    import traitlets  # the synced traits, anywidget's dependency
 except ImportError:
     anywidget = traitlets = None
 
