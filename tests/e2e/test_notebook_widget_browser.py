@@ -59,7 +59,11 @@ def free_port() -> int:
 def lesson_copy(folder: Path, run: Path) -> Path:
     """The lesson notebook with its parameters cell naming ``run`` (as papermill would)."""
     notebook = json.loads(LESSON.read_text())
-    cell = next(c for c in notebook["cells"] if "RUN = None" in "".join(c["source"]))
+    cell = next((c for c in notebook["cells"] if "RUN = None" in "".join(c["source"])), None)
+    if cell is None:
+        pytest.fail(f"{LESSON.name} has no parameters cell (RUN = None) for the test to fill in.")
+    if not any("convlens.Explorer(" in "".join(c["source"]) for c in notebook["cells"]):
+        pytest.fail(f"{LESSON.name} has no convlens.Explorer cell for the test to work.")
     cell["source"] = f"RUN = {str(run)!r}\nEPOCHS = 1\nTRAIN_IMAGES = None\n"
     path = folder / LESSON.name
     path.write_text(json.dumps(notebook))
