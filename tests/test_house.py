@@ -35,7 +35,7 @@ FLOORS = {
     "notebook": 6,
     "cli": 7,
 }
-FACE = {"convlens", "convlens.__main__"}  # the package's face imports anything, lazily
+FACE = {"convlens", "convlens.__main__", "convlens.keras"}  # the face's doors import anything, lazily
 FUNCTION_LEVEL_ALLOWED = ("convlens.cli.",)
 
 

@@ -343,7 +343,7 @@ def test_built_in_image_is_a_fixed_uint8_square() -> None:
 # ---------------------------------------------------------------- the ground floor
 
 
-def test_ops_imports_nothing_of_the_package_but_errors() -> None:
+def test_ops_imports_nothing_of_the_package_but_the_ground_floors_errors_and_html() -> None:
     tree = ast.parse(Path(ops.__file__).read_text())
     imported = {
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
@@ -353,7 +353,9 @@ def test_ops_imports_nothing_of_the_package_but_errors() -> None:
         if isinstance(node, ast.Import)
         for alias in node.names
     }
-    assert {name for name in imported if name.startswith("convlens")} == {"convlens.errors"}
+    # convlens.shown: the explanations' notebook display (HTML text; NumPy and Pillow)
+    assert {name for name in imported if name.startswith("convlens")} == {"convlens.errors", "convlens"}
+    assert "from convlens import shown" in Path(ops.__file__).read_text()
     code = "import sys, convlens.lab.ops; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 

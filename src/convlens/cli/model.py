@@ -309,6 +309,7 @@ def _resumed_training(args: argparse.Namespace):
     resume = find_resumable(args.resume or None)
     args.data_dir = args.data_dir or resume.data_dir
     dataset = _load_dataset(resume.dataset, args.data_dir, resume.model.input_shape)
+    dataset = dataset.with_train_images(resume.train_images)  # the images it began with
     banner = (
         f"resuming {resume.staged.final} after epoch {resume.state.epoch} of "
         f"{resume.config.epochs} ({resume.model.name} on {dataset.name})"

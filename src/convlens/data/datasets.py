@@ -64,6 +64,22 @@ class Dataset:
         """How many classes the labels range over."""
         return len(self.class_names)
 
+    def with_train_images(self, count: int | None) -> Dataset:
+        """The dataset training on its first ``count`` training images (None: all of them).
+
+        A quick look at a model (a notebook's short training) trains on fewer
+        images; the test split stays whole, so the accuracy is measured as ever.
+        """
+        if count is None or count == len(self.train):
+            return self
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= len(self.train):
+            raise ConvlensError(
+                f"train_images must be a whole number from 1 to {len(self.train):,} (the "
+                f"training images of {self.name}), not {count!r}."
+            )
+        subset = Split(self.train.images[:count], self.train.labels[:count])
+        return replace(self, train=subset)
+
 
 # --- IDX files -------------------------------------------------------------------------------
 

@@ -85,7 +85,35 @@ def import_model(
     ``finish(directory, test split)`` may add files before the run is published
     (the CLI and the explorer write the report: interop never draws).
     """
-    imported = read_model_file(path)
+    return import_read_model(
+        read_model_file(path),
+        Path(path).stem,
+        out=out,
+        classes=classes,
+        dataset=dataset,
+        input_scale=input_scale,
+        root=root,
+        data_dir=data_dir,
+        finish=finish,
+    )
+
+
+def import_read_model(
+    imported: ImportedModel,
+    stem: str,
+    out: str | Path | None = None,
+    classes: tuple[str, ...] | None = None,
+    dataset: str | None = None,
+    input_scale: float | None = None,
+    root: Path = RUNS_ROOT,
+    data_dir: str | Path | None = None,
+    finish: Callable[[Path, Split], None] | None = None,
+) -> ImportResult:
+    """A model already read (from a file, or from memory: a Keras model, a torch module) as a run.
+
+    The run is written as ``import_model`` writes it, named runs/<stem>-<time>
+    unless ``out`` is given.
+    """
     model = imported.model
     if input_scale is not None:
         model = model.with_input_scale(input_scale)
@@ -104,7 +132,7 @@ def import_model(
         "input_scale": model.input_scale,
         "total_params": model.total_params,
     }
-    with staged_run(out, Path(path).stem, root) as staged:  # runs/<file name>-<time>
+    with staged_run(out, stem, root) as staged:  # runs/<stem>-<time>
         save_model(staged.staging, model, network)
         if test is not None:
             metrics.update(_evaluate(network, model, test, data_name, data_source))

@@ -94,7 +94,7 @@ def _read_keras_zip(path: Path) -> ImportedModel:
                 text = _read_member(archive, members, "metadata.json", MAX_METADATA_BYTES)
                 metadata = limits.parse_json(text, "metadata.json")
             version = str(metadata.get("keras_version", "3")) if isinstance(metadata, dict) else "3"
-            model = _model_from_config(config, version.startswith("2"), path.name)
+            model = model_from_config(config, version.startswith("2"), path.name)
             if "model.weights.h5" not in members:
                 raise ConvlensError(
                     f"{path.name} has no model.weights.h5 (sharded or missing weights); "
@@ -227,7 +227,7 @@ def _read_h5(path: Path) -> ImportedModel:
             version = _text(h5.attrs.get("keras_version", "2"))
             keras2 = version.startswith("2")
             config = limits.parse_json(_text(h5.attrs["model_config"]), "model_config")
-            model = _model_from_config(config, keras2, path.name)
+            model = model_from_config(config, keras2, path.name)
             weights_root = _group(h5, "model_weights", path.name) if "model_weights" in h5 else h5
             state = _read_legacy_weights(weights_root, model, path.name)
             backend = _text(h5.attrs.get("backend", ""))
@@ -324,7 +324,7 @@ def _dataset(group: Any, key: str, shape: tuple[int, ...], where: str) -> np.nda
 # ---------------------------------------------------------------- the model config
 
 
-def _model_from_config(config: Any, keras2: bool, name: str) -> Sequential:
+def model_from_config(config: Any, keras2: bool, name: str) -> Sequential:
     """The convlens Sequential of a Keras model config (Sequential or single-chain functional)."""
     if not isinstance(config, dict) or not isinstance(config.get("config"), (dict, list)):
         raise ConvlensError(

@@ -1,8 +1,9 @@
 """The lesson's arithmetic in NumPy: convolution, pooling, one pixel explained.
 
-Ground floor (see DESIGN.md): NumPy only, nothing of the package but errors,
-no torch. Every function checks its inputs and raises ConvlensError with one
-sentence naming the cause and the fix.
+First floor (see DESIGN.md): NumPy only, nothing of the package but the ground
+floor (errors; shown, for the explanations' notebook display), no torch.
+Every function checks its inputs and raises ConvlensError with one sentence
+naming the cause and the fix.
 
 Conventions, the same as every deep learning framework and the lesson:
 
@@ -24,10 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convlens import shown
 from convlens.errors import ConvlensError
 
 PADDINGS = ("valid", "same")
 POOL_MODES = ("max", "avg")
+DISPLAY_MODES = ("clip", "rescale")
 _BLOCK_ELEMENTS = 65_536  # outputs per row block in conv2d: 512 KiB of float64, cache-sized
 
 FILTERS: dict[str, np.ndarray] = {
@@ -339,12 +342,41 @@ class PixelExplanation:
     def __str__(self) -> str:
         return self.format()
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the window, the filter and their products as grids, then the line."""
+        kh, kw = self.kernel.shape[:2]
+        where = (
+            f"output pixel ({self.row}, {self.col}): input rows {self.top}..{self.top + kh - 1}, "
+            f"columns {self.left}..{self.left + kw - 1}"
+            + (" (cells outside the image are zero padding)" if self.in_padding else "")
+        )
+        grids = [
+            shown.figure(shown.number_grid(_plane(a), format_number), title)
+            for a, title in (
+                (self.neighbourhood, "neighbourhood"),
+                (self.kernel, "filter"),
+                (self.products, "products"),
+            )
+        ]
+        channels = "" if self.kernel.ndim == 2 else " (summed over every channel; channel 0 shown)"
+        return shown.block(
+            "One filtered pixel, by hand",
+            shown.paragraph(where + channels, muted=True),
+            *grids,
+            shown.paragraph(self.equation(), mono=True),
+        )
+
 
 def format_number(value: float) -> str:
     """``value`` as short text: 577.0 -> "577", 0.5 -> "0.5", 1/9 -> "0.111111"."""
     if value == round(value) and abs(value) < 1e15:
         return str(int(round(value)))
     return np.format_float_positional(value, precision=6, trim="-")
+
+
+def _plane(array: np.ndarray) -> np.ndarray:
+    """A (kh, kw) array as it is, a (kh, kw, C) one as its first channel (for showing)."""
+    return array if array.ndim == 2 else array[:, :, 0]
 
 
 def _grid_lines(array: np.ndarray) -> list[str]:
@@ -434,6 +466,21 @@ class PoolExplanation:
         cells = ", ".join(format_number(v) for v in self.values.ravel())
         return f"{self.mode}({cells}) = {format_number(self.value)}"
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the window's numbers (the kept one outlined) and the line."""
+        ph, pw = self.values.shape
+        where = (
+            f"pooled pixel ({self.row}, {self.col}): map rows {self.top}..{self.top + ph - 1}, "
+            f"columns {self.left}..{self.left + pw - 1}"
+        )
+        grid = shown.number_grid(self.values, format_number, self.chosen, "window")
+        return shown.block(
+            "One pooled pixel",
+            shown.paragraph(where, muted=True),
+            shown.figure(grid, "the largest is kept" if self.mode == "max" else "their mean"),
+            shown.paragraph(self.equation(), mono=True),
+        )
+
 
 def explain_pool(
     image: np.ndarray,
@@ -466,3 +513,28 @@ def explain_pool(
     return PoolExplanation(
         int(row), int(col), top, left, mode, values, chosen, float(pooled[row, col])
     )
+
+
+# ---------------------------------------------------------------- showing a result
+
+
+def display_values(values: np.ndarray, mode: str) -> tuple[np.ndarray, str]:
+    """Map a filter's output onto 0..255 for showing; return it and a caption.
+
+    ``mode`` "clip" cuts values below 0 and above 255, as the lesson's notebook
+    does; "rescale" maps the output's min..max linearly onto 0..255. Returns a
+    float64 array of the input's shape and a sentence saying what was done.
+    """
+    if mode == "clip":
+        below, above = (values < 0).mean(), (values > 255).mean()
+        caption = (
+            f"clipped to 0..255: {below:.0%} of pixels below 0 shown black, "
+            f"{above:.0%} above 255 shown white"
+        )
+        return np.clip(values, 0, 255), caption
+    if mode == "rescale":
+        low, high = float(values.min()), float(values.max())
+        span = high - low
+        shown = (values - low) * 255 / span if span else np.zeros_like(values, dtype=np.float64)
+        return shown, f"rescaled from {format_number(low)}..{format_number(high)} to 0..255"
+    raise ValueError(f"display mode must be one of {DISPLAY_MODES}, not {mode!r}")

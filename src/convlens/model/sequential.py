@@ -23,6 +23,7 @@ from convlens.model.layers import (
     layer_from_config,
 )
 from convlens.model.receptive import ReceptiveField, receptive_fields
+from convlens.model.summary_html import summary_html
 
 if TYPE_CHECKING:
     pass
@@ -222,6 +223,16 @@ class Sequential:
     def summary(self, explain: bool = True) -> None:
         """Print the summary table, as Keras's model.summary() does."""
         print(self.summary_text(explain=explain))
+
+    def __repr__(self) -> str:
+        return (
+            f"Sequential({self.name!r}, input {self.input_shape}, {len(self.rows)} layers, "
+            f"{self.total_params:,} params)"
+        )
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the summary table with its Why column (shape, params, sees)."""
+        return summary_html(self)
 
     def receptive_fields(self) -> dict[str, ReceptiveField | None]:
         """Each layer's receptive field on the input by name (None after Flatten); see receptive.py."""

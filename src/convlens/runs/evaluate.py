@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from convlens.data.datasets import Split
 from convlens.model.network import Network, pixels_to_tensor, scale_pixels
+from convlens.runs.display import evaluation_html
 
 # Inference batch: 128 keeps the first layer's maps (128 x 64 x 26 x 26 floats) in cache.
 # Measured on the 10,000 test images: 1,790 img/s at batch 1000, 2,449 at 128, 2,418 at 64.
@@ -38,6 +39,16 @@ class Evaluation:
             },
             "confusion_matrix": self.confusion.tolist(),
         }
+
+    def __repr__(self) -> str:
+        return (
+            f"Evaluation(accuracy {self.accuracy:.4f}, loss {self.loss:.4f}, "
+            f"{len(self.predictions):,} images)"
+        )
+
+    def _repr_html_(self) -> str:
+        """In a notebook: accuracy, loss and the confusion matrix, shaded by row."""
+        return evaluation_html(self.accuracy, self.loss, self.confusion)
 
 
 @torch.inference_mode()

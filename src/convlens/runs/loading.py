@@ -14,6 +14,7 @@ from convlens.errors import ConvlensError
 from convlens.model.sequential import Sequential
 from convlens.model.weights import load_model
 from convlens.runs.directory import RUNS_ROOT, read_metrics, read_split, resolve_run
+from convlens.runs.display import headline, run_html
 from convlens.runs.evaluate import predict_proba
 
 if TYPE_CHECKING:
@@ -43,6 +44,14 @@ class Run:
         its last layer's values, as the framework the model came from computes them.
         """
         return predict_proba(self.network, images, self.model.input_shape)
+
+    def __repr__(self) -> str:
+        facts = headline(self.metrics, self.model.name, self.model.total_params)
+        return f"Run({str(self.path)!r}: {'; '.join(facts)})"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the headline, the training curves and the confusion matrix."""
+        return run_html(self.path, self.metrics, self.model.name, self.model.total_params)
 
 
 def load_run(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Run:

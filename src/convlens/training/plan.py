@@ -68,14 +68,17 @@ def plan_training(
     recipe: str | None = None,
     input_size: tuple[int, int] | None = None,
     color: str | None = None,
+    train_images: int | None = None,
     **overrides: object,
 ) -> TrainingPlan:
     """The model, data and recipe of a new training run, as `convlens train` does it.
 
     ``model``: a preset name, a model JSON path or a Sequential. ``dataset``:
     fashion-mnist, mnist or a folder. ``input_size``/``color`` override the
-    size and colour a preset gets from a folder. ``overrides`` are TrainConfig
-    fields (None means the recipe's); given epochs are kept as they are.
+    size and colour a preset gets from a folder. ``train_images``: train on the
+    first that many training images only (the recipe is scaled to them).
+    ``overrides`` are TrainConfig fields (None means the recipe's); given epochs
+    are kept as they are.
     """
     name = model if isinstance(model, str) else model.name
     spec = resolve_model(model) if isinstance(model, str) else model
@@ -88,6 +91,7 @@ def plan_training(
         )
     config = recipe_config(recipe or default_recipe(name), **overrides)
     loaded, why = _load_for(spec, dataset, data_dir, is_preset, input_size, channels)
+    loaded = loaded.with_train_images(train_images)
     if is_preset:
         spec = spec.with_input_shape(loaded.image_shape).with_output_units(loaded.num_classes)
     scaled = for_dataset(

@@ -423,6 +423,7 @@ class Resumable:
     config: TrainConfig
     dataset: str
     data_dir: str | None
+    train_images: int | None = None  # the first that many training images (None: all)
 
 
 # What a checkpoint saved before an option existed trained with: no EMA, every image.
@@ -441,6 +442,7 @@ def find_resumable(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Res
         config=TrainConfig(**{**BEFORE_OPTIONS, **info["config"]}),
         dataset=info["dataset"],
         data_dir=info.get("data_dir"),
+        train_images=info.get("train_images"),
     )
 
 
@@ -496,6 +498,7 @@ def train_to_run(
         "config": asdict(config),
         "dataset": dataset.location,  # a folder by its path, so --resume finds it from anywhere
         "data_dir": None if data_dir is None else str(data_dir),
+        "train_images": len(dataset.train),  # a resumed run trains on the images it began with
     }
     out = resume.staged.final if resume else out
     with staged_run(out, model.name, root, resume=resume is not None) as run:

@@ -22,39 +22,18 @@ from matplotlib.textpath import text_to_path
 
 from convlens.errors import ConvlensError
 from convlens.fsutil import atomic_write_bytes
-from convlens.lab.ops import format_number
-from convlens.views.mosaic import Mosaic, colour_mapped, gray_or_colour
 
-DISPLAY_MODES = ("clip", "rescale")
+# display_values and DISPLAY_MODES live in lab (the lab's results show with them); named here too
+from convlens.lab.ops import DISPLAY_MODES, display_values, format_number  # noqa: F401
+from convlens.views.figure import ShownFigure
+from convlens.views.mosaic import Mosaic, colour_mapped, gray_or_colour
 
 
 def _new_figure(width: float, height: float) -> Figure:
     """A Figure with its own Agg canvas (no pyplot)."""
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    figure = ShownFigure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
-
-
-def display_values(values: np.ndarray, mode: str) -> tuple[np.ndarray, str]:
-    """Map a filter's output onto 0..255 for showing; return it and a caption.
-
-    ``mode`` "clip" cuts values below 0 and above 255, as the lesson's notebook
-    does; "rescale" maps the output's min..max linearly onto 0..255. Returns a
-    float64 array of the input's shape and a sentence saying what was done.
-    """
-    if mode == "clip":
-        below, above = (values < 0).mean(), (values > 255).mean()
-        caption = (
-            f"clipped to 0..255: {below:.0%} of pixels below 0 shown black, "
-            f"{above:.0%} above 255 shown white"
-        )
-        return np.clip(values, 0, 255), caption
-    if mode == "rescale":
-        low, high = float(values.min()), float(values.max())
-        span = high - low
-        shown = (values - low) * 255 / span if span else np.zeros_like(values, dtype=np.float64)
-        return shown, f"rescaled from {format_number(low)}..{format_number(high)} to 0..255"
-    raise ValueError(f"display mode must be one of {DISPLAY_MODES}, not {mode!r}")
 
 
 def _show(axes: Axes, values: np.ndarray, title: str) -> None:
@@ -208,7 +187,7 @@ def _limits(low: float, high: float) -> tuple[float, float]:
 
 def _fixed_figure(width: float, height: float) -> Figure:
     """A Figure with its own Agg canvas and no layout engine: axes go where they are put."""
-    figure = Figure(figsize=(width, height), dpi=100)
+    figure = ShownFigure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(figure)
     return figure
 

@@ -31,10 +31,14 @@ async function answer(response) {
   throw new ApiError(sentence, response.status);
 }
 
+// The notebook's Explorer widget (convlens.Explorer) sets globalThis.convlensFetch: the same
+// requests, sent over the widget's channel and answered in the kernel by this application.
+const send = (url, options) => (globalThis.convlensFetch || fetch)(url, options);
+
 async function request(url, options = {}) {
   let response;
   try {
-    response = await fetch(url, options);
+    response = await send(url, options);
   } catch {
     throw new ApiError("The server cannot be reached; is `convlens explore` still running?", 0);
   }
@@ -117,7 +121,7 @@ export const runModel = (name) => request(`/api/runs/${encodeURIComponent(name)}
 
 /** POST /api/models/summary ({model}) -> ModelSummary; a broken model: ApiError with .layer */
 export async function modelSummary(model) {
-  const response = await fetch("/api/models/summary", {
+  const response = await send("/api/models/summary", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ model }),
