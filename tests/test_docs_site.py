@@ -63,6 +63,13 @@ def test_the_api_reference_is_rendered_from_the_docstrings(site):
         assert words in page.replace("&quot;", '"').replace("&#39;", "'"), words
 
 
+def test_docstring_examples_are_code_not_quotes(site):
+    """docs/hooks/doctest_blocks.py: a docstring's >>> lines are a code block, not a quote."""
+    page = _page(site, "api")
+    assert "<blockquote>" not in page
+    assert "doctest: +SKIP" not in page
+
+
 def test_the_api_page_lists_every_public_name():
     """Each name in convlens's __all__ (but its version) has its ::: block in docs/api.md."""
     api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
