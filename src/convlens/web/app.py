@@ -20,9 +20,12 @@ is described at /api/openapi.json):
     why         GET /api/attribution/methods, POST /api/attribution, /api/portrait
 
 Every error a client can cause is a 4xx answer {"error": "one sentence"}:
-400 for bad values, 404 for names the server does not hold, 409 for a
-second training job, 413 for an upload over 10 MB, 422 for a body of the
-wrong form; a model that cannot be built also names its layer ("layer"). The server keeps serving.
+400 for bad values, 403 for a change asked by a page of another site (or,
+when the explorer listens beyond this computer, a request without its token:
+see web/doors.py), 404 for names the server does not hold, 409 for a second
+training job, 413 for an upload over 10 MB, 422 for a body of the wrong form;
+a model that cannot be built also names its layer ("layer"). The server keeps
+serving.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from convlens.web import (
     why,
     your_model,
 )
+from convlens.web.doors import Doors, reach_note
 from convlens.web.job_manager import JobConflict
 from convlens.web.state import Explorer
 from convlens.web.store import NotFound, TooLarge
@@ -109,11 +113,14 @@ def create_app(
     run: Path | None = None,
     host: str | None = None,
     dataset: str | Path | None = None,
+    token: str | None = None,
 ) -> FastAPI:
     """The explorer: API and page for the runs under ``runs_root`` (and ``run``).
 
     Training jobs write their runs into ``runs_root``, on Fashion-MNIST, MNIST
-    or ``dataset`` (a folder of images).
+    or ``dataset`` (a folder of images). With ``token`` every request must
+    carry it (web/doors.py); `convlens explore` gives one when ``host`` is not
+    this computer's loopback.
     """
     app = FastAPI(
         lifespan=_stop_jobs_at_shutdown,
@@ -127,8 +134,10 @@ def create_app(
     hosts = LOCAL_HOSTS + ([host] if host and host not in LOCAL_HOSTS else [])
     if host in ("0.0.0.0", "::"):
         hosts = ["*"]
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
-    state = Explorer(Path(runs_root), None if run is None else Path(run), dataset)
+    app.add_middleware(Doors, token=token)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)  # the outer one: checked first
+    reach = reach_note(host, token)
+    state = Explorer(Path(runs_root), None if run is None else Path(run), dataset, reach)
     app.state.explorer = state
     app.state.jobs = state.jobs
     add_error_handlers(app)

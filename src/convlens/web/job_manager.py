@@ -154,6 +154,7 @@ class Job:
     error: str | None = None
     message: str | None = None
     cancel_requested: bool = False
+    page_cancelled: bool = False  # cancelled from the page, not by the server stopping
     events: list[tuple[int, str, dict]] = field(default_factory=list)
     sequence: int = 0
     process: Any = None
@@ -326,25 +327,31 @@ class JobManager:
         job = self.get(job_id)
         if job.state in FINAL_STATES:
             return job
-        job.cancel_requested = True
+        job.cancel_requested = job.page_cancelled = True
         _interrupt(job.process)
         if not job.finished.wait(wait):
             job.process.terminate()  # stuck: a checkpoint on disk stays resumable
             job.finished.wait(wait)
         return job
 
-    def shutdown(self, wait: float = SHUTDOWN_WAIT_SECONDS) -> None:
-        """Stop a running job as Ctrl-C would (the server is stopping), keeping what is saved."""
+    def shutdown(self, wait: float = SHUTDOWN_WAIT_SECONDS) -> list[Job]:
+        """Stop a running job as Ctrl-C would (the server is stopping), keeping what is saved.
+
+        Returns the jobs a stop has ended (the one running, or one that Ctrl-C in the
+        terminal reached first), not those cancelled from the page; each one's ``message``
+        says what was kept and how to resume it.
+        """
         job = self.current()
-        if job is None or job.process is None:
-            return
-        job.cancel_requested = True
-        _interrupt(job.process)
-        job.process.join(wait)
-        if job.process.is_alive():
-            job.process.terminate()
-            job.process.join(5)
-        job.finished.wait(5)
+        if job is not None and job.process is not None:
+            job.cancel_requested = True
+            _interrupt(job.process)
+            job.process.join(wait)
+            if job.process.is_alive():
+                job.process.terminate()
+                job.process.join(5)
+            job.finished.wait(5)
+        with self._lock:
+            return [j for j in self.jobs.values() if j.state == "cancelled" and not j.page_cancelled]
 
 
 def _interrupt(process) -> None:

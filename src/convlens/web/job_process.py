@@ -117,6 +117,15 @@ def nothing_kept_message() -> str:
     )
 
 
+def kept_message(done: int, epochs: int, run: str | Path) -> str:
+    """What cancelling after ``done`` of ``epochs`` keeps, and how to go on."""
+    kept = "epoch 1 is kept" if done == 1 else f"epochs 1-{done} are kept"
+    return (
+        f"cancelled after epoch {done} of {epochs}: {kept} in {run}'s staging folder; "
+        f"continue with `convlens train --resume {run}`."
+    )
+
+
 def _train(plan: JobPlan, send) -> None:
     """Load, train and write the run, sending events as it goes."""
     with contextlib.suppress(AttributeError, OSError):
@@ -156,15 +165,8 @@ def _train(plan: JobPlan, send) -> None:
             finish=lambda directory, fit: write_run_report(directory, dataset.test, fit.test),
         )
     except TrainingInterrupted as stop:
-        send.last(
-            "cancelled",
-            epochs_done=stop.epochs_done,
-            message=(
-                f"cancelled after epoch {stop.epochs_done} of {config.epochs}: epochs "
-                f"1-{stop.epochs_done} are kept; continue with `convlens train --resume "
-                f"{stop.run}`."
-            ),
-        )
+        message = kept_message(stop.epochs_done, config.epochs, stop.run)
+        send.last("cancelled", epochs_done=stop.epochs_done, message=message)
         return
     send.last(
         "done", run=Path(path).name, test_accuracy=result.test.accuracy, seconds=result.seconds

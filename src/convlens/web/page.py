@@ -54,6 +54,7 @@ class InfoBody(BaseModel):
     no_run_hint: str | None = Field(
         None, description="when there is no run: one sentence on how to get one"
     )
+    reach: str = Field(description="who can open this page: this computer only, or others too")
 
 
 def info_body(state: Explorer) -> dict:
@@ -68,6 +69,7 @@ def info_body(state: Explorer) -> dict:
         "runs": runs,
         "default_run": runs[0]["name"] if runs else None,
         "no_run_hint": None if runs else NO_RUN_HINT,
+        "reach": state.reach,
     }
 
 
