@@ -26,9 +26,10 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset
+from synthetic import pattern_dataset, save_png, tiny_cnn, write_idx_dataset
 
 from convlens.cli.main import main
+from convlens.model.presets import preset
 from convlens.runs.directory import CHECKPOINT_FILE, is_run, partial_path, read_history
 from convlens.training.train import find_resumable
 from convlens.web.app import create_app
@@ -257,15 +258,14 @@ def test_cancel_stops_the_job_as_ctrl_c_and_leaves_a_resumable_run(server, data_
     assert not partial_path(runs / early["run"]).exists() and not (runs / early["run"]).exists()
 
 
-def test_a_failing_job_gives_its_sentence(server) -> None:
-    url, runs, _ = server
+def test_a_model_that_cannot_learn_the_folders_classes_is_refused_before_it_starts(
+    server,
+) -> None:
+    url, runs, manager = server
     # A model JSON is taken as written: Dense(10) cannot learn the folder's 3 classes.
-    _, created = call(url, "POST", "/api/jobs", {"model": tiny_json(), "dataset": "shapes"})
-    status = wait_final(url, created["id"])
-    assert status["state"] == "failed"
-    assert "3 classes" in status["error"] and status["error"].endswith(".")
-    assert events(url, created["id"])[-1][1]["error"] == status["error"]
-    assert not any(runs.iterdir()) if runs.exists() else True
+    code, answer = call(url, "POST", "/api/jobs", {"model": tiny_json(), "dataset": "shapes"})
+    assert "change the last layer to Dense(3)" in one_sentence(code, answer, 400)
+    assert manager.current() is None and not runs.exists()
     # A preset fits its last layer to the folder's classes and trains.
     _, preset_job = call(
         url, "POST", "/api/jobs", {"model": "single-conv", "dataset": "shapes", "epochs": 1}
@@ -273,6 +273,25 @@ def test_a_failing_job_gives_its_sentence(server) -> None:
     assert wait_final(url, preset_job["id"])["state"] == "done"
     metrics = json.loads((runs / preset_job["run"] / "metrics.json").read_text())
     assert metrics["class_names"] == ["circle", "square", "star"]
+
+
+def test_a_failing_job_gives_its_sentence(server, tmp_path) -> None:
+    """The folder checked when the job was asked for changes before the job reads it."""
+    url, runs, manager = server
+    folder = tmp_path / "changing"
+    for name in ("a", "b"):
+        for i in range(3):
+            save_png(folder / name / f"{i}.png", np.full((12, 12), 40 * i, dtype=np.uint8))
+    manager.datasets["changing"] = str(folder)  # as `convlens explore --dataset` would offer it
+    request = {"model": "single-conv", "dataset": "changing", "epochs": 1}
+    manager.fitter.fit(preset("single-conv"), "changing", fit=True)  # the page's editor asked
+    (folder / "a" / "0.png").write_bytes(b"no longer a picture")
+    _, created = call(url, "POST", "/api/jobs", request)
+    status = wait_final(url, created["id"])
+    assert status["state"] == "failed"
+    assert "is not an image" in status["error"] and status["error"].endswith(".")
+    assert events(url, created["id"])[-1][1]["error"] == status["error"]
+    assert not any(runs.iterdir()) if runs.exists() else True
 
 
 def test_unknown_job_is_404(server) -> None:

@@ -57,6 +57,7 @@ class JobPlan:
     out: str  # the run directory to write
     threads: int
     watch_image: int = 0
+    fit: bool = False  # the model is made from a preset: fitted to the dataset as one
 
 
 class Sender:
@@ -136,6 +137,7 @@ def _train(plan: JobPlan, send) -> None:
         plan.preset or Sequential.from_config(plan.model),
         plan.dataset,
         recipe=plan.recipe,
+        fit=plan.fit,
         epochs=plan.epochs,
         seed=plan.seed,
     )

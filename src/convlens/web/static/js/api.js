@@ -115,12 +115,13 @@ export const layerTypes = () => request("/api/models/layer-types");
 /** GET /api/runs/{name}/model -> a model JSON object */
 export const runModel = (name) => request(`/api/runs/${encodeURIComponent(name)}/model`);
 
-/** POST /api/models/summary ({model}) -> ModelSummary; a broken model: ApiError with .layer */
-export async function modelSummary(model) {
+/** POST /api/models/summary ({model, dataset, fit}) -> ModelSummary; a broken model (or one
+ * that cannot learn the dataset's classes): ApiError with .layer */
+export async function modelSummary(model, dataset = null, fit = false) {
   const response = await fetch("/api/models/summary", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ model }),
+    body: JSON.stringify({ model, dataset, fit }),
   }).catch(() => {
     throw new ApiError("The server cannot be reached; is `convlens explore` still running?", 0);
   });

@@ -164,6 +164,7 @@ async function start() {
       editor.setRuns(runs);
       comparison.setRuns(runs, name);
     },
+    onDataset: (dataset) => editor.setDataset(dataset), // the editor shows the model on it
   });
   const editor = new Editor({ onChange: (model) => trainer.setModel(model) });
   comparison.setRuns(runs);
