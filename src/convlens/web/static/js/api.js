@@ -157,6 +157,9 @@ export function compareRuns(names) {
   return request(`/api/compare?${query}`);
 }
 
+/** GET /api/compare/default -> {runs: the pair compared first} */
+export const compareDefault = () => request("/api/compare/default");
+
 /** POST /api/compare/predict ({runs, image, invert}) -> ComparePredictBody */
 export const comparePredict = (body) => post("/api/compare/predict", body);
 /** POST /api/attribution (AttributionRequest) -> AttributionBody (web/why.py) */
