@@ -122,7 +122,13 @@ def test_info_lists_filters_images_and_runs_newest_first(client) -> None:
 def test_without_runs_the_page_is_told_how_to_get_one(tmp_path) -> None:
     info = TestClient(create_app(tmp_path / "none"), base_url="http://127.0.0.1").get("/api/info")
     assert info.json()["runs"] == [] and info.json()["default_run"] is None
-    assert "convlens train" in info.json()["no_run_hint"]
+    hint = info.json()["no_run_hint"]
+    assert "convlens train" in hint and "Train it and watch the filters learn" in hint
+    # Issue 22, item 3: one epoch trains in about 30 s, and the page needs no reload.
+    assert "3 minutes" not in hint and "reload" not in hint
+    # The test-set samples without a run are Fashion-MNIST's, by name.
+    assert info.json()["sample_classes"][:2] == ["T-shirt/top", "Trouser"]
+    assert len(info.json()["sample_classes"]) == 10
 
 
 def test_builtin_image_is_the_facade(client) -> None:

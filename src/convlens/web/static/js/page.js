@@ -23,6 +23,7 @@
 //   #pool-value              [data-testid=pool-value]; #pool-grids (td.chosen: the maximum);
 //                            #pool-error
 //
+// Parts are numbered as shown (.step): without a run, #no-run stands for parts 2 and 3.
 // Part 2, journey (#journey-section; hidden with #no-run / #no-run-hint shown when there is no run)
 //   #run-select #invert #journey-busy #journey-error
 //   #journey-input (canvas), #journey-input-shape, #prediction (#predicted: the class name)
@@ -72,6 +73,15 @@ import { wireModelUpload } from "./your_model.js";
 
 const $ = (id) => document.getElementById(id);
 
+/** Number the parts shown 1, 2, 3, ... (parts 2 and 3 give way to #no-run without a run). */
+function numberParts() {
+  let shown = 0;
+  for (const part of document.querySelectorAll("main > section.part")) {
+    const step = part.querySelector(":scope > .part-head .step, :scope > h2 .step");
+    if (step && !part.hidden) step.textContent = String((shown += 1));
+  }
+}
+
 function runFacts(run) {
   const parts = [`model ${run.model}`];
   if (run.imported_from) parts.push(`imported from ${run.imported_from}`);
@@ -109,6 +119,7 @@ async function start() {
 
   playground.filters.setPresets(info.filters);
   playground.chooser.setBuiltins(info.builtin_images);
+  playground.chooser.setSampleClasses(info.sample_classes || []);
   const comparison = new Comparison();
   playground.onImageChange((image) => {
     journey.setImage(image);
@@ -138,6 +149,7 @@ async function start() {
       $(id).hidden = !runs.length;
     }
     $("no-run").hidden = Boolean(runs.length);
+    numberParts();
     if (!runs.length) {
       $("no-run-hint").textContent =
         info.no_run_hint || "There is no trained run yet; train one with `convlens train`.";

@@ -65,16 +65,18 @@ export class ImageChooser {
     );
   }
 
+  /** The classes of the test set sampled without a run (InfoBody.sample_classes). */
+  setSampleClasses(names) {
+    this.defaultClasses = names;
+    if (!this.run) this.setRun(null);
+  }
+
   /** The run whose dataset and classes the test-set samples come from (null: none). */
   setRun(run) {
     this.run = run;
-    const classes = run ? run.classes : [];
+    const classes = run ? run.classes : this.defaultClasses || [];
     const keep = this.sampleClass.value;
-    const options = classes.length
-      ? classes.map((name, i) => el("option", { value: String(i), text: `${i}: ${name}` }))
-      : Array.from({ length: 10 }, (_, index) =>
-          el("option", { value: String(index), text: String(index) }),
-        );
+    const options = classes.map((name, i) => el("option", { value: String(i), text: `${i}: ${name}` }));
     this.sampleClass.replaceChildren(...options);
     if (keep && options.some((o) => o.value === keep)) this.sampleClass.value = keep;
     this.samplesShown = false;
