@@ -207,7 +207,8 @@ def test_a_bad_stride_is_explained_next_to_the_geometry(page):
     page.press("#stride", "Enter")
     error = page.locator("#geometry-error")
     error.wait_for(state="visible")
-    assert "stride" in error.inner_text()
+    # Named by the control's label, with the real reason (issue 22, item 4).
+    assert error.inner_text().startswith('"Stride" must be at least 1, not 0;')
     before = data_url(page, "#filtered-canvas")
     page.fill("#stride", "2")
     page.press("#stride", "Enter")
@@ -376,18 +377,52 @@ def test_the_class_view_follows_the_test_image_until_a_class_is_picked_there(pag
     assert page.locator("#class-select").input_value() == CLASSES[1]  # the reader's choice stays
 
 
-def test_an_unknown_filter_number_shows_the_error(page):
+def test_an_unknown_filter_number_shows_the_error_and_keeps_the_grid(page):
+    before = page.inner_html("#class-grid")
     page.fill("#filter-index", "99")
     page.press("#filter-index", "Enter")
     error = page.locator("#class-error")
     error.wait_for(state="visible")
     assert re.search(r"\b99\b", error.inner_text())
-    assert page.locator("#class-grid tr.class-row").count() == 0
+    # A refused request leaves what was shown (issue 22, item 4), dimmed.
+    assert page.inner_html("#class-grid") == before
+    assert "stale" in page.get_attribute("#class-grid", "class")
 
     page.fill("#filter-index", "0")
     page.press("#filter-index", "Enter")
     error.wait_for(state="hidden")
+    page.wait_for_function("!document.querySelector('#class-grid').classList.contains('stale')")
     page.wait_for_selector("#class-grid tr.class-row")
+
+
+def test_a_refused_image_count_names_its_control_and_keeps_the_grid(page):
+    page.fill("#class-count", "13")
+    page.press("#class-count", "Enter")
+    error = page.locator("#class-error")
+    error.wait_for(state="visible")
+    assert error.inner_text() == '"Images" must be at most 12, not 13; change it and try again.'
+    assert page.locator("#class-grid tr.class-row").count() == 3
+
+
+def test_an_unreadable_kernel_cell_is_named_not_called_empty(page):
+    start = data_url(page, "#filtered-canvas")
+    cell = page.locator("#kernel-grid input[data-index='5']")
+    cell.fill("1e40")  # a number still: the picture is redrawn with it
+    wait_for_change(page, "#filtered-canvas", start)
+    page.wait_for_selector("#stages[aria-busy='false']")
+    before = data_url(page, "#filtered-canvas")
+    cell.press("End")
+    cell.type("0")  # 1e400: past what a number holds; the browser reads nothing
+    error = page.locator("#filter-error")
+    error.wait_for(state="visible")
+    sentence = error.inner_text()
+    assert sentence.startswith("Kernel row 2, column 3 is not a number a filter can use")
+    assert "empty" not in sentence
+    assert data_url(page, "#filtered-canvas") == before  # the pictures stay as they were
+    cell.press("Control+a")
+    cell.press("Delete")
+    error.wait_for(state="visible")
+    assert error.inner_text() == "Kernel row 2, column 3 is empty; give it a number, like 0."
 
 
 def test_without_a_run_the_page_says_how_to_get_one(browser, tmp_path):

@@ -218,15 +218,15 @@ def test_a_typed_kernel_is_the_same_as_its_preset(client, facade_id) -> None:
     ("change", "status", "words"),
     [
         ({"kernel": [1, 2, 3, 4, 5, 6, 7, 8]}, 400, "nine"),
-        ({"kernel": [1, 2, 3, 4, 5, 6, 7, 8, "x"]}, 422, "number"),
+        ({"kernel": [1, 2, 3, 4, 5, 6, 7, 8, "x"]}, 422, '"Kernel" item 9 must be a number, not "x"'),
         ({"kernel": [1, 2, 3, 4, 5, 6, 7, 8, float("nan")]}, 400, "finite"),
         ({"kernel": [1] * 9, "filter": "blur"}, 400, "not both"),
         ({"filter": None}, 400, "neither"),
         ({"filter": "emboss"}, 400, "no filter called 'emboss'"),
-        ({"stride": 0}, 422, "stride"),
-        ({"padding": "full"}, 422, "padding"),
+        ({"stride": 0}, 422, '"Stride" must be at least 1, not 0; change it'),
+        ({"padding": "full"}, 422, '"Padding" must be one of \'valid\' or \'same\', not "full"'),
         ({"image": "0123456789abcdef"}, 404, "no image"),
-        ({"pool_size": 300}, 422, "pool_size"),
+        ({"pool_size": 300}, 422, '"Pool size" must be at most 64, not 300'),
     ],
 )
 def test_bad_convolve_requests_get_one_sentence(client, facade_id, change, status, words) -> None:
@@ -331,7 +331,7 @@ def test_samples_without_a_run_come_from_fashion_mnist(client) -> None:
         ({"class_choice": "Boots"}, 400, "unknown class 'Boots'"),
         ({"class_choice": "1", "count": 48}, 400, "fewer than the 48"),
         ({"class_choice": "1", "run": "../../etc"}, 404, "no run called"),
-        ({"class_choice": "1", "count": 0}, 422, "count"),
+        ({"class_choice": "1", "count": 0}, 422, '"How many" must be at least 1, not 0'),
     ],
 )
 def test_bad_sample_requests_get_one_sentence(client, params, status, words) -> None:
@@ -442,7 +442,7 @@ def test_a_dense_models_journey_has_no_maps_or_filters(client) -> None:
 def test_bad_journey_requests_get_one_sentence(client) -> None:
     assert one_sentence(client.post("/api/journey", json={"run": "x", "image": "y"}), 404)
     missing = client.post("/api/journey", json={"run": "tiny"})
-    assert "image: Field required" in one_sentence(missing, 422)
+    assert '"Image" is missing; give it' in one_sentence(missing, 422)
 
 
 # ---------------------------------------------------------------- one class, one filter
@@ -471,7 +471,7 @@ def test_class_filter_follows_one_filter_through_the_layers(client, runs_root, t
         ({"filter": 4}, 400, "filter 4 is past conv2d_1's 4 filters; choose 0..3."),
         ({"filter": -1}, 400, "negative"),
         ({"class_choice": "Boots"}, 400, "unknown class"),
-        ({"count": 13}, 422, "count"),
+        ({"count": 13}, 422, '"Images" must be at most 12, not 13'),
         ({"run": "dense"}, 400, "no Conv2D or pooling layer"),
     ],
 )

@@ -212,7 +212,7 @@ def test_a_second_job_while_one_runs_is_409_and_bad_input_is_refused_first(serve
             400,
             "Dense(10)",
         ),
-        ({"model": "seed-cnn", "dataset": "mnist", "epochs": 0}, 422, "epochs"),
+        ({"model": "seed-cnn", "dataset": "mnist", "epochs": 0}, 422, '"Epochs" must be at least 1'),
     ]:
         code, answer = call(url, "POST", "/api/jobs", body)
         assert words in one_sentence(code, answer, status)

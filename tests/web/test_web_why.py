@@ -61,7 +61,7 @@ def test_attribution_defaults_to_the_predicted_class(client) -> None:
     [
         ({"target": 10}, 400, "out of range"),
         ({"layer": "dense"}, 400, "not maps"),
-        ({"method": "lime"}, 422, "method"),
+        ({"method": "lime"}, 422, '"Method" must be one of'),
         ({"run": "nope"}, 404, "nope"),
     ],
 )
@@ -96,7 +96,7 @@ def test_portrait_equals_the_engine(client, runs_root, test_split) -> None:
     [
         ({"layer": "conv2d_1", "filter": 4}, 400, "outside the layer's 4 filters"),
         ({"layer": "flatten", "filter": 0}, 400, "not maps"),
-        ({"layer": "conv2d", "filter": -1}, 422, "filter"),
+        ({"layer": "conv2d", "filter": -1}, 422, '"Filter" must be at least 0, not -1'),
     ],
 )
 def test_bad_portrait_requests_are_one_sentence(client, body, status, words) -> None:

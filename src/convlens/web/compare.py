@@ -60,7 +60,7 @@ class ComparePredictRequest(BaseModel):
 
     runs: list[str] = Field(min_length=1, max_length=8)
     image: str = Field(description="an ImageInfo id")
-    invert: Literal["auto", "yes", "no"] = "auto"
+    invert: Literal["auto", "yes", "no"] = Field("auto", title="Invert the image")
 
 
 class RunPrediction(BaseModel):

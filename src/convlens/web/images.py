@@ -159,8 +159,8 @@ def router(state: Explorer) -> APIRouter:
 
     @routes.get("/api/samples", response_model=SampleBody, responses=ERRORS)
     def samples(
-        class_choice: str = Query(description="a class name or number"),
-        count: int = Query(6, ge=1, le=48),
+        class_choice: str = Query(title="Class", description="a class name or number"),
+        count: int = Query(6, ge=1, le=48, title="How many"),
         start: int = Query(0, ge=0, description="skip this many images of the class"),
         run: str | None = Query(None, description="a run's name: its dataset's test split"),
     ) -> dict:

@@ -47,11 +47,15 @@ class JobRequest(BaseModel):
         "input and last layer are fitted to the dataset as `convlens train --model PRESET` "
         "fits a preset's (a preset given by name always is); false: taken as written",
     )
-    dataset: str = Field("fashion-mnist", description="one of GET /api/jobs's datasets")
-    recipe: str = Field("fast", description="fast, lesson or best")
-    epochs: int | None = Field(None, ge=1, description="default: the recipe's")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    watch_image: int = Field(0, ge=0, description="the test image whose maps are redrawn")
+    dataset: str = Field(
+        "fashion-mnist", title="Dataset", description="one of GET /api/jobs's datasets"
+    )
+    recipe: str = Field("fast", title="Recipe", description="fast, lesson or best")
+    epochs: int | None = Field(None, ge=1, title="Epochs", description="default: the recipe's")
+    seed: int = Field(0, ge=0, le=2**31 - 1, title="Seed")
+    watch_image: int = Field(
+        0, ge=0, title="Watched test image", description="the test image whose maps are redrawn"
+    )
 
 
 class JobCreated(BaseModel):
