@@ -37,7 +37,7 @@ export class Comparison {
         "div",
         { class: "card compare-card" },
         this.hint,
-        this.table,
+        el("div", { class: "table-scroll" }, this.table),
         el("div", { class: "curves" }, this.accuracy, this.loss),
         el("div", { class: "block-label", text: "Per-class test accuracy" }),
         el("div", { class: "class-grid-wrap" }, this.classes),

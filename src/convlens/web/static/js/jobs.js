@@ -93,7 +93,7 @@ export class Trainer {
           el("figure", { class: "watch-figure grow" }, el("figcaption", { class: "block-label", text: "First convolution's filters (each on its own scale, white = 0)" }), this.filters, this.filtersCaption),
           el("figure", { class: "watch-figure grow" }, el("figcaption", { class: "block-label", text: "Its feature maps of the watched image" }), this.maps),
         ),
-        this.table,
+        el("div", { class: "table-scroll" }, this.table),
       ),
     );
   }

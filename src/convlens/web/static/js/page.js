@@ -53,7 +53,7 @@
 // Parts 4-6, the experiment: editor.js, jobs.js and compare.js document their own hooks.
 // A job that finishes adds its run to #run-select and the comparison at once.
 //
-// #version, #reach (who can open the page: InfoBody.reach) in the header.
+// #version in the header; #reach (who can open the page: InfoBody.reach) in the footer.
 // body[data-ready="true"] once /api/info has been read and the parts are wired.
 // Every 4xx answer's sentence is shown in the .error[role=alert] next to the control that
 // caused it:
@@ -104,6 +104,7 @@ async function start() {
   }
   $("version").textContent = `v${info.version}`;
   $("reach").textContent = info.reach || "";
+  $("version").title = info.reach || "";
 
   const playground = new Playground();
   const why = new Why();
