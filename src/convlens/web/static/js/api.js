@@ -106,8 +106,13 @@ export const classFilter = (body) => post("/api/class-filter", body);
 /** GET /api/models/presets -> {name: {description, model}} */
 export const modelPresets = () => request("/api/models/presets");
 
-/** GET /api/attribution/methods -> [{name, title, signed, reads_layer}] */
-export const attributionMethods = () => request("/api/attribution/methods");
+/**
+ * GET /api/attribution/methods?run= -> [{name, title, signed, reads_layer, default?}], or
+ * {methods: [...], default: name}: the default (for that run, where the server knows one)
+ * is read by why.js's methodMenu.
+ */
+export const attributionMethods = (run) =>
+  request(`/api/attribution/methods${run ? `?run=${encodeURIComponent(run)}` : ""}`);
 
 /** GET /api/models/layer-types -> {type: {description, fields: [{name, kind, choices?}], new}} */
 export const layerTypes = () => request("/api/models/layer-types");
