@@ -10,6 +10,7 @@ computed here.
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import sys
@@ -122,6 +123,50 @@ def data_url(page, selector: str) -> str:
     return page.eval_on_selector(selector, "canvas => canvas.toDataURL()")
 
 
+def canvas_gray(page, selector: str) -> np.ndarray:
+    """A grayscale picture's canvas as uint8 (H, W): its red channel, checked equal to the rest."""
+    url = data_url(page, selector)
+    rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+    assert (rgba[..., 0] == rgba[..., 1]).all() and (rgba[..., 0] == rgba[..., 2]).all()
+    return rgba[..., 0]
+
+
+def clipped(values: np.ndarray) -> np.ndarray:
+    """A filter's output as the lesson shows it: clipped to 0..255, rounded."""
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def assert_shows(drawn: np.ndarray, expected: np.ndarray) -> None:
+    """Every pixel drawn is the expected value (to 1 level: a float's rounding at .5)."""
+    assert drawn.shape == expected.shape
+    assert np.abs(drawn.astype(int) - expected.astype(int)).max() <= 1
+
+
+def api_probabilities(page) -> dict[str, float]:
+    """The API's class probabilities for the journey's run and image, asked by the page."""
+    body = page.evaluate(
+        """async () => {
+            const journey = document.querySelector('#journey').dataset;
+            const answer = await fetch('/api/journey', {method: 'POST',
+                headers: {'Content-Type': 'application/json'},
+                body: JSON.stringify({run: journey.run, image: journey.imageId,
+                                      invert: document.querySelector('#invert').value})});
+            return answer.json();
+        }"""
+    )
+    return {p["name"]: p["probability"] for p in body["probabilities"]}
+
+
+def shown_probabilities(page) -> dict[str, float]:
+    """The bars' probabilities, by class name."""
+    return dict(
+        page.eval_on_selector_all(
+            "#probabilities .prob-bar",
+            "bars => bars.map(b => [b.dataset.class, Number(b.dataset.probability)])",
+        )
+    )
+
+
 def wait_for_change(page, selector: str, before: str) -> None:
     """Wait until the canvas at ``selector`` shows something other than ``before``."""
     page.wait_for_function(
@@ -194,12 +239,17 @@ def test_choosing_a_filter_redraws_the_filtered_image(page):
         for v in page.eval_on_selector_all("#kernel-grid input", "l => l.map(i => i.value)")
     ]
     assert cells == ops.get_filter("horizontal").ravel().tolist()
+    # What is drawn is the convolution, clipped as the lesson shows it.
+    assert_shows(canvas_gray(page, "#filtered-canvas"), clipped(ops.conv2d(facade(), ops.get_filter("horizontal"))))
 
     # Editing a cell makes a custom kernel, sent as nine numbers.
     before = data_url(page, "#filtered-canvas")
     page.fill("#kernel-grid input[data-index='4']", "5")
     wait_for_change(page, "#filtered-canvas", before)
     assert page.locator("#filter-select").input_value() == "custom"
+    kernel = ops.get_filter("horizontal").astype(np.float64)
+    kernel[1, 1] = 5
+    assert_shows(canvas_gray(page, "#filtered-canvas"), clipped(ops.conv2d(facade(), kernel)))
 
 
 def test_a_bad_stride_is_explained_next_to_the_geometry(page):
@@ -263,8 +313,12 @@ def test_an_uploaded_image_becomes_the_input(page, tmp_path):
     page.set_input_files("#upload", str(png_file(tmp_path / "ramp.png", 30, 40)))
     page.wait_for_function("document.querySelector('#input-shape').textContent === '(30, 40)'")
     assert data_url(page, "#input-canvas") != before
-    assert page.eval_on_selector("#input-canvas", "c => [c.height, c.width]") == [30, 40]
+    ramp = np.asarray(Image.open(tmp_path / "ramp.png"))
+    np.testing.assert_array_equal(canvas_gray(page, "#input-canvas"), ramp)
     assert page.locator("#filtered-shape").inner_text() == "(28, 38)"
+    vertical = ops.get_filter("vertical")
+    page.wait_for_function("document.querySelector('#filtered-canvas').width === 38")
+    assert_shows(canvas_gray(page, "#filtered-canvas"), clipped(ops.conv2d(ramp.astype(np.float64), vertical)))
     assert page.locator("#image-error").is_hidden()
 
 
@@ -310,9 +364,11 @@ def test_drawing_updates_the_prediction(page):
     assert bars.count() == len(CLASSES)
     names = [bars.nth(i).get_attribute("data-class") for i in range(bars.count())]
     assert names == list(CLASSES)
-    total = sum(float(bars.nth(i).get_attribute("data-probability")) for i in range(bars.count()))
-    assert total == pytest.approx(1.0, abs=2e-3)
-    assert page.locator("#probabilities .prob-bar[data-predicted='true']").count() == 1
+    shown = shown_probabilities(page)
+    expected = api_probabilities(page)
+    assert shown == pytest.approx(expected, abs=1e-6)  # the API's answer for the drawing
+    predicted = page.get_attribute("#probabilities .prob-bar[data-predicted='true']", "data-class")
+    assert predicted == max(expected, key=expected.get)
     assert page.locator("#draw-prediction").inner_text().startswith("The model says")
 
 

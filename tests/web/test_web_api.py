@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from matplotlib import colormaps
 from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset, write_run
 
@@ -351,6 +352,29 @@ def test_run_summary_explains_every_layer(client, runs_root) -> None:
 # ---------------------------------------------------------------- the journey
 
 
+def assert_grid_shows(drawn: np.ndarray, grid: dict, maps: np.ndarray) -> None:
+    """The journey's grid PNG: its size from rows, columns and gap, each tile its map.
+
+    Tile k (row k // columns, column k % columns) is map k scaled min..max onto
+    matplotlib's inferno, read from matplotlib here (to one level of 256).
+    """
+    (tile_h, tile_w), gap = grid["tile"], grid["gap"]
+    height = grid["rows"] * (tile_h + gap) - gap
+    width = grid["columns"] * (tile_w + gap) - gap
+    assert drawn.shape[:2] == (height, width)
+    table = np.rint(colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(int)
+    for k in range(maps.shape[2]):
+        top = (k // grid["columns"]) * (tile_h + gap)
+        left = (k % grid["columns"]) * (tile_w + gap)
+        tile = drawn[top : top + tile_h, left : left + tile_w, :3].astype(int)
+        low, high = maps[..., k].min(), maps[..., k].max()
+        if high <= low:
+            continue  # a flat map: one colour, nothing to place
+        levels = np.rint((maps[..., k] - low) / (high - low) * 255).astype(int)
+        near = table[np.clip(levels[..., None] + np.array([-1, 0, 1]), 0, 255)]
+        assert (near == tile[..., None, :]).all(axis=-1).any(axis=-1).all(), f"tile {k}"
+
+
 def test_journey_shows_every_layer_from_one_forward_pass(client, runs_root, test_split) -> None:
     sample = client.get("/api/samples", params={"class_choice": "2", "count": 1, "run": "tiny"})
     image = sample.json()["images"][0]
@@ -369,8 +393,7 @@ def test_journey_shows_every_layer_from_one_forward_pass(client, runs_root, test
                 grid["ranges"], np.stack([maps.min((0, 1)), maps.max((0, 1))], 1), rtol=1e-3
             )
             assert (grid["colour_map"], grid["symmetric"]) == ("inferno", False)
-            height = grid["rows"] * (grid["tile"][0] + grid["gap"]) - grid["gap"]
-            assert decode(grid["png"]).shape[:2] == (height, decode(grid["png"]).shape[1])
+            assert_grid_shows(decode(grid["png"]), grid, maps)
         else:
             np.testing.assert_allclose(layer["values"], maps, rtol=1e-3, atol=1e-6)
     probabilities = [p["probability"] for p in body["probabilities"]]
