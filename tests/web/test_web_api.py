@@ -528,6 +528,7 @@ def test_openapi_describes_every_route(client) -> None:
         "/api/models/summary",
         "/api/runs/{name}/model",
         "/api/compare",
+        "/api/compare/default",
         "/api/compare/predict",
         "/api/models",
         "/api/attribution",

@@ -35,6 +35,7 @@ INFRASTRUCTURE = {
     "job_manager",
     "job_process",
     "doors",
+    "fitting",
 }
 SHARED_SCRIPTS = {"api", "charts", "draw"}  # imported by several panels' scripts
 SCRIPT_OF = {"images": "playground"}  # the image chooser is part of the playground's script
