@@ -134,6 +134,32 @@ def colour_folder(root: Path, per_class: int, size: int = 16, seed: int = 0) -> 
     return root
 
 
+SHAPE_CLASSES = ("circle", "square", "triangle")
+
+
+def shapes_folder(root: Path, per_class: int = 8, sizes=(40, 48, 56), seed: int = 0) -> Path:
+    """A new user's folder: 3 classes of colour shapes, PNGs of mixed sizes (median 48x48).
+
+    One subfolder per class and no train/test split: a test split is held out and recorded.
+    """
+    rng = np.random.default_rng(seed)
+    for name in SHAPE_CLASSES:
+        for k in range(per_class):
+            side = sizes[k % len(sizes)]
+            rows, cols = np.mgrid[0:side, 0:side] / side - 0.5
+            if name == "circle":
+                inside = rows**2 + cols**2 < 0.12
+            elif name == "square":
+                inside = (abs(rows) < 0.3) & (abs(cols) < 0.3)
+            else:
+                inside = (rows > -0.3) & (rows < 0.3) & (abs(cols) < (rows + 0.3) / 2)
+            image = np.empty((side, side, 3), dtype=np.uint8)
+            image[:] = rng.integers(180, 255, 3)  # a light background of its own colour
+            image[inside] = rng.integers(0, 140, 3)
+            save_png(root / name / f"{k}.png", image)
+    return root
+
+
 class Snapshots(Callback):
     """A callback keeping a copy of every epoch's snapshot (the state holds live tensors)."""
 

@@ -10,6 +10,7 @@ computed here.
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import sys
@@ -122,6 +123,50 @@ def data_url(page, selector: str) -> str:
     return page.eval_on_selector(selector, "canvas => canvas.toDataURL()")
 
 
+def canvas_gray(page, selector: str) -> np.ndarray:
+    """A grayscale picture's canvas as uint8 (H, W): its red channel, checked equal to the rest."""
+    url = data_url(page, selector)
+    rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+    assert (rgba[..., 0] == rgba[..., 1]).all() and (rgba[..., 0] == rgba[..., 2]).all()
+    return rgba[..., 0]
+
+
+def clipped(values: np.ndarray) -> np.ndarray:
+    """A filter's output as the lesson shows it: clipped to 0..255, rounded."""
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def assert_shows(drawn: np.ndarray, expected: np.ndarray) -> None:
+    """Every pixel drawn is the expected value (to 1 level: a float's rounding at .5)."""
+    assert drawn.shape == expected.shape
+    assert np.abs(drawn.astype(int) - expected.astype(int)).max() <= 1
+
+
+def api_probabilities(page) -> dict[str, float]:
+    """The API's class probabilities for the journey's run and image, asked by the page."""
+    body = page.evaluate(
+        """async () => {
+            const journey = document.querySelector('#journey').dataset;
+            const answer = await fetch('/api/journey', {method: 'POST',
+                headers: {'Content-Type': 'application/json'},
+                body: JSON.stringify({run: journey.run, image: journey.imageId,
+                                      invert: document.querySelector('#invert').value})});
+            return answer.json();
+        }"""
+    )
+    return {p["name"]: p["probability"] for p in body["probabilities"]}
+
+
+def shown_probabilities(page) -> dict[str, float]:
+    """The bars' probabilities, by class name."""
+    return dict(
+        page.eval_on_selector_all(
+            "#probabilities .prob-bar",
+            "bars => bars.map(b => [b.dataset.class, Number(b.dataset.probability)])",
+        )
+    )
+
+
 def wait_for_change(page, selector: str, before: str) -> None:
     """Wait until the canvas at ``selector`` shows something other than ``before``."""
     page.wait_for_function(
@@ -194,12 +239,17 @@ def test_choosing_a_filter_redraws_the_filtered_image(page):
         for v in page.eval_on_selector_all("#kernel-grid input", "l => l.map(i => i.value)")
     ]
     assert cells == ops.get_filter("horizontal").ravel().tolist()
+    # What is drawn is the convolution, clipped as the lesson shows it.
+    assert_shows(canvas_gray(page, "#filtered-canvas"), clipped(ops.conv2d(facade(), ops.get_filter("horizontal"))))
 
     # Editing a cell makes a custom kernel, sent as nine numbers.
     before = data_url(page, "#filtered-canvas")
     page.fill("#kernel-grid input[data-index='4']", "5")
     wait_for_change(page, "#filtered-canvas", before)
     assert page.locator("#filter-select").input_value() == "custom"
+    kernel = ops.get_filter("horizontal").astype(np.float64)
+    kernel[1, 1] = 5
+    assert_shows(canvas_gray(page, "#filtered-canvas"), clipped(ops.conv2d(facade(), kernel)))
 
 
 def test_a_bad_stride_is_explained_next_to_the_geometry(page):
@@ -207,7 +257,8 @@ def test_a_bad_stride_is_explained_next_to_the_geometry(page):
     page.press("#stride", "Enter")
     error = page.locator("#geometry-error")
     error.wait_for(state="visible")
-    assert "stride" in error.inner_text()
+    # Named by the control's label, with the real reason (issue 22, item 4).
+    assert error.inner_text().startswith('"Stride" must be at least 1, not 0;')
     before = data_url(page, "#filtered-canvas")
     page.fill("#stride", "2")
     page.press("#stride", "Enter")
@@ -262,8 +313,12 @@ def test_an_uploaded_image_becomes_the_input(page, tmp_path):
     page.set_input_files("#upload", str(png_file(tmp_path / "ramp.png", 30, 40)))
     page.wait_for_function("document.querySelector('#input-shape').textContent === '(30, 40)'")
     assert data_url(page, "#input-canvas") != before
-    assert page.eval_on_selector("#input-canvas", "c => [c.height, c.width]") == [30, 40]
+    ramp = np.asarray(Image.open(tmp_path / "ramp.png"))
+    np.testing.assert_array_equal(canvas_gray(page, "#input-canvas"), ramp)
     assert page.locator("#filtered-shape").inner_text() == "(28, 38)"
+    vertical = ops.get_filter("vertical")
+    page.wait_for_function("document.querySelector('#filtered-canvas').width === 38")
+    assert_shows(canvas_gray(page, "#filtered-canvas"), clipped(ops.conv2d(ramp.astype(np.float64), vertical)))
     assert page.locator("#image-error").is_hidden()
 
 
@@ -309,9 +364,11 @@ def test_drawing_updates_the_prediction(page):
     assert bars.count() == len(CLASSES)
     names = [bars.nth(i).get_attribute("data-class") for i in range(bars.count())]
     assert names == list(CLASSES)
-    total = sum(float(bars.nth(i).get_attribute("data-probability")) for i in range(bars.count()))
-    assert total == pytest.approx(1.0, abs=2e-3)
-    assert page.locator("#probabilities .prob-bar[data-predicted='true']").count() == 1
+    shown = shown_probabilities(page)
+    expected = api_probabilities(page)
+    assert shown == pytest.approx(expected, abs=1e-6)  # the API's answer for the drawing
+    predicted = page.get_attribute("#probabilities .prob-bar[data-predicted='true']", "data-class")
+    assert predicted == max(expected, key=expected.get)
     assert page.locator("#draw-prediction").inner_text().startswith("The model says")
 
 
@@ -376,18 +433,52 @@ def test_the_class_view_follows_the_test_image_until_a_class_is_picked_there(pag
     assert page.locator("#class-select").input_value() == CLASSES[1]  # the reader's choice stays
 
 
-def test_an_unknown_filter_number_shows_the_error(page):
+def test_an_unknown_filter_number_shows_the_error_and_keeps_the_grid(page):
+    before = page.inner_html("#class-grid")
     page.fill("#filter-index", "99")
     page.press("#filter-index", "Enter")
     error = page.locator("#class-error")
     error.wait_for(state="visible")
     assert re.search(r"\b99\b", error.inner_text())
-    assert page.locator("#class-grid tr.class-row").count() == 0
+    # A refused request leaves what was shown (issue 22, item 4), dimmed.
+    assert page.inner_html("#class-grid") == before
+    assert "stale" in page.get_attribute("#class-grid", "class")
 
     page.fill("#filter-index", "0")
     page.press("#filter-index", "Enter")
     error.wait_for(state="hidden")
+    page.wait_for_function("!document.querySelector('#class-grid').classList.contains('stale')")
     page.wait_for_selector("#class-grid tr.class-row")
+
+
+def test_a_refused_image_count_names_its_control_and_keeps_the_grid(page):
+    page.fill("#class-count", "13")
+    page.press("#class-count", "Enter")
+    error = page.locator("#class-error")
+    error.wait_for(state="visible")
+    assert error.inner_text() == '"Images" must be at most 12, not 13; change it and try again.'
+    assert page.locator("#class-grid tr.class-row").count() == 3
+
+
+def test_an_unreadable_kernel_cell_is_named_not_called_empty(page):
+    start = data_url(page, "#filtered-canvas")
+    cell = page.locator("#kernel-grid input[data-index='5']")
+    cell.fill("1e40")  # a number still: the picture is redrawn with it
+    wait_for_change(page, "#filtered-canvas", start)
+    page.wait_for_selector("#stages[aria-busy='false']")
+    before = data_url(page, "#filtered-canvas")
+    cell.press("End")
+    cell.type("0")  # 1e400: past what a number holds; the browser reads nothing
+    error = page.locator("#filter-error")
+    error.wait_for(state="visible")
+    sentence = error.inner_text()
+    assert sentence.startswith("Kernel row 2, column 3 is not a number a filter can use")
+    assert "empty" not in sentence
+    assert data_url(page, "#filtered-canvas") == before  # the pictures stay as they were
+    cell.press("Control+a")
+    cell.press("Delete")
+    error.wait_for(state="visible")
+    assert error.inner_text() == "Kernel row 2, column 3 is empty; give it a number, like 0."
 
 
 def test_without_a_run_the_page_says_how_to_get_one(browser, tmp_path):

@@ -12,9 +12,11 @@ import base64
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 from test_explorer_browser import (  # noqa: F401 (fixtures)
     RUN,
+    WAIT_MS,
     console,
     model,
     page,
@@ -98,3 +100,43 @@ def test_a_feature_map_click_opens_the_filters_portrait(page, runs_root):
     assert "8x8" in portrait.inner_text()
     portrait.locator("button.portrait-close").click()
     assert page.locator("#portrait").count() == 0
+
+
+def with_default(answer: list[dict], form: str) -> list[dict] | dict:
+    """GET /api/attribution/methods's answer with occlusion as the default, in ``form``."""
+    if form == "marked":
+        return [dict(method, default=method["name"] == "occlusion") for method in answer]
+    if form == "named":
+        return {"methods": answer, "default": "occlusion"}
+    return answer
+
+
+@pytest.mark.parametrize(("form", "expected"), [("marked", "occlusion"), ("named", "occlusion"), ("none", None)])
+def test_the_method_menu_starts_on_the_servers_default(browser, server, form, expected):
+    """A "default" in the methods' answer (for the run, where the server knows one) is chosen."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(WAIT_MS)
+    asked: list[str] = []
+
+    def answer(route) -> None:
+        asked.append(route.request.url)
+        real = route.fetch().json()
+        route.fulfill(json=with_default(real, form))
+
+    tab.route("**/api/attribution/methods*", answer)
+    try:
+        tab.goto(server)
+        tab.wait_for_selector("#journey .journey-layer")
+        tab.wait_for_function("document.querySelector('#why-method').options.length > 1")
+        first = tab.eval_on_selector("#why-method", "s => s.options[0].value")
+        assert tab.input_value("#why-method") == (expected or first)
+        assert any(f"run={RUN}" in url for url in asked)  # asked again for the run shown
+        tab.check("#why-toggle")
+        tab.wait_for_selector("#why-overlay:not([hidden])")
+        assert tab.get_attribute("#why-overlay", "data-method") == (expected or first)
+        # The reader's choice stays; the server's default does not take it back.
+        tab.select_option("#why-method", "saliency")
+        tab.wait_for_function("document.querySelector('#why-overlay').dataset.method === 'saliency'")
+    finally:
+        context.close()

@@ -11,10 +11,12 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright")
 from test_explorer_browser import (  # noqa: E402,F401  (fixtures)
+    api_probabilities,
     console,
     page,
     runs_root,
     server,
+    shown_probabilities,
 )
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "keras2" / "lesson_cnn_tfkeras2.h5"
@@ -34,7 +36,10 @@ def test_an_uploaded_keras_file_is_walked_through_at_once(page, tmp_path):  # no
     facts = page.inner_text("#run-facts")
     assert "imported from lesson_cnn_tfkeras2.h5 (keras-h5 2.15.0)" in facts
     page.wait_for_selector("#probabilities li.prob-bar")
-    assert page.locator("#probabilities li.prob-bar").count() == 10
+    shown = shown_probabilities(page)
+    expected = api_probabilities(page)
+    assert len(shown) == 10 and shown == pytest.approx(expected, abs=1e-6)
+    assert page.eval_on_selector("#journey", "j => j.dataset.run") == chosen
     page.locator("#your-model").scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "your-model.png"))
 

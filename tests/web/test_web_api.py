@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from matplotlib import colormaps
 from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset, write_run
 
@@ -122,7 +123,13 @@ def test_info_lists_filters_images_and_runs_newest_first(client) -> None:
 def test_without_runs_the_page_is_told_how_to_get_one(tmp_path) -> None:
     info = TestClient(create_app(tmp_path / "none"), base_url="http://127.0.0.1").get("/api/info")
     assert info.json()["runs"] == [] and info.json()["default_run"] is None
-    assert "convlens train" in info.json()["no_run_hint"]
+    hint = info.json()["no_run_hint"]
+    assert "convlens train" in hint and "Train it and watch the filters learn" in hint
+    # Issue 22, item 3: one epoch trains in about 30 s, and the page needs no reload.
+    assert "3 minutes" not in hint and "reload" not in hint
+    # The test-set samples without a run are Fashion-MNIST's, by name.
+    assert info.json()["sample_classes"][:2] == ["T-shirt/top", "Trouser"]
+    assert len(info.json()["sample_classes"]) == 10
 
 
 def test_builtin_image_is_the_facade(client) -> None:
@@ -212,15 +219,15 @@ def test_a_typed_kernel_is_the_same_as_its_preset(client, facade_id) -> None:
     ("change", "status", "words"),
     [
         ({"kernel": [1, 2, 3, 4, 5, 6, 7, 8]}, 400, "nine"),
-        ({"kernel": [1, 2, 3, 4, 5, 6, 7, 8, "x"]}, 422, "number"),
+        ({"kernel": [1, 2, 3, 4, 5, 6, 7, 8, "x"]}, 422, '"Kernel" item 9 must be a number, not "x"'),
         ({"kernel": [1, 2, 3, 4, 5, 6, 7, 8, float("nan")]}, 400, "finite"),
         ({"kernel": [1] * 9, "filter": "blur"}, 400, "not both"),
         ({"filter": None}, 400, "neither"),
         ({"filter": "emboss"}, 400, "no filter called 'emboss'"),
-        ({"stride": 0}, 422, "stride"),
-        ({"padding": "full"}, 422, "padding"),
+        ({"stride": 0}, 422, '"Stride" must be at least 1, not 0; change it'),
+        ({"padding": "full"}, 422, '"Padding" must be one of \'valid\' or \'same\', not "full"'),
         ({"image": "0123456789abcdef"}, 404, "no image"),
-        ({"pool_size": 300}, 422, "pool_size"),
+        ({"pool_size": 300}, 422, '"Pool size" must be at most 64, not 300'),
     ],
 )
 def test_bad_convolve_requests_get_one_sentence(client, facade_id, change, status, words) -> None:
@@ -325,7 +332,7 @@ def test_samples_without_a_run_come_from_fashion_mnist(client) -> None:
         ({"class_choice": "Boots"}, 400, "unknown class 'Boots'"),
         ({"class_choice": "1", "count": 48}, 400, "fewer than the 48"),
         ({"class_choice": "1", "run": "../../etc"}, 404, "no run called"),
-        ({"class_choice": "1", "count": 0}, 422, "count"),
+        ({"class_choice": "1", "count": 0}, 422, '"How many" must be at least 1, not 0'),
     ],
 )
 def test_bad_sample_requests_get_one_sentence(client, params, status, words) -> None:
@@ -343,6 +350,29 @@ def test_run_summary_explains_every_layer(client, runs_root) -> None:
 
 
 # ---------------------------------------------------------------- the journey
+
+
+def assert_grid_shows(drawn: np.ndarray, grid: dict, maps: np.ndarray) -> None:
+    """The journey's grid PNG: its size from rows, columns and gap, each tile its map.
+
+    Tile k (row k // columns, column k % columns) is map k scaled min..max onto
+    matplotlib's inferno, read from matplotlib here (to one level of 256).
+    """
+    (tile_h, tile_w), gap = grid["tile"], grid["gap"]
+    height = grid["rows"] * (tile_h + gap) - gap
+    width = grid["columns"] * (tile_w + gap) - gap
+    assert drawn.shape[:2] == (height, width)
+    table = np.rint(colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(int)
+    for k in range(maps.shape[2]):
+        top = (k // grid["columns"]) * (tile_h + gap)
+        left = (k % grid["columns"]) * (tile_w + gap)
+        tile = drawn[top : top + tile_h, left : left + tile_w, :3].astype(int)
+        low, high = maps[..., k].min(), maps[..., k].max()
+        if high <= low:
+            continue  # a flat map: one colour, nothing to place
+        levels = np.rint((maps[..., k] - low) / (high - low) * 255).astype(int)
+        near = table[np.clip(levels[..., None] + np.array([-1, 0, 1]), 0, 255)]
+        assert (near == tile[..., None, :]).all(axis=-1).any(axis=-1).all(), f"tile {k}"
 
 
 def test_journey_shows_every_layer_from_one_forward_pass(client, runs_root, test_split) -> None:
@@ -363,8 +393,7 @@ def test_journey_shows_every_layer_from_one_forward_pass(client, runs_root, test
                 grid["ranges"], np.stack([maps.min((0, 1)), maps.max((0, 1))], 1), rtol=1e-3
             )
             assert (grid["colour_map"], grid["symmetric"]) == ("inferno", False)
-            height = grid["rows"] * (grid["tile"][0] + grid["gap"]) - grid["gap"]
-            assert decode(grid["png"]).shape[:2] == (height, decode(grid["png"]).shape[1])
+            assert_grid_shows(decode(grid["png"]), grid, maps)
         else:
             np.testing.assert_allclose(layer["values"], maps, rtol=1e-3, atol=1e-6)
     probabilities = [p["probability"] for p in body["probabilities"]]
@@ -436,7 +465,7 @@ def test_a_dense_models_journey_has_no_maps_or_filters(client) -> None:
 def test_bad_journey_requests_get_one_sentence(client) -> None:
     assert one_sentence(client.post("/api/journey", json={"run": "x", "image": "y"}), 404)
     missing = client.post("/api/journey", json={"run": "tiny"})
-    assert "image: Field required" in one_sentence(missing, 422)
+    assert '"Image" is missing; give it' in one_sentence(missing, 422)
 
 
 # ---------------------------------------------------------------- one class, one filter
@@ -465,7 +494,7 @@ def test_class_filter_follows_one_filter_through_the_layers(client, runs_root, t
         ({"filter": 4}, 400, "filter 4 is past conv2d_1's 4 filters; choose 0..3."),
         ({"filter": -1}, 400, "negative"),
         ({"class_choice": "Boots"}, 400, "unknown class"),
-        ({"count": 13}, 422, "count"),
+        ({"count": 13}, 422, '"Images" must be at most 12, not 13'),
         ({"run": "dense"}, 400, "no Conv2D or pooling layer"),
     ],
 )
@@ -499,6 +528,7 @@ def test_openapi_describes_every_route(client) -> None:
         "/api/models/summary",
         "/api/runs/{name}/model",
         "/api/compare",
+        "/api/compare/default",
         "/api/compare/predict",
         "/api/models",
         "/api/attribution",

@@ -140,3 +140,45 @@ def test_the_same_image_through_each_run(client) -> None:
         got = [p["probability"] for p in answer["probabilities"]]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
         assert answer["predicted"]["index"] == int(expected.argmax())
+
+
+def info(name: str, model: str, dataset: str) -> dict:
+    return {"name": name, "model": model, "dataset": dataset}
+
+
+def test_the_default_pair_is_the_lessons_cnn_and_its_baseline_on_one_dataset() -> None:
+    """Issue 22, item 2: the newest seed-cnn (on a folder) was paired with a Fashion-MNIST one."""
+    from convlens.web.compare import default_pair
+
+    runs = [  # newest first, as /api/info lists them
+        info("cnn-shapes", "seed-cnn", "shapes"),
+        info("lenet-fashion", "lenet5", "fashion-mnist"),
+        info("cnn-fashion", "seed-cnn", "fashion-mnist"),
+        info("dnn-fashion", "seed-dnn", "fashion-mnist"),
+    ]
+    assert default_pair(runs) == ["cnn-fashion", "dnn-fashion"]
+    # No such pair: the newest run and the newest of its dataset, else the newest two.
+    assert default_pair(runs[:2] + [info("x", "x", "shapes")]) == ["cnn-shapes", "x"]
+    assert default_pair(runs[:2]) == ["cnn-shapes", "lenet-fashion"]
+    assert default_pair(runs[:1]) == ["cnn-shapes"] and default_pair([]) == []
+
+
+def test_the_default_pair_route(client) -> None:
+    assert client.get("/api/compare/default").json() == {"runs": ["tiny", "dense"]}
+
+
+def test_no_verdict_where_the_label_is_not_among_a_runs_classes(client, tmp_path) -> None:
+    """A test image of a folder labelled "circle" is neither right nor wrong for an MNIST run."""
+    explorer = client.app.state.explorer
+    pixels = pattern_dataset(60, 120).test.images[3]
+    own = explorer.images.add(pixels, "test image 3", label="7", test_index=3)
+    foreign = explorer.images.add(pixels[::-1].copy(), "test image 5", label="circle", test_index=5)
+    answers = {}
+    for image in (foreign, own):
+        body = client.post(
+            "/api/compare/predict", json={"runs": ["tiny", "dense"], "image": image.id}
+        ).json()
+        answers[image.label] = body["predictions"]
+    assert [p["correct"] for p in answers["circle"]] == [None, None]
+    for p in answers["7"]:
+        assert p["correct"] == (p["predicted"]["name"] == "7")

@@ -23,13 +23,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
-from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset
+from safetensors.torch import load_file
+from synthetic import pattern_dataset, save_png, tiny_cnn, write_idx_dataset
 
 from convlens.cli.main import main
+from convlens.model.presets import preset
 from convlens.runs.directory import CHECKPOINT_FILE, is_run, partial_path, read_history
 from convlens.training.train import find_resumable
 from convlens.web.app import create_app
+from convlens.web.job_process import job_threads, kept_message
 from convlens.web.server import serve_in_thread
 
 FINAL = ("done", "failed", "cancelled")
@@ -208,7 +212,7 @@ def test_a_second_job_while_one_runs_is_409_and_bad_input_is_refused_first(serve
             400,
             "Dense(10)",
         ),
-        ({"model": "seed-cnn", "dataset": "mnist", "epochs": 0}, 422, "epochs"),
+        ({"model": "seed-cnn", "dataset": "mnist", "epochs": 0}, 422, '"Epochs" must be at least 1'),
     ]:
         code, answer = call(url, "POST", "/api/jobs", body)
         assert words in one_sentence(code, answer, status)
@@ -226,17 +230,18 @@ def test_a_second_job_while_one_runs_is_409_and_bad_input_is_refused_first(serve
     assert call(url, "GET", "/api/jobs")[1]["current"] is None
 
 
-def test_cancel_stops_within_seconds_and_leaves_a_resumable_run(server, data_root) -> None:
-    url, runs, _ = server
+def test_cancel_stops_the_job_as_ctrl_c_and_leaves_a_resumable_run(server, data_root) -> None:
+    url, runs, manager = server
     _, created = call(
         url, "POST", "/api/jobs", {"model": tiny_json(), "dataset": "mnist", "epochs": 60}
     )
     events(url, created["id"], until=lambda kind, data: kind == "epoch" and data["epoch"] >= 2)
-    started = time.monotonic()
     status, answer = call(url, "DELETE", f"/api/jobs/{created['id']}")
-    took = time.monotonic() - started
     assert status == 200 and answer["state"] == "cancelled", answer
-    assert took < 3.0, took  # the contract: stops within a second (3 s allows a busy CI machine)
+    # The answer comes once the job has ended: its process stopped on the interrupt by
+    # itself (exit 0 after saving), not killed for being stuck.
+    process = manager.get(created["id"]).process
+    assert not process.is_alive() and process.exitcode == 0, process.exitcode
     assert "--resume" in answer["message"] and answer["run"] is None
     run = runs / created["run"]
     assert not run.exists() and (partial_path(run) / CHECKPOINT_FILE).is_file()
@@ -253,15 +258,14 @@ def test_cancel_stops_within_seconds_and_leaves_a_resumable_run(server, data_roo
     assert not partial_path(runs / early["run"]).exists() and not (runs / early["run"]).exists()
 
 
-def test_a_failing_job_gives_its_sentence(server) -> None:
-    url, runs, _ = server
+def test_a_model_that_cannot_learn_the_folders_classes_is_refused_before_it_starts(
+    server,
+) -> None:
+    url, runs, manager = server
     # A model JSON is taken as written: Dense(10) cannot learn the folder's 3 classes.
-    _, created = call(url, "POST", "/api/jobs", {"model": tiny_json(), "dataset": "shapes"})
-    status = wait_final(url, created["id"])
-    assert status["state"] == "failed"
-    assert "3 classes" in status["error"] and status["error"].endswith(".")
-    assert events(url, created["id"])[-1][1]["error"] == status["error"]
-    assert not any(runs.iterdir()) if runs.exists() else True
+    code, answer = call(url, "POST", "/api/jobs", {"model": tiny_json(), "dataset": "shapes"})
+    assert "change the last layer to Dense(3)" in one_sentence(code, answer, 400)
+    assert manager.current() is None and not runs.exists()
     # A preset fits its last layer to the folder's classes and trains.
     _, preset_job = call(
         url, "POST", "/api/jobs", {"model": "single-conv", "dataset": "shapes", "epochs": 1}
@@ -269,6 +273,25 @@ def test_a_failing_job_gives_its_sentence(server) -> None:
     assert wait_final(url, preset_job["id"])["state"] == "done"
     metrics = json.loads((runs / preset_job["run"] / "metrics.json").read_text())
     assert metrics["class_names"] == ["circle", "square", "star"]
+
+
+def test_a_failing_job_gives_its_sentence(server, tmp_path) -> None:
+    """The folder checked when the job was asked for changes before the job reads it."""
+    url, runs, manager = server
+    folder = tmp_path / "changing"
+    for name in ("a", "b"):
+        for i in range(3):
+            save_png(folder / name / f"{i}.png", np.full((12, 12), 40 * i, dtype=np.uint8))
+    manager.datasets["changing"] = str(folder)  # as `convlens explore --dataset` would offer it
+    request = {"model": "single-conv", "dataset": "changing", "epochs": 1}
+    manager.fitter.fit(preset("single-conv"), "changing", fit=True)  # the page's editor asked
+    (folder / "a" / "0.png").write_bytes(b"no longer a picture")
+    _, created = call(url, "POST", "/api/jobs", request)
+    status = wait_final(url, created["id"])
+    assert status["state"] == "failed"
+    assert "is not an image" in status["error"] and status["error"].endswith(".")
+    assert events(url, created["id"])[-1][1]["error"] == status["error"]
+    assert not any(runs.iterdir()) if runs.exists() else True
 
 
 def test_unknown_job_is_404(server) -> None:
@@ -298,9 +321,31 @@ def watch_quietly(url: str, job: str) -> None:
         events(url, job)
 
 
+STOPPED_JOB = {"model": tiny_json(), "dataset": "mnist", "epochs": 40, "seed": 5}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_job(tmp_path_factory, data_root) -> dict[str, torch.Tensor]:
+    """The weights of STOPPED_JOB trained from the page without a stop."""
+    runs = tmp_path_factory.mktemp("uninterrupted")
+    app = create_app(runs)
+    url, stop = serve_in_thread(app)
+    try:
+        _, created = call(url.rstrip("/"), "POST", "/api/jobs", STOPPED_JOB)
+        assert wait_final(url.rstrip("/"), created["id"])["state"] == "done"
+    finally:
+        app.state.jobs.shutdown()
+        stop()
+    return load_file(runs / created["run"] / "weights.safetensors")
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "terminate"])
-def test_stopping_the_server_mid_job_leaves_a_resumable_run(tmp_path, data_root, how) -> None:
-    """`convlens explore` stopped (Ctrl-C in its terminal, or SIGTERM) while a job trains."""
+def test_stopping_the_server_mid_job_leaves_a_resumable_run(
+    tmp_path, data_root, uninterrupted_job, how
+) -> None:
+    """`convlens explore` stopped (Ctrl-C in its terminal, or SIGTERM) while a job trains:
+    it says where the run is and how to resume it, and the resumed run is the one an
+    uninterrupted job writes, weight for weight."""
     runs, port = tmp_path / "runs", free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     server = subprocess.Popen(
@@ -330,9 +375,7 @@ def test_stopping_the_server_mid_job_leaves_a_resumable_run(tmp_path, data_root,
             except OSError:
                 assert time.monotonic() < deadline and server.poll() is None
                 time.sleep(0.2)
-        _, created = call(
-            url, "POST", "/api/jobs", {"model": tiny_json(), "dataset": "mnist", "epochs": 80}
-        )
+        _, created = call(url, "POST", "/api/jobs", STOPPED_JOB)
         events(url, created["id"], until=lambda kind, data: kind == "epoch")
         watching = threading.Thread(target=watch_quietly, args=(url, created["id"]), daemon=True)
         watching.start()  # a page following the job keeps its stream open
@@ -340,7 +383,7 @@ def test_stopping_the_server_mid_job_leaves_a_resumable_run(tmp_path, data_root,
             os.killpg(server.pid, signal.SIGINT)
         else:
             server.send_signal(signal.SIGTERM)
-        _, errors = server.communicate(timeout=60)
+        said, errors = server.communicate(timeout=60)
         assert b"Traceback" not in errors, errors.decode()
     finally:
         if server.poll() is None:
@@ -351,10 +394,31 @@ def test_stopping_the_server_mid_job_leaves_a_resumable_run(tmp_path, data_root,
     assert (partial_path(run) / CHECKPOINT_FILE).is_file() and not run.exists()
     saved = find_resumable(run).state.epoch
     assert saved >= 1
-    main(["train", "--resume", str(run), "--quiet"])
-    assert is_run(run) and len(read_history(run)) == 80
+    # The terminal says where the resumable run is (issue 22, item 12).
+    assert f"convlens train --resume {run}`" in said.decode(), said.decode()
+    # The resumed part trains with the job's threads, as the first part did.
+    resumed = subprocess.run(
+        [sys.executable, "-m", "convlens", "train", "--resume", str(run), "--quiet"],
+        env={**env, "OMP_NUM_THREADS": str(job_threads())},
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS * 2,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert is_run(run) and len(read_history(run)) == STOPPED_JOB["epochs"]
+    weights = load_file(run / "weights.safetensors")
+    assert weights.keys() == uninterrupted_job.keys()
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, uninterrupted_job[name]), name
 
 
 def test_explore_refuses_a_dataset_that_is_not_a_folder(tmp_path, capsys) -> None:
     assert main(["explore", "--dataset", str(tmp_path / "nope"), "--no-browser"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_what_a_cancel_keeps_is_said_in_words() -> None:
+    assert "epoch 1 is kept" in kept_message(1, 5, "runs/x")
+    assert "epochs 1-3 are kept" in kept_message(3, 5, "runs/x")
+    assert kept_message(3, 5, "runs/x").endswith("`convlens train --resume runs/x`.")

@@ -34,6 +34,8 @@ INFRASTRUCTURE = {
     "model_views",
     "job_manager",
     "job_process",
+    "doors",
+    "fitting",
 }
 SHARED_SCRIPTS = {"api", "charts", "draw"}  # imported by several panels' scripts
 SCRIPT_OF = {"images": "playground"}  # the image chooser is part of the playground's script

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from convlens.data import datasets
+from convlens.data.datasets import Dataset, Split
+from convlens.interop.importing import import_model
 from convlens.runs.loading import load_run
 from convlens.web import your_model
 from convlens.web.app import create_app
@@ -82,11 +85,28 @@ def test_an_upload_over_the_limit_is_refused_with_413(client, monkeypatch):
 def test_a_dataset_names_the_classes_and_scores_the_model(client, tmp_path, monkeypatch):
     from synthetic import pattern_dataset, write_idx_dataset
 
+    # A test split on which the model is right 28 times in 40 by construction (its own
+    # answers as labels, 12 of them changed), and a train split where it is at chance:
+    # the accuracy shown must be the test split's, as run.predict answers it.
+    lesson = tmp_path / "lesson.h5"
+    lesson.write_bytes((KERAS2 / "lesson_cnn_tfkeras2.h5").read_bytes())
+    probe = load_run(import_model(lesson, root=tmp_path / "probe").path)
+    made = pattern_dataset(30, 40)
+    answers = probe.predict(made.test.images).argmax(axis=1)
+    labels = answers.copy()
+    labels[:12] = (answers[:12] + 1) % 10
     data = tmp_path / "data"
-    write_idx_dataset(data / "mnist", pattern_dataset(30, 40))
+    write_idx_dataset(
+        data / "mnist",
+        Dataset("mnist", made.train, Split(made.test.images, labels), made.class_names, "generated"),
+    )
     monkeypatch.setenv("CONVLENS_DATA", str(data))
-    content = (KERAS2 / "lesson_cnn_tfkeras2.h5").read_bytes()
-    answer = post_model(client, content, "lesson.h5", dataset="mnist")
+    answer = post_model(client, lesson.read_bytes(), "lesson.h5", dataset="mnist")
     assert answer.status_code == 200, answer.text
     run = answer.json()["run"]
-    assert run["dataset"] == "mnist" and isinstance(run["test_accuracy"], float)
+    assert run["dataset"] == "mnist"
+    test = datasets.load("mnist").test
+    predicted = load_run(tmp_path / "runs" / run["name"]).predict(test.images)
+    expected = float(np.mean(predicted.argmax(axis=1) == test.labels))
+    assert expected == pytest.approx(28 / 40)
+    assert run["test_accuracy"] == pytest.approx(expected, abs=1e-9)

@@ -69,6 +69,7 @@ def plan_training(
     input_size: tuple[int, int] | None = None,
     color: str | None = None,
     train_images: int | None = None,
+    fit: bool = False,
     **overrides: object,
 ) -> TrainingPlan:
     """The model, data and recipe of a new training run, as `convlens train` does it.
@@ -76,13 +77,15 @@ def plan_training(
     ``model``: a preset name, a model JSON path or a Sequential. ``dataset``:
     fashion-mnist, mnist or a folder. ``input_size``/``color`` override the
     size and colour a preset gets from a folder. ``train_images``: train on the
-    first that many training images only (the recipe is scaled to them).
+    first that many training images only (the recipe is scaled to them). ``fit``:
+    a Sequential is fitted to the data as a preset is (the explorer's editor sends
+    a preset, or a lesson's exercise made from one, as a model JSON).
     ``overrides`` are TrainConfig fields (None means the recipe's); given epochs
     are kept as they are.
     """
     name = model if isinstance(model, str) else model.name
     spec = resolve_model(model) if isinstance(model, str) else model
-    is_preset = isinstance(model, str) and model in PRESETS
+    is_preset = (isinstance(model, str) and model in PRESETS) or fit
     channels = color_channels(color)
     if not is_preset and (input_size or channels):
         raise ConvlensError(
@@ -123,12 +126,43 @@ def _load_for(
         return loaded, loaded.input_why
     size = input_size or (height, width)
     loaded = datasets.load(dataset, data_dir, image_size=size, channels=channels or depth)
-    shape = "x".join(str(n) for n in loaded.image_shape)
     if is_folder:
+        shape = "x".join(str(n) for n in loaded.image_shape)
         return loaded, f"{shape}: the model file's input_shape"
-    if loaded.image_shape == (28, 28, 1):
-        return loaded, f"28x28x1: {dataset}'s own images"
-    fitted = "padded" if min(size) >= 28 else "resized"
-    gray = ", gray repeated to RGB" if loaded.image_shape[2] == 3 else ""
-    how = "as asked" if input_size or channels else "the model's input"
-    return loaded, f"{shape}: {how}; {dataset}'s 28x28x1 images {fitted}{gray}"
+    return loaded, _named_why(dataset, loaded.image_shape, asked=bool(input_size or channels))
+
+
+def _named_why(dataset: str, shape: tuple[int, ...], asked: bool) -> str:
+    """Why Fashion-MNIST or MNIST is read at ``shape`` (``asked``: --input-size or --color)."""
+    if shape == (28, 28, 1):
+        return f"28x28x1: {dataset}'s own images"
+    fitted = "padded" if min(shape[:2]) >= 28 else "resized"
+    gray = ", gray repeated to RGB" if shape[2] == 3 else ""
+    how = "as asked" if asked else "the model's input"
+    return f"{'x'.join(str(n) for n in shape)}: {how}; {dataset}'s 28x28x1 images {fitted}{gray}"
+
+
+@dataclass(frozen=True)
+class PlannedInput:
+    """What a new run's images will be on a dataset: their shape, the classes, and why."""
+
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    why: str
+
+
+def planned_input(
+    model: Sequential, dataset: str, data_dir: str | Path | None = None, *, fit: bool = False
+) -> PlannedInput:
+    """The input and classes ``plan_training(model, dataset, fit=fit)`` would give, and why.
+
+    Fashion-MNIST and MNIST are answered without reading them; a folder is read
+    as training would read it (its colour is known once its images are decoded).
+    """
+    key = str(dataset).strip().lower()
+    if key in datasets.SOURCES:
+        shape = model.input_shape  # a preset keeps its own input on them, as a model file does
+        names = tuple(datasets.SOURCES[key].class_names)
+        return PlannedInput(shape, names, _named_why(dataset, shape, asked=False))
+    loaded, why = _load_for(model, dataset, data_dir, fit, None, None)
+    return PlannedInput(loaded.image_shape, tuple(loaded.class_names), why)

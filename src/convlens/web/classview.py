@@ -33,9 +33,9 @@ class ClassFilterRequest(BaseModel):
     """Several test images of one class through every convolution and pooling layer."""
 
     run: str
-    class_choice: str = Field(description="a class name or number")
-    filter: int = Field(1, description="the filter (map) number, from 0")
-    count: int = Field(3, ge=1, le=12)
+    class_choice: str = Field(title="Class", description="a class name or number")
+    filter: int = Field(1, title="Filter number", description="the filter (map) number, from 0")
+    count: int = Field(3, ge=1, le=12, title="Images", description="how many test images")
 
 
 class ClassFilterLayer(BaseModel):

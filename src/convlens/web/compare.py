@@ -1,6 +1,8 @@
 """The compare panel: the figures of two or more runs side by side, and one image through each.
 
     GET  /api/compare?run=A&run=B  accuracy, parameters, training time, curves, per class
+    GET  /api/compare/default      the pair compared first: the lesson's CNN and its dense
+                                   baseline trained on one dataset
     POST /api/compare/predict      the same image's prediction in each run
 
 Everything is read from the run directories (metrics.json, history.csv,
@@ -58,7 +60,7 @@ class ComparePredictRequest(BaseModel):
 
     runs: list[str] = Field(min_length=1, max_length=8)
     image: str = Field(description="an ImageInfo id")
-    invert: Literal["auto", "yes", "no"] = "auto"
+    invert: Literal["auto", "yes", "no"] = Field("auto", title="Invert the image")
 
 
 class RunPrediction(BaseModel):
@@ -69,6 +71,16 @@ class RunPrediction(BaseModel):
     inverted: bool
     predicted: Probability
     probabilities: list[Probability]
+    correct: bool | None = Field(
+        description="whether it names the image's label; null when the image has no label or "
+        "its label is not one of the run's classes (no verdict)"
+    )
+
+
+class DefaultPair(BaseModel):
+    """The runs compared first."""
+
+    runs: list[str] = Field(description="newest first; fewer than two when there are fewer runs")
 
 
 class ComparePredictBody(BaseModel):
@@ -95,6 +107,11 @@ def router(state: Explorer) -> APIRouter:
             raise NotFound(f"there is no run called {missing!r}; choose one of the listed runs.")
         return {"runs": [run_figures(name, directories[name]) for name in run]}
 
+    @routes.get("/default", response_model=DefaultPair)
+    def default() -> dict:
+        """The lesson's CNN and its dense baseline on one dataset, else the newest two of one."""
+        return {"runs": default_pair(runs.describe_all())}
+
     @routes.post("/predict", response_model=ComparePredictBody, responses=ERRORS)
     def predict(request: ComparePredictRequest) -> dict:
         """The same image through every run: each run's class probabilities."""
@@ -106,6 +123,34 @@ def router(state: Explorer) -> APIRouter:
         }
 
     return routes
+
+
+LESSON_PAIR = ("seed-cnn", "seed-dnn")  # the lesson's CNN and its dense baseline
+
+
+def default_pair(described: list[dict]) -> list[str]:
+    """The runs compared first, from RunInfos newest first.
+
+    The newest pair of the lesson's CNN and its dense baseline trained on one
+    dataset; else the newest run and the newest other run of its dataset; else
+    the newest two.
+    """
+    cnn, dnn = LESSON_PAIR
+    for run in described:
+        if run["model"] == cnn:
+            baseline = next(
+                (r for r in described if r["model"] == dnn and r["dataset"] == run["dataset"]),
+                None,
+            )
+            if baseline is not None:
+                return [run["name"], baseline["name"]]
+    for run in described:
+        same = next(
+            (r for r in described if r is not run and r["dataset"] == run["dataset"]), None
+        )
+        if same is not None:
+            return [run["name"], same["name"]]
+    return [run["name"] for run in described[:2]]
 
 
 def _number(value: object) -> float | None:
@@ -152,10 +197,12 @@ def prediction(runs: RunRegistry, name: str, image, invert: str) -> dict:
     listed = [
         {"index": i, "name": names[i], "probability": float(p)} for i, p in enumerate(probabilities)
     ]
+    predicted = max(listed, key=lambda p: p["probability"])
     return {
         "run": name,
         "input_png": model_views.image_picture(pixels)["png"],
         "inverted": inverted,
-        "predicted": max(listed, key=lambda p: p["probability"]),
+        "predicted": predicted,
         "probabilities": listed,
+        "correct": None if image.label not in names else predicted["name"] == image.label,
     }

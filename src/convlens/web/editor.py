@@ -26,9 +26,17 @@ from convlens.web.store import NotFound
 
 
 class ModelRequest(BaseModel):
-    """A model JSON object, as the editor holds it."""
+    """A model JSON object, as the editor holds it, and the dataset it is for."""
 
     model: dict[str, Any]
+    dataset: str | None = Field(
+        None, description="one of GET /api/jobs's datasets: the model as it will train on it"
+    )
+    fit: bool = Field(
+        False,
+        description="a preset or an exercise made from one: its input and last layer fitted "
+        "to the dataset, as POST /api/jobs's fit",
+    )
 
 
 class ModelSummary(BaseModel):
@@ -40,6 +48,12 @@ class ModelSummary(BaseModel):
     total_params: int
     trainable_params: int
     model: dict[str, Any] = Field(description="the model JSON, with every layer's name filled in")
+    dataset: str | None = Field(None, description="the dataset it is shown for")
+    input_why: str | None = Field(None, description="why its input is so on that dataset")
+    fitted_shape: list[int] | None = Field(
+        None, description="the input a preset gets on that dataset (its images' size and colour)"
+    )
+    classes: list[str] | None = Field(None, description="the dataset's classes")
 
 
 class ModelProblem(BaseModel):
@@ -79,8 +93,20 @@ def router(state: Explorer) -> APIRouter:
         "/api/models/summary", response_model=ModelSummary, responses={400: {"model": ModelProblem}}
     )
     def summary(request: ModelRequest) -> dict:
-        """Every layer's shape and parameters, explained, as `convlens summary` prints them."""
-        return model_summary(Sequential.from_config(request.model))
+        """Every layer's shape and parameters, explained, as `convlens summary` prints them;
+        with a dataset, of the model as a job would train it there (a 400 naming the last
+        layer when it cannot learn the dataset's classes)."""
+        model = Sequential.from_config(request.model)
+        if request.dataset is None:
+            return model_summary(model)
+        fitted = state.jobs.fitter.fit(model, request.dataset, request.fit)
+        return {
+            **model_summary(fitted.model),
+            "dataset": request.dataset,
+            "input_why": fitted.input_why,
+            "fitted_shape": list(fitted.fitted_shape),
+            "classes": list(fitted.model.class_names or ()),
+        }
 
     return routes
 

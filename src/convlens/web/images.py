@@ -31,6 +31,7 @@ from convlens.web.store import LoadedRun, NotFound, StoredImage
 from convlens.web.uploads import read_body
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+DEFAULT_SAMPLES = "fashion-mnist"  # the test set sampled when no run is chosen
 BUILTIN_IMAGES = {"facade": ("A building front (256x256): vertical and horizontal lines", facade)}
 
 
@@ -83,8 +84,13 @@ async def read_upload(request: Request) -> bytes:
     )
 
 
+def default_sample_classes() -> tuple[str, ...]:
+    """The class names of the test set sampled without a run (known without reading it)."""
+    return tuple(datasets.SOURCES[DEFAULT_SAMPLES].class_names)
+
+
 class SampleSource:
-    """Test-set images by class: the run's test split, or Fashion-MNIST's without a run."""
+    """Test-set images by class: the run's test split, or DEFAULT_SAMPLES's without a run."""
 
     def __init__(self) -> None:
         self._default: tuple[str, Split, tuple[str, ...]] | None = None
@@ -94,7 +100,7 @@ class SampleSource:
         """Fashion-MNIST's test split and class names, read once."""
         with self._lock:
             if self._default is None:
-                loaded = datasets.load("fashion-mnist")
+                loaded = datasets.load(DEFAULT_SAMPLES)
                 self._default = (loaded.name, loaded.test, loaded.class_names)
             return self._default
 
@@ -153,8 +159,8 @@ def router(state: Explorer) -> APIRouter:
 
     @routes.get("/api/samples", response_model=SampleBody, responses=ERRORS)
     def samples(
-        class_choice: str = Query(description="a class name or number"),
-        count: int = Query(6, ge=1, le=48),
+        class_choice: str = Query(title="Class", description="a class name or number"),
+        count: int = Query(6, ge=1, le=48, title="How many"),
         start: int = Query(0, ge=0, description="skip this many images of the class"),
         run: str | None = Query(None, description="a run's name: its dataset's test split"),
     ) -> dict:

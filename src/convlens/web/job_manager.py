@@ -46,12 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convlens.data.datasets import SOURCES
 from convlens.errors import ConvlensError
 from convlens.model.presets import PRESETS, preset
 from convlens.model.sequential import Sequential
 from convlens.runs.directory import CHECKPOINT_FILE, new_run_name, partial_path
 from convlens.training.recipes import recipe_config
+from convlens.web.fitting import Fitter
 from convlens.web.job_process import JobPlan, job_threads, nothing_kept_message, run_job
 from convlens.web.store import NotFound
 
@@ -75,52 +75,47 @@ def plan_job(
     epochs: int | None,
     seed: int,
     out: Path,
-    datasets: dict[str, str],
+    fitter: Fitter,
     watch_image: int = 0,
+    fit: bool = False,
 ) -> JobPlan:
-    """Check a job's arguments before anything starts; a bad one ends in one sentence."""
-    if dataset not in datasets:
-        raise ConvlensError(
-            f"unknown dataset {dataset!r}; choose one of {', '.join(datasets)} (start "
-            "`convlens explore --dataset FOLDER` to train on a folder of images)."
-        )
+    """Check a job's arguments before anything starts; a bad one ends in one sentence.
+
+    A preset (by name, or ``fit``: a model JSON made from one in the editor) is
+    fitted to the dataset as `convlens train --model PRESET` fits it; any other
+    model JSON is taken as written and must fit the dataset's classes.
+    """
+    fitter.source(dataset)  # an unknown dataset first
     if isinstance(model, str):
         if model not in PRESETS:
             raise ConvlensError(
                 f"unknown model {model!r}; choose a preset ({', '.join(PRESETS)}) or send the "
                 "model's JSON."
             )
-        spec = preset(model)
+        spec, fit = preset(model), True
     else:
         spec = Sequential.from_config(model)
     recipe_config(recipe, epochs=epochs, seed=seed)  # the recipe's own checks
     if epochs is not None and epochs > MAX_EPOCHS:
         raise ConvlensError(f"epochs must be at most {MAX_EPOCHS} here, not {epochs}.")
-    if spec.total_params > MAX_JOB_PARAMS:
+    ready = fitter.fit(spec, dataset, fit).model  # the 4xx of a model that cannot fit the data
+    if ready.total_params > MAX_JOB_PARAMS:
         raise ConvlensError(
-            f"the model has {spec.total_params:,} parameters, more than the "
+            f"the model has {ready.total_params:,} parameters on {dataset}, more than the "
             f"{MAX_JOB_PARAMS:,} the explorer trains; make its layers smaller."
         )
-    classes = _named_classes(datasets[dataset])
-    if classes and isinstance(model, dict) and spec.num_classes != len(classes):
-        spec.with_class_names(classes)  # raises the sentence: change the last layer
     return JobPlan(
         model=spec.config(),
         preset=model if isinstance(model, str) else None,
-        dataset=datasets[dataset],
+        dataset=fitter.source(dataset),
         recipe=recipe,
         epochs=epochs,
         seed=seed,
         out=str(out),
         threads=job_threads(),
         watch_image=watch_image,
+        fit=fit,
     )
-
-
-def _named_classes(dataset: str) -> tuple[str, ...] | None:
-    """The class names of a named dataset (None for a folder: read when it is loaded)."""
-    source = SOURCES.get(dataset)
-    return None if source is None else tuple(source.class_names)
 
 
 def fresh_run_path(root: Path, model_name: str) -> Path:
@@ -154,6 +149,7 @@ class Job:
     error: str | None = None
     message: str | None = None
     cancel_requested: bool = False
+    page_cancelled: bool = False  # cancelled from the page, not by the server stopping
     events: list[tuple[int, str, dict]] = field(default_factory=list)
     sequence: int = 0
     process: Any = None
@@ -228,6 +224,7 @@ class JobManager:
         extra = None if extra_dataset is None else str(extra_dataset)
         if extra is not None and extra.lower() not in self.datasets:
             self.datasets = {_label(extra): extra, **self.datasets}
+        self.fitter = Fitter(self.datasets)  # what a model becomes on each (the editor shows it)
         self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._context = multiprocessing.get_context("spawn")
@@ -256,8 +253,9 @@ class JobManager:
             request["epochs"],
             request["seed"],
             out,
-            self.datasets,
+            self.fitter,
             request.get("watch_image", 0),
+            request.get("fit", False),
         )
         job = Job(id=uuid.uuid4().hex[:12], run=out.name, run_path=out, plan=plan)
         with self._lock:
@@ -326,25 +324,31 @@ class JobManager:
         job = self.get(job_id)
         if job.state in FINAL_STATES:
             return job
-        job.cancel_requested = True
+        job.cancel_requested = job.page_cancelled = True
         _interrupt(job.process)
         if not job.finished.wait(wait):
             job.process.terminate()  # stuck: a checkpoint on disk stays resumable
             job.finished.wait(wait)
         return job
 
-    def shutdown(self, wait: float = SHUTDOWN_WAIT_SECONDS) -> None:
-        """Stop a running job as Ctrl-C would (the server is stopping), keeping what is saved."""
+    def shutdown(self, wait: float = SHUTDOWN_WAIT_SECONDS) -> list[Job]:
+        """Stop a running job as Ctrl-C would (the server is stopping), keeping what is saved.
+
+        Returns the jobs a stop has ended (the one running, or one that Ctrl-C in the
+        terminal reached first), not those cancelled from the page; each one's ``message``
+        says what was kept and how to resume it.
+        """
         job = self.current()
-        if job is None or job.process is None:
-            return
-        job.cancel_requested = True
-        _interrupt(job.process)
-        job.process.join(wait)
-        if job.process.is_alive():
-            job.process.terminate()
-            job.process.join(5)
-        job.finished.wait(5)
+        if job is not None and job.process is not None:
+            job.cancel_requested = True
+            _interrupt(job.process)
+            job.process.join(wait)
+            if job.process.is_alive():
+                job.process.terminate()
+                job.process.join(5)
+            job.finished.wait(5)
+        with self._lock:
+            return [j for j in self.jobs.values() if j.state == "cancelled" and not j.page_cancelled]
 
 
 def _interrupt(process) -> None:

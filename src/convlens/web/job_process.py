@@ -57,6 +57,7 @@ class JobPlan:
     out: str  # the run directory to write
     threads: int
     watch_image: int = 0
+    fit: bool = False  # the model is made from a preset: fitted to the dataset as one
 
 
 class Sender:
@@ -117,6 +118,15 @@ def nothing_kept_message() -> str:
     )
 
 
+def kept_message(done: int, epochs: int, run: str | Path) -> str:
+    """What cancelling after ``done`` of ``epochs`` keeps, and how to go on."""
+    kept = "epoch 1 is kept" if done == 1 else f"epochs 1-{done} are kept"
+    return (
+        f"cancelled after epoch {done} of {epochs}: {kept} in {run}'s staging folder; "
+        f"continue with `convlens train --resume {run}`."
+    )
+
+
 def _train(plan: JobPlan, send) -> None:
     """Load, train and write the run, sending events as it goes."""
     with contextlib.suppress(AttributeError, OSError):
@@ -127,6 +137,7 @@ def _train(plan: JobPlan, send) -> None:
         plan.preset or Sequential.from_config(plan.model),
         plan.dataset,
         recipe=plan.recipe,
+        fit=plan.fit,
         epochs=plan.epochs,
         seed=plan.seed,
     )
@@ -156,15 +167,8 @@ def _train(plan: JobPlan, send) -> None:
             finish=lambda directory, fit: write_run_report(directory, dataset.test, fit.test),
         )
     except TrainingInterrupted as stop:
-        send.last(
-            "cancelled",
-            epochs_done=stop.epochs_done,
-            message=(
-                f"cancelled after epoch {stop.epochs_done} of {config.epochs}: epochs "
-                f"1-{stop.epochs_done} are kept; continue with `convlens train --resume "
-                f"{stop.run}`."
-            ),
-        )
+        message = kept_message(stop.epochs_done, config.epochs, stop.run)
+        send.last("cancelled", epochs_done=stop.epochs_done, message=message)
         return
     send.last(
         "done", run=Path(path).name, test_accuracy=result.test.accuracy, seconds=result.seconds

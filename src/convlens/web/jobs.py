@@ -41,11 +41,21 @@ class JobRequest(BaseModel):
     model: str | dict[str, Any] = Field(
         "seed-cnn", description="a preset's name, or a model JSON object (as model.json holds)"
     )
-    dataset: str = Field("fashion-mnist", description="one of GET /api/jobs's datasets")
-    recipe: str = Field("fast", description="fast, lesson or best")
-    epochs: int | None = Field(None, ge=1, description="default: the recipe's")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    watch_image: int = Field(0, ge=0, description="the test image whose maps are redrawn")
+    fit: bool = Field(
+        False,
+        description="the model JSON is a preset, or a lesson's exercise made from one: its "
+        "input and last layer are fitted to the dataset as `convlens train --model PRESET` "
+        "fits a preset's (a preset given by name always is); false: taken as written",
+    )
+    dataset: str = Field(
+        "fashion-mnist", title="Dataset", description="one of GET /api/jobs's datasets"
+    )
+    recipe: str = Field("fast", title="Recipe", description="fast, lesson or best")
+    epochs: int | None = Field(None, ge=1, title="Epochs", description="default: the recipe's")
+    seed: int = Field(0, ge=0, le=2**31 - 1, title="Seed")
+    watch_image: int = Field(
+        0, ge=0, title="Watched test image", description="the test image whose maps are redrawn"
+    )
 
 
 class JobCreated(BaseModel):
@@ -98,7 +108,8 @@ def router(state: Explorer) -> APIRouter:
 
     @routes.post("", status_code=202, response_model=JobCreated, responses=ERRORS)
     def start(request: JobRequest) -> dict:
-        """Start training; the arguments are checked before anything starts."""
+        """Start training; the arguments, and that the model fits the dataset, are checked
+        before anything starts."""
         job = manager.start(request.model_dump())
         return {"id": job.id, "run": job.run}
 

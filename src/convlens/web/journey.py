@@ -49,7 +49,9 @@ class JourneyRequest(BaseModel):
     run: str
     image: str = Field(description="an ImageInfo id")
     invert: Literal["auto", "yes", "no"] = Field(
-        "auto", description="auto: invert when the border is light (a photo on white)"
+        "auto",
+        title="Invert the image",
+        description="auto: invert when the border is light (a photo on white)",
     )
 
 

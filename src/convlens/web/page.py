@@ -25,14 +25,16 @@ from pydantic import BaseModel, Field
 from convlens.lab import ops
 from convlens.version import __version__
 from convlens.web.bodies import RunInfo
-from convlens.web.images import BUILTIN_IMAGES
+from convlens.web.images import BUILTIN_IMAGES, default_sample_classes
 from convlens.web.playground import rounded_kernel
 from convlens.web.state import Explorer
 
 STATIC_DIR = Path(str(resources.files("convlens.web") / "static"))
 NO_RUN_HINT = (
-    "There is no trained run yet: train one with `convlens train` (about 3 minutes for the "
-    "lesson's CNN), then reload this page."
+    "There is no trained run yet: train the lesson's CNN in \"Train it and watch the filters "
+    "learn\" below (about 30 seconds for one epoch), or with `convlens train`, or open a "
+    "Keras or ONNX model above; its journey and class view appear here as soon as its run "
+    "is written."
 )
 
 
@@ -54,6 +56,10 @@ class InfoBody(BaseModel):
     no_run_hint: str | None = Field(
         None, description="when there is no run: one sentence on how to get one"
     )
+    reach: str = Field(description="who can open this page: this computer only, or others too")
+    sample_classes: list[str] = Field(
+        description="the classes of the test set the playground samples from without a run"
+    )
 
 
 def info_body(state: Explorer) -> dict:
@@ -68,6 +74,8 @@ def info_body(state: Explorer) -> dict:
         "runs": runs,
         "default_run": runs[0]["name"] if runs else None,
         "no_run_hint": None if runs else NO_RUN_HINT,
+        "reach": state.reach,
+        "sample_classes": list(default_sample_classes()),
     }
 
 

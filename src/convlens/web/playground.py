@@ -44,20 +44,22 @@ class FilterChoice(BaseModel):
     """An image and a filter with its geometry: the playground's common part."""
 
     image: str = Field(description="an ImageInfo id")
-    filter: str | None = Field(None, description="a preset's name; or give kernel")
+    filter: str | None = Field(None, title="Preset", description="a preset's name; or give kernel")
     kernel: list[float] | list[list[float]] | None = Field(
-        None, description="nine numbers (flat or 3x3 rows) when filter is not given"
+        None, title="Kernel", description="nine numbers (flat or 3x3 rows) when filter is not given"
     )
-    stride: int = Field(1, ge=1, le=64)
-    padding: Padding = "valid"
-    display: Display = Field("clip", description="clip to 0..255 as the lesson, or rescale")
+    stride: int = Field(1, ge=1, le=64, title="Stride")
+    padding: Padding = Field("valid", title="Padding")
+    display: Display = Field(
+        "clip", title="Display", description="clip to 0..255 as the lesson, or rescale"
+    )
 
 
 class ConvolveRequest(FilterChoice):
     """Filter an image, then pool the result."""
 
-    pool: PoolMode = "max"
-    pool_size: int = Field(2, ge=1, le=64)
+    pool: PoolMode = Field("max", title="Pooling")
+    pool_size: int = Field(2, ge=1, le=64, title="Pool size")
 
 
 class ConvolveBody(BaseModel):

@@ -7,6 +7,7 @@ a function that stops it.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import threading
@@ -55,7 +56,24 @@ def address(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
-def _server(app: ASGIApp) -> uvicorn.Server:
+class _Server(uvicorn.Server):
+    """A uvicorn server that calls ``on_stop`` first when it is asked to stop.
+
+    uvicorn re-raises a caught SIGTERM once ``run`` returns, which ends the
+    process at once: whatever ``on_stop`` has to do and say is done before.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self.on_stop = on_stop
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.on_stop is not None:
+            await asyncio.to_thread(self.on_stop)
+        await super().shutdown(sockets=sockets)
+
+
+def _server(app: ASGIApp, on_stop: Callable[[], None] | None = None) -> uvicorn.Server:
     """A quiet uvicorn server for ``app`` (signals are caught only on the main thread)."""
     config = uvicorn.Config(
         app,
@@ -64,7 +82,7 @@ def _server(app: ASGIApp) -> uvicorn.Server:
         lifespan="on",  # its shutdown stops a training job, leaving it resumable
         timeout_graceful_shutdown=GRACE_SECONDS,  # pages following a job keep a stream open
     )
-    return uvicorn.Server(config)
+    return _Server(config, on_stop)
 
 
 def serve(
@@ -74,18 +92,20 @@ def serve(
     open_browser: bool,
     announce: Callable[[str], None],
     on_stop: Callable[[], None] | None = None,
+    token: str | None = None,
 ) -> None:
     """Serve ``app`` until Ctrl-C; ``announce`` gets the URL once the server listens.
+
+    With ``token`` the URL announced and opened carries it (``?token=...``),
+    as the explorer then asks for it (web/doors.py).
 
     ``on_stop`` runs as soon as the server is asked to stop (Ctrl-C, SIGTERM),
     before it waits for open connections: a training job is stopped and saved
     then, and the pages following it see it end.
     """
     sock = bind(host, port)
-    url = address(sock)
-    server = _server(app)
-    if on_stop is not None:
-        threading.Thread(target=_when_stopping, args=(server, on_stop), daemon=True).start()
+    url = address(sock) + ("" if token is None else f"?token={token}")
+    server = _server(app, on_stop)
 
     def when_started() -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -97,13 +117,6 @@ def serve(
 
     threading.Thread(target=when_started, daemon=True).start()
     server.run(sockets=[sock])
-
-
-def _when_stopping(server: uvicorn.Server, on_stop: Callable[[], None]) -> None:
-    """Call ``on_stop`` once ``server`` has been asked to exit."""
-    while not server.should_exit:
-        time.sleep(0.1)
-    on_stop()
 
 
 def serve_in_thread(

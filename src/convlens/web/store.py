@@ -26,8 +26,10 @@ from convlens.runs.directory import METRICS_FILE, RUNS_ROOT, is_run
 from convlens.runs.loading import Run, load_run, load_test_split
 from convlens.web import pictures
 
-MAX_STORED_BYTES = 512 << 20  # images kept for this session, oldest dropped first
-MAX_LOADED_RUNS = 4
+MAX_STORED_BYTES = 512 << 20  # images kept for this session, the least recently used dropped
+MAX_STORED_IMAGES = 2000  # ... and as many as this (a test-set sample is a few hundred bytes)
+MAX_LOADED_RUNS = 4  # runs held loaded (uploaded models among them), the least recently used
+MAX_LOADED_BYTES = 1 << 30  # ... dropped past this many bytes of weights and test images
 
 
 class NotFound(ConvlensError):
@@ -47,6 +49,12 @@ class StoredImage:
     pixels: np.ndarray
     label: str | None = None
     test_index: int | None = None
+
+    @property
+    def footprint(self) -> int:
+        """Bytes it holds: its pixels, and the grayscale copy a colour image is filtered as."""
+        height, width, channels = self.pixels.shape
+        return self.pixels.nbytes + (height * width if channels > 1 else 0)
 
     @cached_property
     def luma(self) -> np.ndarray:
@@ -73,11 +81,14 @@ def image_id(pixels: np.ndarray) -> str:
 
 
 class ImageStore:
-    """Images of this session, by id; the least recently used go past a byte budget."""
+    """Images of this session, by id; the least recently used go past a count or byte budget."""
 
-    def __init__(self, max_bytes: int = MAX_STORED_BYTES) -> None:
+    def __init__(
+        self, max_bytes: int = MAX_STORED_BYTES, max_images: int = MAX_STORED_IMAGES
+    ) -> None:
         self._images: OrderedDict[str, StoredImage] = OrderedDict()
         self._max_bytes = max_bytes
+        self._max_images = max_images
         self._lock = threading.Lock()
 
     def add(
@@ -87,16 +98,22 @@ class ImageStore:
         label: str | None = None,
         test_index: int | None = None,
     ) -> StoredImage:
-        """Keep ``pixels`` (uint8 (H, W, C)) and return it with its id."""
+        """Keep ``pixels`` (uint8 (H, W, C)) and return it with its id (the newest kept)."""
         image = StoredImage(image_id(pixels), name, pixels, label, test_index)
         with self._lock:
             self._images[image.id] = image
             self._images.move_to_end(image.id)
-            total = sum(stored.pixels.nbytes for stored in self._images.values())
-            while total > self._max_bytes and len(self._images) > 1:
+            total = sum(stored.footprint for stored in self._images.values())
+            while len(self._images) > 1 and (
+                total > self._max_bytes or len(self._images) > self._max_images
+            ):
                 _, dropped = self._images.popitem(last=False)
-                total -= dropped.pixels.nbytes
+                total -= dropped.footprint
         return image
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._images)
 
     def get(self, image: str) -> StoredImage:
         """The image with id ``image``; an unknown id ends in one sentence (404)."""
@@ -119,6 +136,10 @@ class LoadedRun:
         self.run = run
         self.lock = threading.Lock()
         self._test: Split | None = None
+        self.weight_bytes = sum(
+            tensor.numel() * tensor.element_size()
+            for tensor in run.network.state_dict().values()
+        )
 
     def test_split(self) -> Split:
         """The run's test split, fitted to its input, read once."""
@@ -127,14 +148,29 @@ class LoadedRun:
                 self._test = load_test_split(self.run)
             return self._test
 
+    @property
+    def footprint(self) -> int:
+        """Bytes it holds: its weights, and its test split once read."""
+        test = self._test
+        held = 0 if test is None else test.images.nbytes + test.labels.nbytes
+        return self.weight_bytes + held
+
 
 class RunRegistry:
     """The runs the server may show: every finished run under ``root``, plus ``extra``."""
 
-    def __init__(self, root: Path = RUNS_ROOT, extra: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path = RUNS_ROOT,
+        extra: Path | None = None,
+        max_runs: int = MAX_LOADED_RUNS,
+        max_bytes: int = MAX_LOADED_BYTES,
+    ) -> None:
         self.root = Path(root)
         self.extra = None if extra is None else Path(extra).resolve()
         self._loaded: OrderedDict[str, LoadedRun] = OrderedDict()
+        self._max_runs = max_runs
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
 
     def directories(self) -> dict[str, Path]:
@@ -184,9 +220,23 @@ class RunRegistry:
         loaded = LoadedRun(load_run(directories[name]))
         with self._lock:
             self._loaded[name] = loaded
-            while len(self._loaded) > MAX_LOADED_RUNS:
-                self._loaded.popitem(last=False)
+            self._loaded.move_to_end(name)
+            self._drop_past_budget()
         return loaded
+
+    def loaded(self) -> list[str]:
+        """The names of the runs held loaded now, the least recently used first."""
+        with self._lock:
+            return list(self._loaded)
+
+    def _drop_past_budget(self) -> None:
+        """Drop the least recently used runs past the count or byte budget (keeping the newest)."""
+        total = sum(held.footprint for held in self._loaded.values())
+        while len(self._loaded) > 1 and (
+            len(self._loaded) > self._max_runs or total > self._max_bytes
+        ):
+            _, dropped = self._loaded.popitem(last=False)
+            total -= dropped.footprint
 
 
 def _describe(name: str, path: Path) -> dict:

@@ -39,9 +39,11 @@ class AttributionRequest(BaseModel):
 
     run: str
     image: str = Field(description="an ImageInfo id")
-    invert: Literal["auto", "yes", "no"] = "auto"
-    method: Method = "gradcam"
-    target: int | None = Field(None, description="a class number; null: the predicted class")
+    invert: Literal["auto", "yes", "no"] = Field("auto", title="Invert the image")
+    method: Method = Field("gradcam", title="Method")
+    target: int | None = Field(
+        None, title="Explain", description="a class number; null: the predicted class"
+    )
     layer: str | None = Field(None, description="Grad-CAM's layer; null: the last Conv2D")
 
 
@@ -71,7 +73,7 @@ class PortraitRequest(BaseModel):
 
     run: str
     layer: str
-    filter: int = Field(ge=0)
+    filter: int = Field(ge=0, title="Filter")
     count: int = Field(6, ge=1, le=12, description="how many of the top test images")
 
 

@@ -110,8 +110,13 @@ export const classFilter = (body) => post("/api/class-filter", body);
 /** GET /api/models/presets -> {name: {description, model}} */
 export const modelPresets = () => request("/api/models/presets");
 
-/** GET /api/attribution/methods -> [{name, title, signed, reads_layer}] */
-export const attributionMethods = () => request("/api/attribution/methods");
+/**
+ * GET /api/attribution/methods?run= -> [{name, title, signed, reads_layer, default?}], or
+ * {methods: [...], default: name}: the default (for that run, where the server knows one)
+ * is read by why.js's methodMenu.
+ */
+export const attributionMethods = (run) =>
+  request(`/api/attribution/methods${run ? `?run=${encodeURIComponent(run)}` : ""}`);
 
 /** GET /api/models/layer-types -> {type: {description, fields: [{name, kind, choices?}], new}} */
 export const layerTypes = () => request("/api/models/layer-types");
@@ -119,12 +124,13 @@ export const layerTypes = () => request("/api/models/layer-types");
 /** GET /api/runs/{name}/model -> a model JSON object */
 export const runModel = (name) => request(`/api/runs/${encodeURIComponent(name)}/model`);
 
-/** POST /api/models/summary ({model}) -> ModelSummary; a broken model: ApiError with .layer */
-export async function modelSummary(model) {
+/** POST /api/models/summary ({model, dataset, fit}) -> ModelSummary; a broken model (or one
+ * that cannot learn the dataset's classes): ApiError with .layer */
+export async function modelSummary(model, dataset = null, fit = false) {
   const response = await send("/api/models/summary", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ model }),
+    body: JSON.stringify({ model, dataset, fit }),
   }).catch(() => {
     throw new ApiError("The server cannot be reached; is `convlens explore` still running?", 0);
   });
@@ -159,6 +165,9 @@ export function compareRuns(names) {
   for (const name of names) query.append("run", name);
   return request(`/api/compare?${query}`);
 }
+
+/** GET /api/compare/default -> {runs: the pair compared first} */
+export const compareDefault = () => request("/api/compare/default");
 
 /** POST /api/compare/predict ({runs, image, invert}) -> ComparePredictBody */
 export const comparePredict = (body) => post("/api/compare/predict", body);

@@ -3,25 +3,75 @@
 
 export const COLOURS = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#f5b800", "#0ca678", "#d6336c", "#495057"];
 
+const LEGEND_ROW = 16; // px between legend rows
+const LEGEND_FONT = "11px system-ui, sans-serif";
+const TITLE_FONT = "600 12px system-ui, sans-serif";
+
+/** ``text`` cut with an ellipsis to fit ``width`` px in the context's font. */
+function fitted(c, text, width) {
+  if (c.measureText(text).width <= width) return text;
+  let cut = text;
+  while (cut.length > 1 && c.measureText(`${cut}…`).width > width) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/**
+ * The legend laid out under the title, left to right, in as many rows as it needs: each
+ * item {name, shown, colour, x, y, w} (y: the row's text baseline); a name wider than the
+ * chart is cut with an ellipsis (the full name is in the table beside the chart).
+ */
+function legendLayout(c, series, left, right, top) {
+  c.font = LEGEND_FONT;
+  const items = [];
+  let x = left;
+  let y = top;
+  series.forEach((s, index) => {
+    const shown = fitted(c, s.name, right - left - 15);
+    const w = 15 + c.measureText(shown).width;
+    if (x > left && x + w > right) {
+      x = left;
+      y += LEGEND_ROW;
+    }
+    items.push({ name: s.name, shown, colour: s.colour || COLOURS[index % COLOURS.length], x, y, w });
+    x += w + 14;
+  });
+  return items;
+}
+
 /**
  * Draw ``series`` ([{name, colour, points: [[x, y], ...], dots: bool}]) on ``canvas``.
  * ``options``: {title, xLabel, yMin, yMax, percent}. The y range is fitted to the data
- * unless given; the canvas keeps its CSS size and draws at the device's resolution.
+ * unless given; the canvas keeps its CSS size and draws at the device's resolution. The
+ * title stands on the first line, the legend on the lines under it (never over it), and
+ * canvas.dataset.layout records where each was drawn: {title: [x, y, w, h], legend:
+ * [{name, shown, box: [x, y, w, h]}]} in CSS pixels.
  */
 export function lineChart(canvas, series, options = {}) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || 420;
-  const height = canvas.clientHeight || 220;
+  // The height the style sheet gives, kept: a chart with more legend rows grows from it.
+  const baseHeight = Number(canvas.dataset.baseHeight) || canvas.clientHeight || 220;
+  canvas.dataset.baseHeight = String(baseHeight);
+  const c = canvas.getContext("2d");
+  const pad = { left: 48, right: 12, top: 24, bottom: 30 };
+  const legend = legendLayout(c, series, 8, width - pad.right, 34);
+  const rows = legend.length ? (legend[legend.length - 1].y - 34) / LEGEND_ROW + 1 : 0;
+  pad.top = 30 + rows * LEGEND_ROW; // the top tick's label stands clear of the legend
+  const height = Math.max(baseHeight, pad.top + pad.bottom + 80); // the plot keeps some height
+  canvas.style.height = `${height}px`;
   canvas.width = Math.round(width * ratio);
   canvas.height = Math.round(height * ratio);
-  const c = canvas.getContext("2d");
   c.setTransform(ratio, 0, 0, ratio, 0, 0);
   c.clearRect(0, 0, width, height);
-  const pad = { left: 48, right: 12, top: 24, bottom: 30 };
   const all = series.flatMap((s) => s.points);
   c.fillStyle = "#1b2230";
-  c.font = "600 12px system-ui, sans-serif";
-  c.fillText(options.title || "", pad.left, 15);
+  c.font = TITLE_FONT;
+  const title = options.title || "";
+  c.fillText(title, 8, 15);
+  canvas.dataset.layout = JSON.stringify({
+    title: [8, 3, c.measureText(title).width, 15],
+    legend: legend.map((item) => ({ name: item.name, shown: item.shown, box: [item.x, item.y - 10, item.w, 12] })),
+  });
   if (!all.length) {
     c.fillStyle = "#8a93a3";
     c.font = "12px system-ui, sans-serif";
@@ -86,16 +136,11 @@ export function lineChart(canvas, series, options = {}) {
       }
     }
   });
-  let legendX = width - pad.right;
-  c.font = "11px system-ui, sans-serif";
-  for (let index = series.length - 1; index >= 0; index -= 1) {
-    const s = series[index];
-    const text = s.name;
-    const w = c.measureText(text).width;
-    legendX -= w + 22;
-    c.fillStyle = s.colour || COLOURS[index % COLOURS.length];
-    c.fillRect(legendX, 8, 12, 4);
+  c.font = LEGEND_FONT;
+  for (const item of legend) {
+    c.fillStyle = item.colour;
+    c.fillRect(item.x, item.y - 6, 12, 4);
     c.fillStyle = "#1b2230";
-    c.fillText(text, legendX + 15, 14);
+    c.fillText(item.shown, item.x + 15, item.y);
   }
 }

@@ -62,11 +62,13 @@ export class ClassView {
         const body = await api.classFilter(request);
         if (!isLatest()) return;
         showError(this.error, "");
+        this.table.classList.remove("stale");
         this.render(body);
       } catch (error) {
         if (!isLatest()) return;
+        // A refused request leaves the grid shown (marked stale) beside the sentence.
         showError(this.error, error.message);
-        this.table.replaceChildren();
+        this.table.classList.add("stale");
       } finally {
         if (isLatest()) $("class-busy").hidden = true;
       }

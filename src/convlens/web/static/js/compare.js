@@ -1,11 +1,13 @@
 // Part 6: runs side by side (GET /api/compare) and the playground's image through each
-// (POST /api/compare/predict). The lesson's CNN against its dense baseline is chosen first
-// when both have been trained.
+// (POST /api/compare/predict). The lesson's CNN against its dense baseline, trained on one
+// dataset, is chosen first (GET /api/compare/default). A prediction's verdict (✓ / ✗) is
+// shown only when the image's label is one of that run's classes.
 //
 // Test hooks: #compare-runs (input[type=checkbox] value = run name), #compare-error,
 // #compare-table (tbody tr[data-run], td.accuracy / .params[data-params] / .seconds),
 // #compare-accuracy and #compare-loss (canvases, data-runs), #compare-classes (table),
-// #compare-predictions (figure.run-prediction[data-run][data-predicted]), #comparison[data-runs].
+// #compare-predictions (figure.run-prediction[data-run][data-predicted], .verdict when there is
+// one), #comparison[data-runs]; the charts' canvas.dataset.layout (charts.js).
 
 import * as api from "./api.js";
 import { COLOURS, lineChart } from "./charts.js";
@@ -35,7 +37,7 @@ export class Comparison {
         "div",
         { class: "card compare-card" },
         this.hint,
-        this.table,
+        el("div", { class: "table-scroll" }, this.table),
         el("div", { class: "curves" }, this.accuracy, this.loss),
         el("div", { class: "block-label", text: "Per-class test accuracy" }),
         el("div", { class: "class-grid-wrap" }, this.classes),
@@ -45,13 +47,22 @@ export class Comparison {
     );
   }
 
-  /** The runs to choose from (newest first); keeps the choice, else picks the lesson's pair. */
-  setRuns(runs, chosenFirst = null) {
+  /** The runs to choose from (newest first); keeps the choice, else picks the lesson's pair
+   * (GET /api/compare/default: its CNN and its dense baseline trained on one dataset). */
+  async setRuns(runs, chosenFirst = null) {
     const before = new Set(this.chosen());
     this.runs = runs;
     let chosen = runs.filter((r) => before.has(r.name)).map((r) => r.name);
     if (chosenFirst && !chosen.includes(chosenFirst)) chosen.unshift(chosenFirst);
-    if (chosen.length < 2) chosen = defaultPair(runs, chosen);
+    if (chosen.length < 2 && runs.length) {
+      try {
+        const pair = (await api.compareDefault()).runs;
+        chosen = chosen.length ? [chosen[0], ...pair.filter((n) => n !== chosen[0])].slice(0, 2) : pair;
+      } catch (error) {
+        showError(this.error, error.message);
+      }
+      if (this.runs !== runs) return; // newer runs arrived meanwhile
+    }
     this.choices.replaceChildren(
       ...runs.map((run) => {
         const id = `compare-${run.name}`;
@@ -175,7 +186,7 @@ export class Comparison {
       if (generation !== this.generation) return;
       this.predictions.replaceChildren(
         ...body.predictions.map((p) => {
-          const right = body.label ? p.predicted.name === body.label : null;
+          const right = p.correct; // null: no label, or one the run does not know
           return el(
             "figure",
             { class: "run-prediction card", dataset: { run: p.run, predicted: p.predicted.name } },
@@ -195,15 +206,4 @@ export class Comparison {
       showError(this.error, error.message);
     }
   }
-}
-
-/** The lesson's pair when both were trained (newest seed-cnn and seed-dnn), else the newest two. */
-function defaultPair(runs, chosen) {
-  const picked = [...chosen];
-  for (const model of ["seed-cnn", "seed-dnn"]) {
-    const run = runs.find((r) => r.model === model && !picked.includes(r.name));
-    if (run && picked.length < 2) picked.push(run.name);
-  }
-  for (const run of runs) if (picked.length < 2 && !picked.includes(run.name)) picked.push(run.name);
-  return picked;
 }

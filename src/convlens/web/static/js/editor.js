@@ -2,6 +2,11 @@
 // reader add, remove, reorder layers and edit their arguments, and after every edit asks the
 // server for the summary (POST /api/models/summary: the same spec code as `convlens summary`).
 // A model that cannot be built shows the server's sentence beside the layer at fault.
+// The summary is of the model as it will train on the dataset chosen in part 5 (setDataset): a
+// preset or an exercise made from one is fitted to it ("fit", as `convlens train --model
+// PRESET` fits a preset: a folder's image size and colour, one output per class); a run's
+// model or an input typed by hand is taken as written. #editor-fit switches fitting;
+// #editor-fitted says what the dataset gives and why.
 //
 // Test hooks: #editor-start (select: "preset:NAME" / "run:NAME"), #editor-load,
 // button[data-exercise] (filters-16, filters-32, filters-64, no-second-conv, third-conv,
@@ -9,7 +14,8 @@
 // li.editor-layer[data-index][data-type], inputs/selects [data-arg], .layer-shape,
 // .layer-params[data-params], .layer-why, .layer-error (role=alert), buttons .move-up,
 // .move-down, .remove-layer; #editor-add-type, #editor-add; #editor-total[data-params];
-// #editor-error; #editor-download; #editor[data-state] = "ok" | "error" | "busy".
+// #editor-error; #editor-download; #editor-fit (checkbox); #editor-fitted (the input's why);
+// #editor[data-state] = "ok" | "error" | "busy"; #editor[data-dataset] = the dataset shown for.
 
 import * as api from "./api.js";
 import { el, showError } from "./draw.js";
@@ -67,8 +73,12 @@ function withThirdConv(cnn) {
 
 export class Editor {
   constructor({ onChange = () => {} } = {}) {
-    this.onChange = onChange; // (model JSON or null when broken, summary) after each summary
+    // ({model, fit} as a job trains it, or null when broken; summary) after each summary
+    this.onChange = onChange;
     this.model = null;
+    this.fit = false; // a preset or made from one: fitted to the dataset
+    this.base = null; // while fitting: the input shape of the preset it came from
+    this.dataset = null; // the dataset the summary is for (part 5's choice)
     this.summary = null;
     this.presets = {};
     this.runs = [];
@@ -87,7 +97,7 @@ export class Editor {
       const button = el("button", { type: "button", class: "button chip", dataset: { exercise: key }, text: title });
       button.addEventListener("click", () => {
         if (!this.presets["seed-cnn"]) return;
-        this.setModel(make(this.presets["seed-cnn"].model, this.presets));
+        this.setModel(make(this.presets["seed-cnn"].model, this.presets), true);
       });
       exercises.append(button);
     }
@@ -101,12 +111,20 @@ export class Editor {
         "aria-label": ["Input height", "Input width", "Input channels"][axis],
       }),
     );
-    this.inputs.forEach((input, axis) =>
+    this.inputs.forEach((input) =>
       input.addEventListener("input", () => {
-        this.model.input_shape[axis] = integerOr(input.value);
+        // An input typed by hand is the model's own: taken as written, no longer fitted.
+        this.setFit(false);
+        this.model.input_shape = this.inputs.map((box) => integerOr(box.value));
         this.changed();
       }),
     );
+    this.fitBox = el("input", { type: "checkbox", id: "editor-fit" });
+    this.fitBox.addEventListener("change", () => {
+      this.setFit(this.fitBox.checked);
+      this.changed(0);
+    });
+    this.fitted = el("p", { id: "editor-fitted", class: "editor-fitted note", "aria-live": "polite" });
     this.nameInput = el("input", { id: "editor-name", type: "text", "aria-label": "Model name", maxlength: "60" });
     this.nameInput.addEventListener("input", () => {
       this.model.name = this.nameInput.value || "sequential";
@@ -136,8 +154,15 @@ export class Editor {
           { class: "editor-head" },
           el("div", { class: "field" }, el("label", { for: "editor-name", text: "Name" }), this.nameInput),
           el("div", { class: "field" }, el("span", { class: "label", text: "Input (height, width, channels)" }), el("div", { id: "editor-input", class: "axes" }, ...this.inputs)),
+          el(
+            "label",
+            { class: "editor-fit-label", for: "editor-fit", title: "As `convlens train` fits a preset: a folder's image size and colour, and one output per class" },
+            this.fitBox,
+            " Fit the input and the last layer to the dataset",
+          ),
           el("div", { class: "editor-add" }, this.addType, add),
         ),
+        this.fitted,
         this.error,
         this.list,
         el("div", { class: "editor-foot" }, this.total, download),
@@ -154,7 +179,22 @@ export class Editor {
     );
     this.presets = presets;
     this.setRuns(runs);
-    if (!this.model && presets["seed-cnn"]) this.setModel(unnamed(presets["seed-cnn"].model));
+    if (!this.model && presets["seed-cnn"]) this.setModel(unnamed(presets["seed-cnn"].model), true);
+  }
+
+  /** The dataset (one of GET /api/jobs's) the shapes are shown for: part 5's choice. */
+  setDataset(dataset) {
+    if (dataset === this.dataset) return;
+    this.dataset = dataset;
+    if (this.model) this.changed(0);
+  }
+
+  /** Fit the model to the dataset (a preset's input is kept as the base) or take it as shown. */
+  setFit(fit) {
+    if (fit && !this.fit) this.base = [...this.model.input_shape];
+    if (!fit && this.fit) this.model.input_shape = this.inputs.map((box) => integerOr(box.value));
+    this.fit = fit;
+    this.fitBox.checked = fit;
   }
 
   setRuns(runs) {
@@ -178,18 +218,21 @@ export class Editor {
   async loadChoice() {
     const [kind, name] = this.start.value.split(/:(.*)/s);
     if (kind === "preset") {
-      this.setModel(unnamed(this.presets[name].model));
+      this.setModel(unnamed(this.presets[name].model), true);
       return;
     }
     try {
-      this.setModel(unnamed(await api.runModel(name)));
+      this.setModel(unnamed(await api.runModel(name)), false); // a run's model: as it was
     } catch (error) {
       showError(this.error, error.message);
     }
   }
 
-  setModel(model) {
+  /** Show ``model``; ``fit``: it is a preset or made from one, fitted to the dataset. */
+  setModel(model, fit) {
     this.model = model;
+    this.fit = false;
+    this.setFit(fit);
     this.nameInput.value = model.name || "sequential";
     model.input_shape.forEach((n, axis) => (this.inputs[axis].value = n));
     this.renderLayers();
@@ -287,27 +330,69 @@ export class Editor {
     this.timer = setTimeout(() => this.refresh(), delay);
   }
 
+  /** The model as a job is asked to train it: a fitted one with its preset's input. */
+  request() {
+    const model = JSON.parse(JSON.stringify(this.model));
+    if (this.fit && this.base) model.input_shape = [...this.base];
+    return { model, fit: this.fit };
+  }
+
   async refresh() {
     const generation = ++this.generation;
-    const model = JSON.parse(JSON.stringify(this.model));
+    const asked = this.request();
+    const dataset = this.dataset;
     try {
-      const summary = await api.modelSummary(model);
+      const summary = await api.modelSummary(asked.model, dataset, asked.fit);
       if (generation !== this.generation) return;
       this.showSummary(summary);
       this.summary = summary;
       this.root.dataset.state = "ok";
-      this.onChange(model, summary);
+      this.root.dataset.dataset = dataset || "";
+      this.onChange(asked, summary);
     } catch (error) {
       if (generation !== this.generation) return;
       this.showProblem(error);
       this.summary = null;
       this.root.dataset.state = "error";
+      this.root.dataset.dataset = dataset || "";
       this.onChange(null, null);
     }
   }
 
+  /** What fitting made of the model: the input shown, the last layer's units, and why. */
+  showFitted(summary) {
+    if (this.fit) {
+      summary.input_shape.forEach((n, axis) => {
+        if (document.activeElement !== this.inputs[axis]) this.inputs[axis].value = n;
+      });
+      const last = this.model.layers[this.model.layers.length - 1];
+      const fittedLast = summary.model.layers[summary.model.layers.length - 1];
+      if (last && fittedLast && last.type === "Dense" && last.units !== fittedLast.units) {
+        last.units = fittedLast.units;
+        const box = this.list.lastElementChild?.querySelector("[data-arg='units']");
+        if (box && document.activeElement !== box) box.value = String(fittedLast.units);
+      }
+    }
+    if (!summary.dataset) {
+      this.fitted.textContent = "";
+      return;
+    }
+    const shape = summary.input_shape.join("x");
+    const classes = summary.classes || [];
+    const named = classes.length <= 12 ? ` (${classes.join(", ")})` : "";
+    const [, why] = (summary.input_why || "").split(/: (.*)/s);
+    const reason = why ? ` (${why})` : "";
+    let text = `Shown for ${summary.dataset}, the dataset chosen to train on below: input ${shape}${reason}, ${classes.length} classes${named}.`;
+    const fitted = (summary.fitted_shape || []).join("x");
+    if (!this.fit && fitted && fitted !== shape) {
+      text += ` Your images are read at this model's ${shape}; fitted, it would read them at ${fitted}: tick "Fit the input and the last layer to the dataset".`;
+    }
+    this.fitted.textContent = text;
+  }
+
   showSummary(summary) {
     showError(this.error, "");
+    this.showFitted(summary);
     summary.layers.forEach((row, index) => {
       const item = this.list.children[index];
       if (!item) return;
@@ -327,6 +412,7 @@ export class Editor {
   }
 
   showProblem(error) {
+    this.fitted.textContent = "";
     for (const item of this.list.children) {
       item.querySelector(".layer-shape").textContent = "";
       const params = item.querySelector(".layer-params");

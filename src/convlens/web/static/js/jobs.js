@@ -29,9 +29,10 @@ function duration(seconds) {
 }
 
 export class Trainer {
-  constructor({ onRunWritten = () => {} } = {}) {
+  constructor({ onRunWritten = () => {}, onDataset = () => {} } = {}) {
     this.onRunWritten = onRunWritten;
-    this.model = null; // the editor's model JSON, or null while it cannot be built
+    this.onDataset = onDataset; // (dataset) when another dataset is chosen: the editor follows
+    this.model = null; // the editor's {model, fit}, or null while it cannot be built
     this.job = null;
     this.source = null;
     this.root = $("trainer");
@@ -41,6 +42,7 @@ export class Trainer {
 
   build() {
     this.dataset = el("select", { id: "train-dataset" });
+    this.dataset.addEventListener("change", () => this.onDataset(this.dataset.value));
     this.recipe = el("select", { id: "train-recipe" });
     this.epochs = el("input", { id: "train-epochs", type: "number", min: "1", max: "100", step: "1", value: "1" });
     this.seed = el("input", { id: "train-seed", type: "number", min: "0", step: "1", value: "0" });
@@ -91,7 +93,7 @@ export class Trainer {
           el("figure", { class: "watch-figure grow" }, el("figcaption", { class: "block-label", text: "First convolution's filters (each on its own scale, white = 0)" }), this.filters, this.filtersCaption),
           el("figure", { class: "watch-figure grow" }, el("figcaption", { class: "block-label", text: "Its feature maps of the watched image" }), this.maps),
         ),
-        this.table,
+        el("div", { class: "table-scroll" }, this.table),
       ),
     );
   }
@@ -102,11 +104,13 @@ export class Trainer {
     const offered = info.recipes.filter((r) => r === "fast" || r === "lesson");
     this.recipe.replaceChildren(...offered.map((r) => el("option", { value: r, text: r })));
     if (info.current) this.follow(info.current.id, true);
+    this.onDataset(this.dataset.value);
   }
 
-  setModel(model) {
-    this.model = model;
-    this.modelName.textContent = model ? model.name || "sequential" : "(fix the model in the editor)";
+  /** The editor's model as a job trains it ({model, fit}), or null while it cannot be built. */
+  setModel(asked) {
+    this.model = asked;
+    this.modelName.textContent = asked ? asked.model.name || "sequential" : "(fix the model in the editor)";
     this.updateButtons();
   }
 
@@ -135,7 +139,8 @@ export class Trainer {
   async start() {
     showError(this.error, "");
     const body = {
-      model: this.model,
+      model: this.model.model,
+      fit: this.model.fit,
       dataset: this.dataset.value,
       recipe: this.recipe.value,
       epochs: this.epochs.value ? Number(this.epochs.value) : null,

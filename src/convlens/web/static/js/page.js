@@ -23,6 +23,7 @@
 //   #pool-value              [data-testid=pool-value]; #pool-grids (td.chosen: the maximum);
 //                            #pool-error
 //
+// Parts are numbered as shown (.step): without a run, #no-run stands for parts 2 and 3.
 // Part 2, journey (#journey-section; hidden with #no-run / #no-run-hint shown when there is no run)
 //   #run-select #invert #journey-busy #journey-error
 //   #journey-input (canvas), #journey-input-shape, #prediction (#predicted: the class name)
@@ -52,6 +53,7 @@
 // Parts 4-6, the experiment: editor.js, jobs.js and compare.js document their own hooks.
 // A job that finishes adds its run to #run-select and the comparison at once.
 //
+// #version in the header; #reach (who can open the page: InfoBody.reach) in the footer.
 // body[data-ready="true"] once /api/info has been read and the parts are wired.
 // Every 4xx answer's sentence is shown in the .error[role=alert] next to the control that
 // caused it:
@@ -70,6 +72,15 @@ import { Why } from "./why.js";
 import { wireModelUpload } from "./your_model.js";
 
 const $ = (id) => document.getElementById(id);
+
+/** Number the parts shown 1, 2, 3, ... (parts 2 and 3 give way to #no-run without a run). */
+function numberParts() {
+  let shown = 0;
+  for (const part of document.querySelectorAll("main > section.part")) {
+    const step = part.querySelector(":scope > .part-head .step, :scope > h2 .step");
+    if (step && !part.hidden) step.textContent = String((shown += 1));
+  }
+}
 
 function runFacts(run) {
   const parts = [`model ${run.model}`];
@@ -92,6 +103,8 @@ async function start() {
     return;
   }
   $("version").textContent = `v${info.version}`;
+  $("reach").textContent = info.reach || "";
+  $("version").title = info.reach || "";
 
   const playground = new Playground();
   const why = new Why();
@@ -107,6 +120,7 @@ async function start() {
 
   playground.filters.setPresets(info.filters);
   playground.chooser.setBuiltins(info.builtin_images);
+  playground.chooser.setSampleClasses(info.sample_classes || []);
   const comparison = new Comparison();
   playground.onImageChange((image) => {
     journey.setImage(image);
@@ -136,6 +150,7 @@ async function start() {
       $(id).hidden = !runs.length;
     }
     $("no-run").hidden = Boolean(runs.length);
+    numberParts();
     if (!runs.length) {
       $("no-run-hint").textContent =
         info.no_run_hint || "There is no trained run yet; train one with `convlens train`.";
@@ -162,6 +177,7 @@ async function start() {
       editor.setRuns(runs);
       comparison.setRuns(runs, name);
     },
+    onDataset: (dataset) => editor.setDataset(dataset), // the editor shows the model on it
   });
   const editor = new Editor({ onChange: (model) => trainer.setModel(model) });
   comparison.setRuns(runs);

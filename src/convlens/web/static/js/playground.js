@@ -65,16 +65,18 @@ export class ImageChooser {
     );
   }
 
+  /** The classes of the test set sampled without a run (InfoBody.sample_classes). */
+  setSampleClasses(names) {
+    this.defaultClasses = names;
+    if (!this.run) this.setRun(null);
+  }
+
   /** The run whose dataset and classes the test-set samples come from (null: none). */
   setRun(run) {
     this.run = run;
-    const classes = run ? run.classes : [];
+    const classes = run ? run.classes : this.defaultClasses || [];
     const keep = this.sampleClass.value;
-    const options = classes.length
-      ? classes.map((name, i) => el("option", { value: String(i), text: `${i}: ${name}` }))
-      : Array.from({ length: 10 }, (_, index) =>
-          el("option", { value: String(index), text: String(index) }),
-        );
+    const options = classes.map((name, i) => el("option", { value: String(i), text: `${i}: ${name}` }));
     this.sampleClass.replaceChildren(...options);
     if (keep && options.some((o) => o.value === keep)) this.sampleClass.value = keep;
     this.samplesShown = false;
@@ -121,13 +123,14 @@ export class ImageChooser {
         const body = await api.samples(classChoice, count, run);
         if (!isLatest()) return;
         showError(this.error, "");
+        this.thumbs.classList.remove("stale");
         const note = `${body.class_name} from the ${body.dataset} test set; choose one.`;
         this.sampleNote.textContent = note;
         this.thumbs.replaceChildren(...body.images.map((image) => this.thumb(image)));
       } catch (error) {
         if (!isLatest()) return;
-        this.thumbs.replaceChildren();
-        this.sampleNote.textContent = "";
+        // A refused request (a count out of range) leaves the images shown, marked as such.
+        this.thumbs.classList.add("stale");
         showError(this.error, error.message);
       } finally {
         this.thumbs.setAttribute("aria-busy", "false");
@@ -293,17 +296,31 @@ export class FilterControls {
     this.onChange();
   }
 
-  /** The filter part of a request: {filter} for a preset, {kernel: nine numbers} for custom. */
+  /** The filter part of a request: {filter} for a preset, {kernel: nine numbers} for custom;
+   * null (and a sentence naming the cell) when a cell holds no usable number. */
   choice() {
     if (this.select.value !== "custom") return { filter: this.select.value };
     const kernel = this.cells.map((cell) => (cell.value.trim() === "" ? NaN : Number(cell.value)));
-    if (kernel.some((v) => !Number.isFinite(v))) {
-      showError(this.error, "Every cell of the kernel needs a number; fill in the empty ones.");
+    const bad = kernel.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      showError(this.error, cellProblem(this.cells[bad]));
       return null;
     }
     showError(this.error, "");
     return { kernel };
   }
+}
+
+/** Why a kernel cell cannot be sent, named by its label ("Kernel row 2, column 3"). */
+function cellProblem(cell) {
+  const name = cell.getAttribute("aria-label");
+  // A number input holds "" both when it is empty and when the browser cannot read what was
+  // typed (1e400 overflows): validity.badInput tells them apart.
+  if (cell.validity && cell.validity.badInput) {
+    return `${name} is not a number a filter can use (too large, like 1e400, or not a number); give one like -2 or 0.5.`;
+  }
+  if (cell.value.trim() === "") return `${name} is empty; give it a number, like 0.`;
+  return `${name} (${cell.value}) is too large for a filter; give a number like -2 or 0.5.`;
 }
 
 /** A number field as the API expects it: the number typed, or the text when it is not one. */

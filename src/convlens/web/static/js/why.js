@@ -42,10 +42,11 @@ export class Why {
 
     this.toggle = el("input", { type: "checkbox", id: "why-toggle" });
     this.method = el("select", { id: "why-method", "aria-label": "Attribution method" });
-    // The methods come from the server's table (GET /api/attribution/methods).
-    this.methodsReady = api.attributionMethods().then((methods) => {
-      for (const { name, title } of methods) this.method.append(el("option", { value: name, text: title }));
-    });
+    // The methods come from the server's table (GET /api/attribution/methods), its default
+    // chosen until the reader picks one; a new run asks again (its default may differ).
+    this.methodChosen = false;
+    this.methodsRun = null;
+    this.methodsReady = this.loadMethods(null);
     this.target = el("select", { id: "why-class", "aria-label": "Class to explain" });
     this.title = el("p", { id: "why-title", class: "caption" });
     this.note = el("p", { id: "why-note", class: "caption" });
@@ -63,9 +64,26 @@ export class Why {
     Object.assign(controls.style, { display: "flex", flexDirection: "column", gap: "6px" });
     controls.style.maxWidth = "300px";
     $("journey-start").append(controls);
+    this.method.addEventListener("change", () => {
+      this.methodChosen = true;
+    });
     for (const control of [this.toggle, this.method, this.target]) {
       control.addEventListener("change", () => this.update());
     }
+  }
+
+  /** Fill #why-method from the server's table; select its default unless the reader chose. */
+  async loadMethods(run) {
+    this.methodsRun = run;
+    const { methods, defaultName } = methodMenu(await api.attributionMethods(run));
+    if (this.methodsRun !== run) return;
+    const kept = this.method.value;
+    this.method.replaceChildren(
+      ...methods.map(({ name, title }) => el("option", { value: name, text: title })),
+    );
+    const keep = this.methodChosen && methods.some((m) => m.name === kept);
+    this.method.value = keep ? kept : defaultName;
+    this.method.dataset.default = defaultName;
   }
 
   /** After each journey: the image, run and classes the overlay is for. */
@@ -82,6 +100,9 @@ export class Why {
       invert: $("invert").value,
       scale: pixelScale(body.input.shape[0], body.input.shape[1], 168),
     };
+    if (!this.methodChosen && body.run !== this.methodsRun) {
+      this.methodsReady = this.loadMethods(body.run);
+    }
     if (!previous || previous.run !== body.run || this.target.options.length === 0) {
       const keep = this.target.value;
       this.target.replaceChildren(el("option", { value: PREDICTED, text: "the predicted class" }));
@@ -164,6 +185,19 @@ export class Why {
       }
     });
   }
+}
+
+/**
+ * The methods and the default of GET /api/attribution/methods's answer: a list whose default
+ * method carries default: true, or {methods, default}; without a default, the first method.
+ */
+export function methodMenu(answer) {
+  const methods = Array.isArray(answer) ? answer : answer.methods;
+  const marked = methods.find((m) => m.default === true);
+  const named = Array.isArray(answer) ? null : answer.default;
+  const known = (name) => methods.some((m) => m.name === name);
+  const defaultName = known(named) ? named : marked ? marked.name : methods[0].name;
+  return { methods, defaultName };
 }
 
 /** The portrait: synthesised input first, then the top test images with their patches. */
