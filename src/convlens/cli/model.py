@@ -186,10 +186,29 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from convlens.training.train import nothing_kept
+
+    try:
+        return _train(args)
+    except KeyboardInterrupt:  # before an epoch was saved (after one: TrainingInterrupted)
+        if args.resume is None:
+            print(nothing_kept(), file=sys.stderr)
+        else:
+            named = f" {args.resume}" if args.resume else ""
+            print(
+                "interrupted before the resumed run trained: it waits as it was; continue "
+                f"with `convlens train --resume{named}`.",
+                file=sys.stderr,
+            )
+        return 130
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Plan (or find the run to resume), train with a progress bar, write the run."""
     from convlens.cli.progress import TrainingProgress
     from convlens.training.distributed import join, leave, resolve_device
     from convlens.training.recipes import keep_in_epoch
-    from convlens.training.train import TrainingInterrupted, train_to_run
+    from convlens.training.train import TrainingInterrupted, kept_epochs, train_to_run
     from convlens.views.report import write_run_report
 
     model, dataset, config, resume, banner = (
@@ -222,8 +241,8 @@ def _run_train(args: argparse.Namespace) -> int:
             )
     except TrainingInterrupted as stop:
         print(
-            f"interrupted: epochs 1-{stop.epochs_done} of {config.epochs} are saved; "
-            f"continue with `convlens train --resume {stop.run}`",
+            f"interrupted after epoch {stop.epochs_done} of {config.epochs}: "
+            f"{kept_epochs(stop.epochs_done)}; continue with `convlens train --resume {stop.run}`",
             file=sys.stderr,
         )
         return 130
@@ -284,10 +303,7 @@ def _new_training(args: argparse.Namespace):
             "recorded in the run"
         )
     if config.shift_augment:
-        banner += (
-            f"\nsmall dataset: {config.epochs} epochs for at least {config.min_steps} steps, "
-            f"each image shifted by up to {config.shift_augment} pixel(s) as it trains"
-        )
+        banner += f"\n{_small_dataset_line(config, len(dataset.train), args.epochs is not None)}"
     if model.test_time_flip and config.flip_augment:
         banner += (
             f"\nmirrors: {dataset.name}'s classes look the same mirrored, so each training image "
@@ -300,6 +316,24 @@ def _new_training(args: argparse.Namespace):
         shown = ", ".join(dataset.skipped[:3]) + (", ..." if len(dataset.skipped) > 3 else "")
         banner += f"\nskipped {len(dataset.skipped)} file(s) that are not images: {shown}"
     return model, dataset, config, None, banner
+
+
+def _small_dataset_line(config, train_images: int, epochs_given: bool) -> str:
+    """What a split too small for the recipe's steps changes: the epochs (unless given), shifts."""
+    from convlens.training.recipes import total_steps
+
+    shifted = f"each image shifted by up to {config.shift_augment} pixel(s) as it trains"
+    if not epochs_given:
+        return (
+            f"small dataset: {config.epochs} epochs for at least {config.min_steps} steps, "
+            f"{shifted}"
+        )
+    steps = total_steps(config, train_images, config.batch_size)
+    epochs = "1 epoch" if config.epochs == 1 else f"{config.epochs} epochs"
+    return (
+        f"small dataset: {epochs} as given ({steps:,} steps; without --epochs the recipe would "
+        f"train for at least {config.min_steps:,}), {shifted}"
+    )
 
 
 def _resumed_training(args: argparse.Namespace):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -370,11 +370,27 @@ def run_metrics(
     }
 
 
+def kept_epochs(count: int) -> str:
+    """What an interrupted run kept, in words: "epoch 1 is kept", "epochs 1-3 are kept"."""
+    return "epoch 1 is kept" if count == 1 else f"epochs 1-{count} are kept"
+
+
+def nothing_kept(how: str = "interrupted") -> str:
+    """The sentence for a run stopped before its first epoch was saved: nothing to resume."""
+    return (
+        f"{how} before the first epoch ended: nothing was kept, so `convlens train --resume` "
+        "has nothing to resume; run the command again to start over."
+    )
+
+
 class TrainingInterrupted(Exception):
     """Ctrl-C during training: what was saved and how to continue."""
 
     def __init__(self, run: Path, epochs_done: int) -> None:
-        super().__init__(f"training interrupted after {epochs_done} epoch(s)")
+        super().__init__(
+            f"training interrupted after epoch {epochs_done}: {kept_epochs(epochs_done)} in "
+            f"{run}; continue with `convlens train --resume {run}`."
+        )
         self.run = run
         self.epochs_done = epochs_done
 
@@ -389,6 +405,7 @@ class Resumable:
     config: TrainConfig
     dataset: str
     data_dir: str | None
+    input_why: str | None = None  # why the images had their shape when the run started
 
 
 # What a checkpoint saved before an option existed trained with: no EMA, every image.
@@ -407,6 +424,7 @@ def find_resumable(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Res
         config=TrainConfig(**{**BEFORE_OPTIONS, **info["config"]}),
         dataset=info["dataset"],
         data_dir=info.get("data_dir"),
+        input_why=info.get("input_why"),  # absent from checkpoints saved before it was kept
     )
 
 
@@ -451,10 +469,13 @@ def train_to_run(
     may add files (the report) before the run is published. The directory
     appears only when everything in it is written; Ctrl-C after an epoch keeps
     the checkpoint and raises TrainingInterrupted, before the first epoch it
-    leaves nothing.
+    leaves nothing. A resumed run keeps the ``input_why`` it started with (its
+    images are read again at the model's input, which would say "as asked").
     """
     config = resume.config if resume else (config or TrainConfig())
     model = model.with_class_names(dataset.class_names)
+    if resume is not None and resume.input_why:
+        dataset = replace(dataset, input_why=resume.input_why)
     if not group.is_main:  # only rank 0 writes the run directory
         return None, fit(model, dataset, config, group=group)
     info = {
@@ -462,6 +483,7 @@ def train_to_run(
         "config": asdict(config),
         "dataset": dataset.location,  # a folder by its path, so --resume finds it from anywhere
         "data_dir": None if data_dir is None else str(data_dir),
+        "input_why": dataset.input_why or None,
     }
     out = resume.staged.final if resume else out
     with staged_run(out, model.name, root, resume=resume is not None) as run:
@@ -475,15 +497,15 @@ def train_to_run(
                 resume=resume.state if resume else None,
                 group=group,
             )
-        except KeyboardInterrupt:
+            save_model(run.staging, model, result.network)
+            write_history(run.staging, result.history.as_rows())
+            write_metrics(run.staging, run_metrics(model, dataset, config, result, group.world))
+            if dataset.split is not None:
+                write_split(run.staging, dataset.split)
+            if finish is not None:
+                finish(run.staging, result)
+        except KeyboardInterrupt:  # while training or writing: the last checkpoint stays
             if checkpoints.saved:
                 raise TrainingInterrupted(run.final, checkpoints.saved) from None
             raise
-        save_model(run.staging, model, result.network)
-        write_history(run.staging, result.history.as_rows())
-        write_metrics(run.staging, run_metrics(model, dataset, config, result, group.world))
-        if dataset.split is not None:
-            write_split(run.staging, dataset.split)
-        if finish is not None:
-            finish(run.staging, result)
     return run.final, result

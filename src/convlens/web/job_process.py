@@ -29,7 +29,7 @@ from convlens.model.sequential import Sequential
 from convlens.training.callbacks import Callback
 from convlens.training.plan import plan_training
 from convlens.training.recipes import batches_per_epoch, keep_in_epoch
-from convlens.training.train import TrainingInterrupted, train_to_run
+from convlens.training.train import TrainingInterrupted, kept_epochs, train_to_run
 from convlens.views.report import write_run_report
 from convlens.web import model_views, pictures
 
@@ -160,8 +160,8 @@ def _train(plan: JobPlan, send) -> None:
             "cancelled",
             epochs_done=stop.epochs_done,
             message=(
-                f"cancelled after epoch {stop.epochs_done} of {config.epochs}: epochs "
-                f"1-{stop.epochs_done} are kept; continue with `convlens train --resume "
+                f"cancelled after epoch {stop.epochs_done} of {config.epochs}: "
+                f"{kept_epochs(stop.epochs_done)}; continue with `convlens train --resume "
                 f"{stop.run}`."
             ),
         )
