@@ -272,3 +272,43 @@ def test_the_best_preset_uses_its_recipe_and_learns(capsys, mnist_dir, tmp_path)
     assert code == 0 and "recipe best" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "best" and metrics["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("top", ["0", "-2"])
+def test_predict_top_below_one_is_a_sentence(capsys, trained_run, tmp_path, top):
+    path = tmp_path / "image.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(path)
+    code, out, err = run(capsys, "predict", str(path), "--run", str(trained_run), "--top", top)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"--top {top} would show no class" in err and "1 or more" in err
+
+
+def why_lines(text: str) -> list[str]:
+    """The summary's lines from the first layer's row to the closing rule."""
+    lines = text.splitlines()
+    return lines[3 : len(lines) - 4]
+
+
+@pytest.mark.parametrize("columns", [100, 140])
+def test_summary_fits_the_terminal_and_the_why_wraps_under_itself(capsys, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run(capsys, "summary")
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= columns
+    why_column = out.splitlines()[1].index("Why")
+    for line in why_lines(out):
+        if line.startswith(" "):  # a label under the last, or its text wrapped under itself
+            text_at = len(line) - len(line.lstrip())
+            assert text_at in (why_column, why_column + 7), line
+    monkeypatch.delenv("COLUMNS")
+    _, whole, _ = run(capsys, "summary")  # not a terminal: one explanation per line
+    assert " ".join(" ".join(why_lines(out)).split()) == " ".join(" ".join(why_lines(whole)).split())
+    assert max(len(line) for line in whole.splitlines()) > columns
+
+
+def test_a_narrow_terminal_puts_the_why_under_each_row(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "72")
+    code, out, _ = run(capsys, "summary")
+    lines = out.splitlines()
+    assert code == 0 and lines[3].rstrip().endswith("640")  # the row alone
+    assert lines[4].startswith("  shape  26x26: 28 - 3 + 1")
+    assert all(len(line) <= 72 for line in lines if not line.startswith(("=", "Layer")))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from fastapi.testclient import TestClient
 from synthetic import pattern_dataset, save_png, write_idx_dataset
 
 from convlens.cli.main import main
 from convlens.cli.progress import TrainingProgress
 from convlens.runs.directory import partial_path
 from convlens.training.train import TrainingInterrupted, kept_epochs
+from convlens.web.app import create_app
 
 
 def run(capsys, *argv):
@@ -109,3 +111,37 @@ def test_epochs_given_on_a_small_folder_are_said_to_be_kept(capsys, tmp_path):
     assert metrics["epochs"] == 2 and steps < 600
     assert f"small dataset: 2 epochs as given ({steps} steps; without --epochs the recipe" in said
     assert "at least 600 steps" not in said
+
+
+@pytest.mark.parametrize("seed", ["-5", str(2**31)])
+def test_a_seed_out_of_range_is_refused_by_the_command_as_by_the_page(
+    capsys, mnist_dir, tmp_path, seed
+):
+    out = tmp_path / "run"
+    code, said, err = run(capsys, *train_args(mnist_dir, out, "--seed", seed))
+    assert code == 2 and said == "" and not out.exists()
+    assert (
+        f"the seed must be a whole number from 0 to 2,147,483,647, like 0 or 42; got {seed}." in err
+    )
+    page = TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1")
+    answer = page.post(
+        "/api/jobs", json={"model": "seed-dnn", "dataset": "mnist", "seed": int(seed)}
+    )
+    assert answer.status_code == 400 and answer.json()["error"] in err  # the same sentence
+    assert run(capsys, *train_args(mnist_dir, tmp_path / "ok", "--seed", str(2**31 - 1)))[0] == 0
+
+
+def test_a_missing_gpu_is_said_before_the_banner_or_any_data(
+    capsys, monkeypatch, mnist_dir, tmp_path
+):
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the data was read before the device was checked")
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("convlens.data.datasets.load", no_reading)
+    code, said, err = run(capsys, *train_args(mnist_dir, tmp_path / "run", "--device", "cuda"))
+    assert code == 2 and said == ""  # no banner
+    assert (
+        err
+        == "convlens: error: --device cuda was asked for but no CUDA GPU is available; use cpu.\n"
+    )

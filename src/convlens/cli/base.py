@@ -9,6 +9,10 @@ cause arrive as ConvlensError and leave as one sentence on stderr, exit 2.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
+import textwrap
 from collections.abc import Callable
 
 from convlens.errors import EXIT_USER_ERROR
@@ -65,3 +69,21 @@ COMMAND_ORDER = (
 
 def _listed_position(name: str) -> int:
     return COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
+
+
+def output_width() -> int | None:
+    """The characters a printed line may take: the terminal's width, or $COLUMNS when set.
+
+    None when stdout is no terminal and COLUMNS is unset (a file, a pipe): lines
+    are left whole there, one explanation per line for grep.
+    """
+    if os.environ.get("COLUMNS", "").strip().isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def wrap_to(text: str, width: int | None) -> str:
+    """``text`` wrapped to ``width`` (continuation lines indented by two), or whole when None."""
+    if width is None:
+        return text
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convlens.cli.base import command
+from convlens.cli.base import command, output_width, wrap_to
 from convlens.errors import ConvlensError
 
 
@@ -88,9 +88,10 @@ def _run_summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**model.summary_dict(), **({"input_why": why} if why else {})}, indent=2))
         return 0
+    width = output_width()
     if why:
-        print(f"input {why}")
-    print(model.summary_text(explain=not args.no_explain))
+        print(wrap_to(f"input {why}", width))
+    print(model.summary_text(explain=not args.no_explain, width=width))
     return 0
 
 
@@ -270,6 +271,8 @@ def _new_training(args: argparse.Namespace):
     from convlens.training.precision import describe as describe_precision
     from convlens.training.precision import resolve_precision
 
+    if args.device is not None:  # a device that is not there: said before reading any data
+        resolve_device(args.device)
     plan = plan_training(
         args.model,
         args.dataset,
@@ -338,9 +341,11 @@ def _small_dataset_line(config, train_images: int, epochs_given: bool) -> str:
 
 def _resumed_training(args: argparse.Namespace):
     """Model, dataset and config of the interrupted run named by --resume, and its banner."""
+    from convlens.training.distributed import resolve_device
     from convlens.training.train import find_resumable
 
     resume = find_resumable(args.resume or None)
+    resolve_device(resume.config.device)  # the device it started on, before reading any data
     args.data_dir = args.data_dir or resume.data_dir
     dataset = _load_dataset(resume.dataset, args.data_dir, resume.model.input_shape)
     banner = (
@@ -368,8 +373,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from convlens.runs.loading import load_run, load_run_dataset
     from convlens.training.distributed import resolve_device
 
+    device = resolve_device(args.device)  # a device that is not there: said before loading
     run = load_run(args.run)
-    run.network.to(resolve_device(args.device))
+    run.network.to(device)
     dataset = load_run_dataset(run, args.dataset, args.data_dir)
     result = evaluate(run.network, dataset.test, run.model.input_shape, run.model.num_classes)
     if args.json:
@@ -444,10 +450,16 @@ def _run_predict(args: argparse.Namespace) -> int:
     from convlens.runs.loading import load_run
     from convlens.training.distributed import resolve_device
 
+    if args.top < 1:
+        raise ConvlensError(
+            f"--top {args.top} would show no class; give how many of the likeliest classes to "
+            "show, 1 or more (default 3)."
+        )
     if args.out or any(Path(path).is_dir() for path in args.images):
         return _run_predict_folder(args)
+    device = resolve_device(args.device)
     run = load_run(args.run)
-    run.network.to(resolve_device(args.device))
+    run.network.to(device)
     height, width, channels = run.model.input_shape
     batch = np.stack(
         [
@@ -456,7 +468,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         ]
     )  # (N, H, W, C) uint8
     probabilities = predict_proba(run.network, batch, run.model.input_shape)
-    top = max(1, min(args.top, len(run.class_names)))
+    top = min(args.top, len(run.class_names))  # more than there are: every class
     results = [
         _top_classes(path, probs, run.class_names, top)
         for path, probs in zip(args.images, probabilities, strict=True)
@@ -481,8 +493,9 @@ def _run_predict_folder(args: argparse.Namespace) -> int:
             "a folder needs --out to name the CSV file its predictions go to; "
             "add --out predictions.csv."
         )
+    device = resolve_device(args.device)
     run = load_run(args.run)
-    run.network.to(resolve_device(args.device))
+    run.network.to(device)
     with prediction_bar() as on_progress:
         summary = predict_folder(
             run, args.images, args.out, args.batch_size, args.invert, on_progress

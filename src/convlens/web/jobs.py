@@ -44,7 +44,7 @@ class JobRequest(BaseModel):
     dataset: str = Field("fashion-mnist", description="one of GET /api/jobs's datasets")
     recipe: str = Field("fast", description="fast, lesson or best")
     epochs: int | None = Field(None, ge=1, description="default: the recipe's")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: int = Field(0, description="0 to 2**31 - 1: checked by the recipes' rule, as --seed is")
     watch_image: int = Field(0, ge=0, description="the test image whose maps are redrawn")
 
 
