@@ -87,3 +87,33 @@ def wrap_to(text: str, width: int | None) -> str:
     if width is None:
         return text
     return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False))
+
+
+def add_invert_arguments(parser: argparse.ArgumentParser) -> None:
+    """--invert and --no-invert (default: the explorer's rule, images.invert_rule)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--invert",
+        dest="invert",
+        action="store_const",
+        const="yes",
+        default="auto",
+        help="invert brightness first, whatever the picture (default: a picture with a light "
+        "border is inverted when the run learned light shapes on black, as the explorer does)",
+    )
+    choice.add_argument(
+        "--no-invert",
+        dest="invert",
+        action="store_const",
+        const="no",
+        help="keep every picture as it is, even a dark object on white",
+    )
+
+
+def inverted_note(why: str) -> str:
+    """What a printed line adds when its picture was inverted first ("" when it was not)."""
+    if not why:
+        return ""
+    if why == "as asked":
+        return " (inverted first, as asked)"
+    return f" (inverted first: {why}; --no-invert keeps it as it is)"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convlens.cli.base import command, output_width, wrap_to
+from convlens.cli.base import add_invert_arguments, command, inverted_note, output_width, wrap_to
 from convlens.errors import ConvlensError
 
 
@@ -428,11 +428,7 @@ def _add_predict(sub) -> None:
         "needs --out)",
     )
     parser.add_argument("--run", help="run directory (default: the latest under runs/)")
-    parser.add_argument(
-        "--invert",
-        action="store_true",
-        help="invert brightness first (for dark objects on a light background)",
-    )
+    add_invert_arguments(parser)
     parser.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument(
@@ -445,9 +441,10 @@ def _add_predict(sub) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from convlens.images import read_image, to_model_input
+    from convlens.images import read_image
     from convlens.runs.evaluate import predict_proba
     from convlens.runs.loading import load_run
+    from convlens.runs.predict import model_image
     from convlens.training.distributed import resolve_device
 
     if args.top < 1:
@@ -460,25 +457,20 @@ def _run_predict(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     run = load_run(args.run)
     run.network.to(device)
-    height, width, channels = run.model.input_shape
-    batch = np.stack(
-        [
-            to_model_input(read_image(path), (height, width), channels, invert=args.invert)
-            for path in args.images
-        ]
-    )  # (N, H, W, C) uint8
+    read = [model_image(run, read_image(path), args.invert) for path in args.images]
+    batch = np.stack([pixels for pixels, _ in read])  # (N, H, W, C) uint8
     probabilities = predict_proba(run.network, batch, run.model.input_shape)
     top = min(args.top, len(run.class_names))  # more than there are: every class
     results = [
-        _top_classes(path, probs, run.class_names, top)
-        for path, probs in zip(args.images, probabilities, strict=True)
+        {**_top_classes(path, probs, run.class_names, top), "inverted": bool(why)}
+        for path, probs, (_, why) in zip(args.images, probabilities, read, strict=True)
     ]
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    for result in results:
+    for result, (_, why) in zip(results, read, strict=True):
         ranked = ", ".join(f"{c['class']} {c['probability']:.1%}" for c in result["top"])
-        print(f"{result['image']}: {ranked}")
+        print(f"{result['image']}: {ranked}{inverted_note(why)}")
     return 0
 
 
@@ -506,6 +498,12 @@ def _run_predict_folder(args: argparse.Namespace) -> int:
         what = "1 file that is not an image" if count == 1 else f"{count} files that are not images"
         print(f"skipped {what}: {listed}", file=sys.stderr)
     print(f"wrote predictions for {summary.predicted:,} images to {summary.out}")
+    if summary.inverted and args.invert == "auto":
+        print(
+            f"{summary.inverted:,} of them were inverted first (their border is light; the model "
+            "was trained on light shapes on black): the CSV's inverted column says which; "
+            "--no-invert keeps them as they are"
+        )
     return 0
 
 

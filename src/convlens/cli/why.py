@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convlens.cli.base import command
+from convlens.cli.base import add_invert_arguments, command, inverted_note
 from convlens.errors import ConvlensError
 
 
@@ -42,9 +42,7 @@ def _register_why(sub: argparse._SubParsersAction) -> None:
         help="the class to explain, by name or number (default: the predicted class)",
     )
     parser.add_argument("--layer", help="Grad-CAM's layer (default: the last Conv2D)")
-    parser.add_argument(
-        "--invert", action="store_true", help="invert an image file first (dark on light)"
-    )
+    add_invert_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="the figure to write (.png, ...)")
     parser.set_defaults(func=_why)
 
@@ -62,25 +60,28 @@ def _why(args: argparse.Namespace) -> int:
         attribution.gradcam_layer(run.model, args.layer)
     if args.class_choice is not None:
         journey.class_index(args.class_choice, run.class_names)
-    image, label = _chosen_image(args, run)
+    image, label, why = _chosen_image(args, run)
     figure = attribution_figures.run_why_figure(
         run, image, args.method, args.class_choice, args.layer, label
     )
     plots.save_figure(figure, args.out)
+    if why:
+        print(f"{args.image}:{inverted_note(why)}")
     print(f"wrote {args.out}")
     return 0
 
 
 def _chosen_image(args: argparse.Namespace, run):
-    """The image as the model reads it, uint8 (H, W, C), and a label for the title."""
-    from convlens.images import read_image, to_model_input
+    """The image as the model reads it, uint8 (H, W, C), a label for the title, and why it
+    was inverted ("" when it was not: a test image never is)."""
+    from convlens.images import read_image
     from convlens.inspect import journey
     from convlens.runs import loading
+    from convlens.runs.predict import model_image
 
-    height, width, channels = run.model.input_shape
     if args.image is not None:
-        pixels = to_model_input(read_image(args.image), (height, width), channels, args.invert)
-        return pixels, args.image.name
+        pixels, why = model_image(run, read_image(args.image), args.invert)
+        return pixels, args.image.name + (" (inverted)" if why else ""), why
     test = loading.load_test_split(run, args.dataset, args.data_dir)
     index = int(journey.check_image_indices([args.image_index], len(test))[0])
-    return test.images[index], f"test image {index} ({run.class_names[test.labels[index]]})"
+    return test.images[index], f"test image {index} ({run.class_names[test.labels[index]]})", ""

@@ -22,7 +22,6 @@ import numpy as np
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from convlens.data.datasets import SOURCES
 from convlens.inspect import attribution, methods, portraits
 from convlens.web import model_views, pictures
 from convlens.web.bodies import ERRORS
@@ -122,7 +121,7 @@ def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> d
     """An AttributionBody for one stored image."""
     started = time.perf_counter()
     spec = loaded.run.model
-    light_on_dark = str(loaded.run.metrics.get("dataset", "")).lower() in SOURCES
+    light_on_dark = loaded.run.light_on_dark
     pixels, _, _ = model_views.model_input(image, spec.input_shape, request.invert, light_on_dark)
     with loaded.lock:
         found = attribution.explain(
