@@ -364,7 +364,10 @@ def test_journey_shows_every_layer_from_one_forward_pass(client, runs_root, test
             )
             assert (grid["colour_map"], grid["symmetric"]) == ("inferno", False)
             height = grid["rows"] * (grid["tile"][0] + grid["gap"]) - grid["gap"]
-            assert decode(grid["png"]).shape[:2] == (height, decode(grid["png"]).shape[1])
+            width = grid["columns"] * (grid["tile"][1] + grid["gap"]) - grid["gap"]
+            assert decode(grid["png"]).shape[:2] == (height, width)
+            assert (grid["rows"] - 1) * grid["columns"] < grid["count"]  # no empty last row
+            assert grid["count"] <= grid["rows"] * grid["columns"]
         else:
             np.testing.assert_allclose(layer["values"], maps, rtol=1e-3, atol=1e-6)
     probabilities = [p["probability"] for p in body["probabilities"]]
