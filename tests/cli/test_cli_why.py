@@ -9,7 +9,7 @@ from PIL import Image
 from test_cli_inspect import dense_run, mnist_dir, run, trained  # noqa: F401 (fixtures)
 
 from convlens.images import to_model_input
-from convlens.inspect import attribution
+from convlens.inspect import attribution, faithfulness
 from convlens.runs.loading import load_run, load_test_split
 from convlens.views import attribution_figures
 
@@ -68,7 +68,9 @@ def test_why_reads_an_image_file_and_explains_the_class_asked_for(
     pixels[5:20, 20:35] = 240
     Image.fromarray(pixels).save(picture)
     out = tmp_path / "why.png"
-    code, said, err = run(capsys, "why", picture, "--run", trained, "--class", "7", "--out", out)
+    code, said, err = run(
+        capsys, "why", picture, "--run", trained, "--method", "gradcam", "--class", "7", "--out", out
+    )
     assert code == 0, err
     assert out.is_file() and "inverted" not in said  # light on black: kept as it is
     loaded = load_run(trained)
@@ -150,5 +152,28 @@ def test_errors_exit_2_with_one_sentence(capsys, trained, mnist_dir, tmp_path, a
 
 def test_a_dense_run_has_no_gradcam(capsys, dense_run, tmp_path) -> None:
     out = tmp_path / "x.png"
-    code, _, err = run(capsys, "why", "--run", dense_run, "--image-index", "0", "--out", out)
+    argv = ["why", "--run", dense_run, "--image-index", "0", "--method", "gradcam"]
+    code, _, err = run(capsys, *argv, "--out", out)
     assert code == 2 and "no Conv2D" in err
+
+
+def test_why_draws_the_runs_most_faithful_method_and_says_why(
+    capsys, trained, mnist_dir, tmp_path, drawn
+) -> None:
+    chosen = faithfulness.read_cached(trained)  # measured when `convlens train` wrote the report
+    assert chosen is not None and chosen.images == faithfulness.SAMPLE  # of its 200
+    assert chosen.method == max(chosen.scores, key=lambda s: s.map_drop).method
+    out = tmp_path / "why.png"
+    argv = ["why", "--run", trained, "--data-dir", mnist_dir, "--image-index", 5, "--out", out]
+    code, said, err = run(capsys, *argv)
+    assert code == 0, err
+    assert said.splitlines()[0] == chosen.why
+    loaded = load_run(trained)
+    image = load_test_split(loaded, None, str(mnist_dir)).images[5]
+    expected = attribution.attribute(loaded, image[None], chosen.method)[0]
+    np.testing.assert_allclose(drawn[0]["values"], expected, rtol=1e-5, atol=1e-6)
+    assert drawn[0]["method"] == chosen.method
+    code, said, err = run(capsys, *argv, "--layer", "conv2d")  # --layer is Grad-CAM's
+    assert code == 0, err
+    assert drawn[1]["method"] == "gradcam" and chosen.why not in said
+    assert "a cell is 3x3 input pixels wide" in drawn[1]["caption"].replace("\n", " ")
