@@ -36,46 +36,25 @@ import numpy as np
 import torch
 
 from convlens.inspect import attribution, methods
+from convlens.inspect import faithfulness as faithfulness_test
 from convlens.runs import loading
 from convlens.runs.loading import load_run
 
-BATCH = 100
-
-
-def probabilities(run, images: np.ndarray) -> np.ndarray:
-    """float64 (N, classes): the run's class probabilities for uint8 images."""
-    with torch.inference_mode():
-        tensor = attribution.model_tensor(run.model, images)
-        return run.network.eval().probabilities(tensor).double().numpy()
-
-
-def delete(images: np.ndarray, order: np.ndarray, count: int) -> np.ndarray:
-    """Copies of ``images`` with the first ``count`` pixels of each row of ``order`` set to 0."""
-    flat = images.reshape(len(images), -1, images.shape[-1]).copy()
-    rows = np.arange(len(images))[:, None]
-    flat[rows, order[:, :count]] = 0
-    return flat.reshape(images.shape)
-
 
 def faithfulness(run, images: np.ndarray, method: str, fraction: float, seed: int) -> dict:
-    """Mean probability drops (map vs random deletion), time per image, IG's error."""
+    """Mean probability drops (map vs random deletion), time per image, IG's error.
+
+    The deletion test is convlens.inspect.faithfulness's, the one that picks a run's
+    default method; only the timing is this benchmark's own.
+    """
     started = time.perf_counter()
-    found = [
-        attribution.explain(run, images[i : i + BATCH], method)
-        for i in range(0, len(images), BATCH)
-    ]
+    found = faithfulness_test.explain_in_batches(run, images, method)
     seconds = (time.perf_counter() - started) / len(images)
     maps = np.concatenate([f.maps for f in found])
     predicted = np.concatenate([f.targets for f in found])
-    pixels = maps[0].size
-    count = int(round(fraction * pixels))
-    rng = np.random.default_rng(seed)
-    strongest = np.argsort(-maps.reshape(len(maps), -1), axis=1, kind="stable")
-    random = np.argsort(rng.random((len(maps), pixels)), axis=1)
-    rows = np.arange(len(images))
-    before = probabilities(run, images)[rows, predicted]
-    by_map = before - probabilities(run, delete(images, strongest, count))[rows, predicted]
-    by_chance = before - probabilities(run, delete(images, random, count))[rows, predicted]
+    by_map, by_chance = faithfulness_test.deletion_drops(
+        run, images, maps, predicted, fraction, seed
+    )
     result = {
         "method": method,
         "map_drop": float(by_map.mean()),
@@ -207,6 +186,8 @@ def main() -> None:
             print(
                 f"  integrated gradients: median completeness error {r['ig_error']:.2%} of |score(x) - score(black)|"
             )
+    chosen = faithfulness_test.default_method(run, test)
+    print(f"the run's default (measured on {chosen.images} test images): {chosen.why}")
     run_dir = Path(args.run).resolve()
     http = http_times(run_dir, args.repeat)
     print(

@@ -1,9 +1,10 @@
 """Fuzzing the parsers a user can feed: model JSON, safetensors weights, images, IDX.
 
 The property for every parser: given any bytes, the call returns normally or
-raises ConvlensError (one clear sentence); any other exception fails. Each
-example must finish in under 2 s, and a header claiming a huge size must be
-refused without allocating (tracemalloc peak under 50 MB). Every test is
+raises ConvlensError (one clear sentence); any other exception fails, and a
+header claiming a huge size must be refused without allocating (tracemalloc
+peak under 50 MB). How long each case takes is a benchmark's question
+(benchmarks/parsers.py), not an assertion. Every test is
 bounded (max_examples), so the whole module runs in well under a minute.
 """
 
@@ -13,7 +14,6 @@ import copy
 import io
 import json
 import struct
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +36,6 @@ from convlens.model.network import build_network
 from convlens.model.sequential import Sequential
 from convlens.model.weights import load_model, save_model
 
-SECONDS_PER_CASE = 2.0
 HUGE_PEAK_BYTES = 50_000_000
 FUZZ = settings(
     max_examples=200,
@@ -46,16 +45,16 @@ FUZZ = settings(
 
 
 def outcome(call: Callable[[], Any]) -> str:
-    """Run ``call``: "ok" if it returns, "refused" on ConvlensError; fails if slow or other."""
-    start = time.perf_counter()
+    """Run ``call``: "ok" if it returns, "refused" on ConvlensError; any other exception fails.
+
+    How long a case takes is measured in benchmarks/parsers.py, never asserted here.
+    """
     try:
         call()
         result = "ok"
     except ConvlensError as exc:
         assert str(exc).strip(), "a ConvlensError must carry its sentence"
         result = "refused"
-    elapsed = time.perf_counter() - start
-    assert elapsed < SECONDS_PER_CASE, f"took {elapsed:.2f} s"
     event(result)  # tallied by --hypothesis-show-statistics
     return result
 
@@ -319,6 +318,7 @@ def test_weights_header_lies_about_offsets_shapes_dtypes(
     model_dir: Path, good_weights: bytes, which: int, lies: list, keep_offsets_consistent: bool
 ) -> None:
     header, body = split_weights(good_weights)
+    truth = tensor_kinds(header)
     names = sorted(k for k in header if k != "__metadata__")
     name = names[which % len(names)]
     for field, value in lies:
@@ -329,7 +329,18 @@ def test_weights_header_lies_about_offsets_shapes_dtypes(
             header[name][field] = value
     if keep_offsets_consistent:
         header, body = _repack(header, body)
-    load_weights(model_dir, join_weights(header, body), good_weights)
+    result = load_weights(model_dir, join_weights(header, body), good_weights)
+    if tensor_kinds(header) != truth:  # a name, dtype or shape the network does not have
+        assert result == "refused"
+
+
+def tensor_kinds(header: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Each tensor's (dtype, shape) by name, as a safetensors header declares them."""
+    return {
+        key: (entry.get("dtype"), entry.get("shape"))
+        for key, entry in header.items()
+        if key != "__metadata__" and isinstance(entry, dict)
+    }
 
 
 def _repack(header: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:

@@ -22,6 +22,8 @@ from convlens.errors import ConvlensError
 
 MAX_PIXELS = 40_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+INVERT_BORDER_LEVEL = 127.5  # a light border means a dark object on white: invert it
+INVERT_CHOICES = ("auto", "yes", "no")
 
 
 def _open_checked(source: Image.Image, name: str) -> np.ndarray:
@@ -141,6 +143,32 @@ def to_model_input(
     if invert:
         array = 255 - array
     return np.ascontiguousarray(array)  # (height, width, channels)
+
+
+def border_is_light(pixels: np.ndarray) -> bool:
+    """Whether the one-pixel frame of uint8 (H, W, C) averages above mid-grey."""
+    frame = np.concatenate(
+        [pixels[0].ravel(), pixels[-1].ravel(), pixels[:, 0].ravel(), pixels[:, -1].ravel()]
+    )
+    return float(frame.mean()) > INVERT_BORDER_LEVEL
+
+
+def invert_rule(pixels: np.ndarray, invert: str, light_on_dark: bool) -> tuple[bool, str]:
+    """Whether to invert an image as the model reads it (uint8 (H, W, C)), and why.
+
+    The one rule the explorer and the command line share: ``invert`` "auto"
+    inverts a picture whose border is light (a dark object on white) when the
+    model learned light objects on black (``light_on_dark``: Fashion-MNIST and
+    MNIST did; a folder of photos did not, so its pictures are kept); "yes"
+    always, "no" never. The reason is "" when the picture is kept as it is.
+    """
+    if invert not in INVERT_CHOICES:
+        raise ConvlensError(f"invert must be auto, yes or no, not {invert!r}.")
+    if invert == "yes":
+        return True, "as asked"
+    if invert == "auto" and light_on_dark and border_is_light(pixels):
+        return True, "its border is light; the model was trained on light shapes on black"
+    return False, ""
 
 
 def luma(images: np.ndarray) -> np.ndarray:

@@ -68,7 +68,7 @@ def test_train_writes_the_report_and_figures_into_the_run(trained) -> None:
         "filters.png",
         "curves.png",
         "confusion.png",
-        "mistakes_gradcam.png",
+        "mistakes_why.png",
     } <= figures
     assert not list(trained.parent.glob(".*partial"))
 

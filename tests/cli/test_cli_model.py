@@ -6,10 +6,13 @@ import sys
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 from synthetic import pattern_dataset, write_idx_dataset
 
 from convlens.cli.main import main
+from convlens.runs.loading import load_run
+from convlens.web.app import create_app
 
 
 def run(capsys, *argv):
@@ -272,3 +275,112 @@ def test_the_best_preset_uses_its_recipe_and_learns(capsys, mnist_dir, tmp_path)
     assert code == 0 and "recipe best" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "best" and metrics["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("top", ["0", "-2"])
+def test_predict_top_below_one_is_a_sentence(capsys, trained_run, tmp_path, top):
+    path = tmp_path / "image.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(path)
+    code, out, err = run(capsys, "predict", str(path), "--run", str(trained_run), "--top", top)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"--top {top} would show no class" in err and "1 or more" in err
+
+
+def why_lines(text: str) -> list[str]:
+    """The summary's lines from the first layer's row to the closing rule."""
+    lines = text.splitlines()
+    return lines[3 : len(lines) - 4]
+
+
+@pytest.mark.parametrize("columns", [100, 140])
+def test_summary_fits_the_terminal_and_the_why_wraps_under_itself(capsys, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run(capsys, "summary")
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= columns
+    why_column = out.splitlines()[1].index("Why")
+    for line in why_lines(out):
+        if line.startswith(" "):  # a label under the last, or its text wrapped under itself
+            text_at = len(line) - len(line.lstrip())
+            assert text_at in (why_column, why_column + 7), line
+    monkeypatch.delenv("COLUMNS")
+    _, whole, _ = run(capsys, "summary")  # not a terminal: one explanation per line
+    assert " ".join(" ".join(why_lines(out)).split()) == " ".join(
+        " ".join(why_lines(whole)).split()
+    )
+    assert max(len(line) for line in whole.splitlines()) > columns
+
+
+def test_a_narrow_terminal_puts_the_why_under_each_row(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "72")
+    code, out, _ = run(capsys, "summary")
+    lines = out.splitlines()
+    assert code == 0 and lines[3].rstrip().endswith("640")  # the row alone
+    assert lines[4].startswith("  shape  26x26: 28 - 3 + 1")
+    assert all(len(line) <= 72 for line in lines if not line.startswith(("=", "Layer")))
+
+
+def test_predict_inverts_a_dark_on_light_picture_as_the_explorer_does(
+    capsys, trained_run, tmp_path
+):
+    """The run learned light blocks on black: the same picture dark on white reads as it would."""
+    dataset = pattern_dataset(10, 10, seed=5)
+    light_on_dark = dataset.test.images[0]  # (28, 28, 1): the run's own kind of picture
+    dark_on_light = tmp_path / "dark-on-light.png"
+    Image.fromarray(255 - light_on_dark[:, :, 0]).save(dark_on_light)
+    loaded = load_run(trained_run)
+    expected = loaded.predict(light_on_dark[None])[0]  # the oracle: the run on its own kind
+    as_is = loaded.predict((255 - light_on_dark)[None])[0]
+    code, out, _ = run(capsys, "predict", str(dark_on_light), "--run", str(trained_run), "--json")
+    [result] = json.loads(out)
+    assert code == 0 and result["inverted"] is True
+    assert {c["index"]: c["probability"] for c in result["top"]} == pytest.approx(
+        {int(k): float(expected[k]) for k in np.argsort(-expected)[:3]}, abs=1e-6
+    )
+    code, out, _ = run(capsys, "predict", str(dark_on_light), "--run", str(trained_run))
+    assert out.strip().endswith(
+        "(inverted first: its border is light; the model was trained on light shapes on black; "
+        "--no-invert keeps it as it is)"
+    )
+    code, out, _ = run(
+        capsys, "predict", str(dark_on_light), "--run", str(trained_run), "--no-invert", "--json"
+    )
+    [kept] = json.loads(out)
+    assert kept["inverted"] is False
+    assert kept["top"][0]["probability"] == pytest.approx(float(as_is.max()), abs=1e-6)
+    code, out, _ = run(capsys, "predict", str(dark_on_light), "--run", str(trained_run), "--invert")
+    assert "(inverted first, as asked)" in out
+
+
+def test_a_folder_of_pictures_says_which_were_inverted(capsys, trained_run, tmp_path):
+    dataset = pattern_dataset(10, 10, seed=5)
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.fromarray(dataset.test.images[0, :, :, 0]).save(folder / "a-light-on-dark.png")
+    Image.fromarray(255 - dataset.test.images[1, :, :, 0]).save(folder / "b-dark-on-light.png")
+    out = tmp_path / "predictions.csv"
+    code, said, _ = run(
+        capsys, "predict", str(folder), "--run", str(trained_run), "--out", str(out)
+    )
+    rows = out.read_text().splitlines()
+    assert code == 0 and rows[0].startswith("path,predicted,probability,inverted,")
+    assert [row.split(",")[3] for row in rows[1:]] == ["no", "yes"]
+    assert "1 of them were inverted first" in said and "--no-invert" in said
+
+
+@pytest.mark.parametrize(("border", "inverted"), [(140, True), (115, False)])
+def test_the_command_and_the_page_invert_by_one_rule(
+    capsys, trained_run, tmp_path, border, inverted
+):
+    """A grey border either side of mid-grey: the page's journey and predict decide alike."""
+    pixels = np.full((28, 28), border, np.uint8)
+    pixels[8:20, 8:20] = 255 - border
+    path = tmp_path / "grey.png"
+    Image.fromarray(pixels).save(path)
+    code, out, _ = run(capsys, "predict", str(path), "--run", str(trained_run), "--json")
+    assert code == 0 and json.loads(out)[0]["inverted"] is inverted
+    page = TestClient(create_app(trained_run.parent, run=trained_run), base_url="http://127.0.0.1")
+    uploaded = page.post("/api/images", content=path.read_bytes(), headers={"X-Filename": "g.png"})
+    journey = page.post(
+        "/api/journey", json={"run": trained_run.name, "image": uploaded.json()["id"]}
+    ).json()
+    assert journey["inverted"] is inverted

@@ -13,7 +13,6 @@ import io
 import json
 import shutil
 import struct
-import time
 import tracemalloc
 import zipfile
 from collections.abc import Callable
@@ -25,9 +24,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz import FUZZ, HUGE_PEAK_BYTES, SECONDS_PER_CASE, edits, flip_bytes, tiny_model
+from onnx import TensorProto, helper, numpy_helper
+from test_fuzz import FUZZ, HUGE_PEAK_BYTES, edits, flip_bytes, tiny_model
 
 from convlens.errors import ConvlensError
+from convlens.interop.export import export_bytes
 from convlens.interop.importing import import_model
 from convlens.interop.keras_export import keras_bytes
 from convlens.interop.reading import read_model_file
@@ -39,16 +40,16 @@ KERAS2_LESSON = Path(__file__).parents[1] / "fixtures" / "keras2" / "lesson_cnn_
 
 
 def outcome(call: Callable[[], Any]) -> str:
-    """Run ``call``: "ok" if it returns, "refused" on ConvlensError; fails if slow or other."""
-    start = time.perf_counter()
+    """Run ``call``: "ok" if it returns, "refused" on ConvlensError; any other exception fails.
+
+    How long a case takes is measured in benchmarks/parsers.py, never asserted here.
+    """
     try:
         call()
         result = "ok"
     except ConvlensError as exc:
         assert str(exc).strip() and "\n" not in str(exc), "one sentence, one line"
         result = "refused"
-    elapsed = time.perf_counter() - start
-    assert elapsed < SECONDS_PER_CASE, f"took {elapsed:.2f} s"
     return result
 
 
@@ -72,9 +73,6 @@ def seeds(tmp_path_factory) -> dict[str, bytes]:
     (directory / "metrics.json").write_text("{}")
     run = load_run(directory)
     files = {".keras": keras_bytes(run), ".h5": KERAS2_LESSON.read_bytes()}
-    pytest.importorskip("onnxscript")
-    from convlens.interop.export import export_bytes
-
     files[".onnx"] = export_bytes(run, "onnx")
     return files
 
@@ -103,6 +101,17 @@ def test_truncated_files_are_refused(seeds, suffix, keep, tmp_path):
     payload = seeds[suffix]
     cut = payload[: int(len(payload) * keep) if isinstance(keep, float) else keep]
     assert attempt(tmp_path, suffix, cut) == "refused"
+
+
+@pytest.mark.parametrize("keep", [10, 0.25, 0.5, 0.9, 0.999])
+def test_a_truncated_keras_archive_is_called_damaged_or_truncated(seeds, keep, tmp_path):
+    payload = seeds[".keras"]
+    path = tmp_path / "cut.keras"
+    path.write_bytes(payload[: int(len(payload) * keep) if isinstance(keep, float) else keep])
+    with pytest.raises(ConvlensError) as refused:
+        read_model_file(path)
+    assert "the file is damaged or truncated" in str(refused.value)
+    assert "neither a Keras 3 .keras archive" not in str(refused.value)
 
 
 @FUZZ
@@ -222,9 +231,6 @@ def test_an_hdf5_link_to_another_file_is_refused(tmp_path):
 
 
 def _onnx_with_initializer(dims: list[int], raw: bytes) -> bytes:
-    pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
     tensor = TensorProto(name="k", data_type=TensorProto.FLOAT, raw_data=raw)
     tensor.dims.extend(dims)  # written by hand: onnx's helper refuses such a lie
     graph = helper.make_graph(
@@ -254,9 +260,6 @@ def test_onnx_initializers_whose_size_lies_are_refused(dims, raw, tmp_path):
 
 
 def test_a_shape_computation_claiming_a_huge_tensor_is_refused(tmp_path):
-    pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
     huge = numpy_helper.from_array(np.array([1 << 40], np.int64), "n")
     nodes = [
         helper.make_node("ConstantOfShape", ["n"], ["zeros"]),

@@ -12,19 +12,20 @@ import logging
 import warnings
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
 from torch import nn
 
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from convlens.cli.main import main  # noqa: E402
-from convlens.errors import ConvlensError  # noqa: E402
-from convlens.interop.importing import import_model  # noqa: E402
-from convlens.interop.reading import read_model_file  # noqa: E402
-from convlens.runs.loading import load_run  # noqa: E402
-from convlens.views.report import write_run_report  # noqa: E402
+from convlens.cli.main import main
+from convlens.errors import ConvlensError
+from convlens.interop.importing import import_model
+from convlens.interop.reading import read_model_file
+from convlens.runs.loading import load_run, load_test_split
+from convlens.views.report import write_run_report
 
 
 def strided_bn_cnn() -> nn.Module:
@@ -207,7 +208,6 @@ def _graph_model(nodes, initializers, input_shape, output_shape) -> onnx.ModelPr
 
 
 def _onnxruntime_outputs(model: onnx.ModelProto, pixels: np.ndarray) -> np.ndarray:
-    ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = pixels.transpose(0, 3, 1, 2).astype(np.float32) / 255
     return session.run(None, {"x": x})[0]
@@ -248,16 +248,48 @@ def test_asymmetric_conv_pads_and_matmul_add(pads, tmp_path):
     )
 
 
-def test_a_branching_onnx_graph_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    ("merge", "does"),
+    [
+        (helper.make_node("Add", ["a", "b"], ["y"], name="residual_add"), "a residual connection"),
+        (
+            helper.make_node("Concat", ["a", "b"], ["y"], axis=1, name="join"),
+            "joins the branches side by side (a concatenation)",
+        ),
+    ],
+    ids=["Add", "Concat"],
+)
+def test_a_merging_onnx_graph_is_refused_naming_its_merge(tmp_path, merge, does):
     weights = {"k": np.ones((2, 1, 3, 3), np.float32)}
     nodes = [
-        helper.make_node("Conv", ["x", "k"], ["a"]),
-        helper.make_node("Relu", ["a"], ["b"]),
-        helper.make_node("Add", ["a", "b"], ["y"]),
+        helper.make_node("Conv", ["x", "k"], ["a"], name="conv"),
+        helper.make_node("Relu", ["a"], ["r"], name="relu"),
+        helper.make_node("Sigmoid", ["r"], ["b"], name="gate"),
+        merge,
     ]
+    out = [2, 4, 4] if merge.op_type == "Add" else [4, 4, 4]
     path = tmp_path / "branch.onnx"
-    path.write_bytes(_graph_model(nodes, weights, [1, 6, 6], [2, 4, 4]).SerializeToString())
-    with pytest.raises(ConvlensError, match="single-chain"):
+    path.write_bytes(_graph_model(nodes, weights, [1, 6, 6], out).SerializeToString())
+    with pytest.raises(ConvlensError) as refused:
+        read_model_file(path)
+    said = str(refused.value)
+    assert f"merges again at its {merge.op_type} node {merge.name!r}, which" in said
+    assert does in said and "branches at tensor 'a'" in said and "single-chain" in said
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_a_residual_block_exported_by_torch_is_refused_naming_its_add(tmp_path, dynamo):
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.conv(x)) + x
+
+    path = tmp_path / "residual.onnx"
+    _export(nn.Sequential(Residual(), nn.Flatten(), nn.Linear(36, 3)), (1, 6, 6), path, dynamo)
+    with pytest.raises(ConvlensError, match=r"merges again at its Add node '[^']+', which adds"):
         read_model_file(path)
 
 
@@ -286,8 +318,6 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path):
 
 
 def test_a_folder_dataset_names_the_classes_and_scores_an_imported_rgb_model(tmp_path):
-    from PIL import Image
-
     module = _randomise(rgb_cnn(), seed=5)
     path = tmp_path / "rgb.onnx"
     _export(module, (3, 19, 19), path, dynamo=True)
@@ -302,7 +332,10 @@ def test_a_folder_dataset_names_the_classes_and_scores_an_imported_rgb_model(tmp
     )
     run = load_run(result.path)
     assert run.class_names == ("cat", "dog", "fox")
-    assert 0.0 <= result.metrics["test_accuracy"] <= 1.0
+    test = load_test_split(run)  # the recorded split the import scored
+    said = run.predict(test.images).argmax(1)
+    assert result.metrics["test_accuracy"] == pytest.approx(float((said == test.labels).mean()))
+    assert len(test) > 0
     assert result.metrics["data_source"] == str((tmp_path / "pets").resolve())
     assert (result.path / "report.html").is_file()
 

@@ -7,15 +7,13 @@ NumPy, because Keras's torch backend does not follow it there.
 
 from __future__ import annotations
 
+import keras_models  # Keras is the oracle: a broken install fails here, never skips
 import numpy as np
 import pytest
 import torch
 
-keras_models = pytest.importorskip("keras_models", reason="needs keras")
-keras = keras_models.keras
-
-from convlens.errors import ConvlensError  # noqa: E402
-from convlens.model.layers import (  # noqa: E402
+from convlens.errors import ConvlensError
+from convlens.model.layers import (
     ACTIVATIONS,
     AveragePooling2D,
     Conv2D,
@@ -26,8 +24,10 @@ from convlens.model.layers import (  # noqa: E402
     ReLU,
     ZeroPadding2D,
 )
-from convlens.model.modules import ACTIVATION_FUNCTIONS, KerasReLU, layer_module  # noqa: E402
-from convlens.model.sequential import Sequential  # noqa: E402
+from convlens.model.modules import ACTIVATION_FUNCTIONS, KerasReLU, layer_module
+from convlens.model.sequential import Sequential
+
+keras = keras_models.keras
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)

@@ -94,7 +94,7 @@ def test_folder_writes_one_row_per_image_and_lists_the_bad_files(capsys, run_dir
     )
     assert code == 0
     header, rows = read_rows(out)
-    assert header == ["path", "predicted", "probability", *CLASSES]
+    assert header == ["path", "predicted", "probability", "inverted", *CLASSES]
     assert {Path(row["path"]).relative_to(folder).as_posix() for row in rows} == REAL
     assert len(rows) == len(REAL)
     for row in rows:

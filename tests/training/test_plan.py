@@ -7,13 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 from synthetic import colour_folder, pattern_dataset, save_png, write_idx_dataset
 
 from convlens.cli.main import main
+from convlens.data.datasets import load
 from convlens.errors import ConvlensError
 from convlens.training.callbacks import Callback
 from convlens.training.plan import parse_input_size, plan_training
 from convlens.training.recipes import RECIPES, for_dataset, total_steps
+from convlens.training.train import TrainingInterrupted, find_resumable, train_to_run
 
 
 def gray_folder(root: Path, sizes: list[tuple[int, int]], per_class: int = 3) -> Path:
@@ -154,13 +158,12 @@ def test_help_lists_commands_in_the_lessons_order(capsys) -> None:
 
 
 def test_an_interrupted_folder_run_resumes_from_another_folder(tmp_path, monkeypatch, capsys):
-    from convlens.data.datasets import load
-    from convlens.training.plan import plan_training
-    from convlens.training.train import TrainingInterrupted, find_resumable, train_to_run
-
-    root = gray_folder(tmp_path / "pictures", [(12, 12)], per_class=6)
+    """Resumed from elsewhere, a folder run ends with the uninterrupted run's weights and reasons."""
+    root = gray_folder(tmp_path / "pictures", [(30, 30), (34, 34)], per_class=6)
     monkeypatch.chdir(tmp_path)
     plan = plan_training("seed-dnn", "pictures", epochs=2)
+    assert plan.input_why.startswith("32x32x1: the median of your images' 2 sizes")
+    whole, _ = train_to_run(plan.model, plan.dataset, plan.config, out=tmp_path / "whole")
 
     class StopAfterTheFirst(Callback):
         def on_epoch_end(self, record) -> bool:
@@ -180,5 +183,16 @@ def test_an_interrupted_folder_run_resumes_from_another_folder(tmp_path, monkeyp
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert main(["train", "--resume", str(tmp_path / "run"), "--quiet"]) == 0
-    assert (tmp_path / "run" / "weights.safetensors").is_file()
     assert "resuming" in capsys.readouterr().out
+    resumed, uninterrupted = (
+        load_file(tmp_path / "run" / "weights.safetensors"),
+        load_file(whole / "weights.safetensors"),
+    )
+    assert resumed.keys() == uninterrupted.keys()
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(resumed[name], tensor), name
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["input_why"] == plan.input_why  # not "the size asked for; ... as asked"
+    assert json.loads((whole / "split.json").read_text()) == json.loads(
+        (tmp_path / "run" / "split.json").read_text()
+    )

@@ -226,6 +226,23 @@ def test_per_class_accuracy_bars_with_values_and_overall_line() -> None:
     assert_size(figure, 8, 0.35 * 3 + 1.4)
 
 
+@pytest.mark.parametrize("overall", [0.05, 0.7, 0.914, 1.0])
+def test_the_overall_line_stops_short_of_its_label(overall) -> None:
+    figure = plots.per_class_figure(
+        np.array([0.5, 0.9, 1.0, 0.86]), NAMES[:4], overall=overall, title="Per class"
+    )
+    renderer = figure.canvas.get_renderer()
+    axes = figure.axes[0]
+    label = next(t for t in axes.texts if t.get_text().startswith("overall"))
+    box = label.get_window_extent(renderer)
+    (line,) = [a for a in axes.lines if a.get_linestyle() == "--"]
+    drawn = line.get_transform().transform(line.get_xydata())  # display pixels
+    assert np.allclose(drawn[:, 0], drawn[0, 0]) and box.x0 - 1 <= drawn[0, 0] <= box.x1
+    assert drawn[:, 1].max() < box.y0 or drawn[:, 1].min() > box.y1, "the line crosses its label"
+    inside = axes.get_window_extent(renderer)
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1, "the label leaves the axes"
+
+
 def test_misclassified_gallery_titles_true_and_predicted() -> None:
     images = np.zeros((5, 28, 28, 1), dtype=np.uint8)
     figure = plots.misclassified_figure(

@@ -137,7 +137,7 @@ def test_figures_are_written_beside_the_report_and_nothing_half_written(written)
             "feature_maps",
             "filters",
             "misclassified",
-            "mistakes_gradcam",
+            "mistakes_why",
         )
     }
     assert not [p for p in path.parent.rglob("*") if p.name.endswith(".tmp")]
@@ -153,7 +153,7 @@ def test_figures_files_are_the_very_images_the_page_embeds(written) -> None:
     }
     files = {p.read_bytes() for p in (path.parent / report.FIGURES_DIR).glob("*.png")}
     assert files == embedded  # each figure drawn and encoded once, written twice
-    for name in ("journey", "feature_maps", "filters", "misclassified", "mistakes_gradcam"):
+    for name in ("journey", "feature_maps", "filters", "misclassified", "mistakes_why"):
         with Image.open(path.parent / report.FIGURES_DIR / f"{name}.png") as image:
             pixels = np.asarray(image.convert("RGB"))
         assert (pixels.min(axis=2) < 200).mean() > 0.1, name  # panels drawn, not only titles

@@ -23,7 +23,7 @@ from PIL import Image
 from synthetic import pattern_dataset, tiny_cnn, write_idx_dataset, write_run
 
 from convlens.cli.main import main
-from convlens.inspect import journey
+from convlens.inspect import faithfulness, journey, methods
 from convlens.lab import ops
 from convlens.lab.sample_images import facade
 from convlens.model.layers import Conv2D, Dense, Flatten, MaxPooling2D
@@ -394,6 +394,8 @@ def test_journey_shows_every_layer_from_one_forward_pass(client, runs_root, test
             )
             assert (grid["colour_map"], grid["symmetric"]) == ("inferno", False)
             assert_grid_shows(decode(grid["png"]), grid, maps)
+            assert (grid["rows"] - 1) * grid["columns"] < grid["count"]  # no empty last row
+            assert grid["count"] <= grid["rows"] * grid["columns"]
         else:
             np.testing.assert_allclose(layer["values"], maps, rtol=1e-3, atol=1e-6)
     probabilities = [p["probability"] for p in body["probabilities"]]
@@ -636,3 +638,42 @@ def test_a_mirror_averaging_run_says_so_and_the_page_predicts_as_it_does(tmp_pat
     shown = [p["probability"] for p in body["probabilities"]]
     np.testing.assert_allclose(shown, both, rtol=1e-3, atol=1e-6)
     assert np.abs(alone - both).max() > 1e-3
+
+
+# ---------------------------------------------------------------- the default "why"
+
+
+def test_the_methods_name_each_runs_most_faithful_default(client, runs_root, test_split) -> None:
+    plain = client.get("/api/attribution/methods").json()
+    assert [m["name"] for m in plain] == list(methods.METHODS)
+    assert [m["name"] for m in plain if m["default"]] == [faithfulness.FALLBACK_METHOD]
+    listed = client.get("/api/attribution/methods", params={"run": "tiny"}).json()
+    run = load_run(runs_root / "tiny")
+    images = test_split.images[faithfulness.sample_indices(len(test_split))]
+    ranked = faithfulness.rank_methods(run, images)  # measured again, here
+    assert [m["name"] for m in listed if m["default"]] == [ranked[0].method]
+    assert {m["name"]: m["drop"] for m in listed} == pytest.approx(
+        {s.method: s.map_drop for s in ranked}
+    )
+    assert faithfulness.read_cached(runs_root / "tiny").method == ranked[0].method  # kept
+    (default,) = [m for m in listed if m["default"]]
+    assert default["why"].startswith(f"{ranked[0].method} is the default: deleting the 10%")
+    field = run.model.receptive_fields()["conv2d_1"].size
+    (gradcam,) = [m for m in listed if m["name"] == "gradcam"]
+    assert f"a cell is {field[0]}x{field[1]} input pixels wide" in gradcam["score"]
+    image = client.get("/api/samples", params={"class_choice": "2", "count": 1, "run": "tiny"})
+    request = {"run": "tiny", "image": image.json()["images"][0]["id"], "method": "gradcam"}
+    body = client.post("/api/attribution", json=request).json()
+    assert f"{field[0]}x{field[1]} input pixels wide" in body["legend"]
+    assert body["target_name"] in body["legend"]
+
+
+def test_a_dense_runs_default_is_a_method_it_can_use(client) -> None:
+    listed = client.get("/api/attribution/methods", params={"run": "dense"}).json()
+    (gradcam,) = [m for m in listed if m["name"] == "gradcam"]
+    assert not gradcam["usable"] and not gradcam["default"] and gradcam["drop"] is None
+    assert "needs a Conv2D layer" in gradcam["score"]
+    assert sum(m["default"] for m in listed) == 1
+    assert "no run called 'nope'" in one_sentence(
+        client.get("/api/attribution/methods", params={"run": "nope"}), 404
+    )

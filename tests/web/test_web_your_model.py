@@ -49,7 +49,8 @@ def test_an_uploaded_h5_becomes_a_run_with_a_journey(client, tmp_path):
     "name, content, status, words",
     [
         ("notes.txt", b"hello", 400, "not a .keras, .h5 or .onnx file"),
-        ("model.keras", b"PK\x03\x04 not really a zip", 400, "neither a Keras 3 .keras"),
+        ("model.keras", b"PK\x03\x04 not really a zip", 400, "damaged or truncated"),
+        ("model.keras", b"not a zip at all", 400, "neither a Keras 3 .keras"),
         ("model.onnx", b"", 400, "empty"),
     ],
 )

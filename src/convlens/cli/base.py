@@ -9,6 +9,10 @@ cause arrive as ConvlensError and leave as one sentence on stderr, exit 2.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
+import textwrap
 from collections.abc import Callable
 
 from convlens.errors import EXIT_USER_ERROR
@@ -65,3 +69,51 @@ COMMAND_ORDER = (
 
 def _listed_position(name: str) -> int:
     return COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
+
+
+def output_width() -> int | None:
+    """The characters a printed line may take: the terminal's width, or $COLUMNS when set.
+
+    None when stdout is no terminal and COLUMNS is unset (a file, a pipe): lines
+    are left whole there, one explanation per line for grep.
+    """
+    if os.environ.get("COLUMNS", "").strip().isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def wrap_to(text: str, width: int | None) -> str:
+    """``text`` wrapped to ``width`` (continuation lines indented by two), or whole when None."""
+    if width is None:
+        return text
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False))
+
+
+def add_invert_arguments(parser: argparse.ArgumentParser) -> None:
+    """--invert and --no-invert (default: the explorer's rule, images.invert_rule)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--invert",
+        dest="invert",
+        action="store_const",
+        const="yes",
+        default="auto",
+        help="invert brightness first, whatever the picture (default: a picture with a light "
+        "border is inverted when the run learned light shapes on black, as the explorer does)",
+    )
+    choice.add_argument(
+        "--no-invert",
+        dest="invert",
+        action="store_const",
+        const="no",
+        help="keep every picture as it is, even a dark object on white",
+    )
+
+
+def inverted_note(why: str) -> str:
+    """What a printed line adds when its picture was inverted first ("" when it was not)."""
+    if not why:
+        return ""
+    if why == "as asked":
+        return " (inverted first, as asked)"
+    return f" (inverted first: {why}; --no-invert keeps it as it is)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from convlens.cli.base import command
+from convlens.cli.base import command, output_width
 
 
 @command
@@ -60,7 +60,7 @@ def _run_import(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         finish=write_run_report,
     )
-    print(result.model.summary_text())
+    print(result.model.summary_text(width=output_width()))
     source = result.metrics["imported_from"]
     accuracy = result.metrics.get("test_accuracy")
     scored = f"; test accuracy {accuracy:.2%}" if isinstance(accuracy, float) else ""

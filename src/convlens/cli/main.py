@@ -7,7 +7,9 @@ it is imported; importing them here, and only here, keeps base free of circles.
 from __future__ import annotations
 
 import atexit
+import io
 import os
+import select
 import sys
 from collections.abc import Sequence
 
@@ -16,12 +18,23 @@ from convlens.cli import explore, export, inspect, interop, lab, model, why  # n
 from convlens.cli.base import build_parser
 from convlens.errors import EXIT_USER_ERROR, ConvlensError
 
+EXIT_READER_GONE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`'s yes
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        return run_command(argv)
+    except BrokenPipeError:
+        if not stdout_reader_gone():
+            raise  # a pipe of our own broke: a real fault, shown as one
+        return quiet_exit()
+
+
+def run_command(argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` and run its command; a user's error is one sentence on stderr."""
+    try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except ConvlensError as exc:
         print(f"convlens: error: {exc}", file=sys.stderr)
@@ -29,6 +42,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("convlens: interrupted.", file=sys.stderr)
         return 130
+    finally:  # --help's exit included: a reader gone away is found here, not at the exit
+        sys.stdout.flush()
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (`convlens ... | head`).
+
+    A pipe's write end polls as POLLERR once no reader is left. When stdout is
+    no file (a test's capture) the broken pipe can only have been its own.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return True
+    return any(event & select.POLLERR for _, event in poller.poll(0))
+
+
+def quiet_exit() -> int:
+    """Point stdout at /dev/null, so what is still buffered goes nowhere, and exit as Unix tools do.
+
+    A tool whose reader stops early (`head`) ends without a word: a shell
+    reports 141, SIGPIPE's status.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass  # no file behind stdout: nothing will be flushed into a closed pipe
+    return EXIT_READER_GONE
 
 
 def run() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convlens.cli.base import command
+from convlens.cli.base import add_invert_arguments, command, inverted_note, output_width, wrap_to
 from convlens.errors import ConvlensError
 
 
@@ -88,9 +88,10 @@ def _run_summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**model.summary_dict(), **({"input_why": why} if why else {})}, indent=2))
         return 0
+    width = output_width()
     if why:
-        print(f"input {why}")
-    print(model.summary_text(explain=not args.no_explain))
+        print(wrap_to(f"input {why}", width))
+    print(model.summary_text(explain=not args.no_explain, width=width))
     return 0
 
 
@@ -186,10 +187,29 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from convlens.training.train import nothing_kept
+
+    try:
+        return _train(args)
+    except KeyboardInterrupt:  # before an epoch was saved (after one: TrainingInterrupted)
+        if args.resume is None:
+            print(nothing_kept(), file=sys.stderr)
+        else:
+            named = f" {args.resume}" if args.resume else ""
+            print(
+                "interrupted before the resumed run trained: it waits as it was; continue "
+                f"with `convlens train --resume{named}`.",
+                file=sys.stderr,
+            )
+        return 130
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Plan (or find the run to resume), train with a progress bar, write the run."""
     from convlens.cli.progress import TrainingProgress
     from convlens.training.distributed import join, leave, resolve_device
     from convlens.training.recipes import keep_in_epoch
-    from convlens.training.train import TrainingInterrupted, train_to_run
+    from convlens.training.train import TrainingInterrupted, kept_epochs, train_to_run
     from convlens.views.report import write_run_report
 
     model, dataset, config, resume, banner = (
@@ -222,8 +242,8 @@ def _run_train(args: argparse.Namespace) -> int:
             )
     except TrainingInterrupted as stop:
         print(
-            f"interrupted: epochs 1-{stop.epochs_done} of {config.epochs} are saved; "
-            f"continue with `convlens train --resume {stop.run}`",
+            f"interrupted after epoch {stop.epochs_done} of {config.epochs}: "
+            f"{kept_epochs(stop.epochs_done)}; continue with `convlens train --resume {stop.run}`",
             file=sys.stderr,
         )
         return 130
@@ -251,6 +271,8 @@ def _new_training(args: argparse.Namespace):
     from convlens.training.precision import describe as describe_precision
     from convlens.training.precision import resolve_precision
 
+    if args.device is not None:  # a device that is not there: said before reading any data
+        resolve_device(args.device)
     plan = plan_training(
         args.model,
         args.dataset,
@@ -284,10 +306,7 @@ def _new_training(args: argparse.Namespace):
             "recorded in the run"
         )
     if config.shift_augment:
-        banner += (
-            f"\nsmall dataset: {config.epochs} epochs for at least {config.min_steps} steps, "
-            f"each image shifted by up to {config.shift_augment} pixel(s) as it trains"
-        )
+        banner += f"\n{_small_dataset_line(config, len(dataset.train), args.epochs is not None)}"
     if model.test_time_flip and config.flip_augment:
         banner += (
             f"\nmirrors: {dataset.name}'s classes look the same mirrored, so each training image "
@@ -302,11 +321,31 @@ def _new_training(args: argparse.Namespace):
     return model, dataset, config, None, banner
 
 
+def _small_dataset_line(config, train_images: int, epochs_given: bool) -> str:
+    """What a split too small for the recipe's steps changes: the epochs (unless given), shifts."""
+    from convlens.training.recipes import total_steps
+
+    shifted = f"each image shifted by up to {config.shift_augment} pixel(s) as it trains"
+    if not epochs_given:
+        return (
+            f"small dataset: {config.epochs} epochs for at least {config.min_steps} steps, "
+            f"{shifted}"
+        )
+    steps = total_steps(config, train_images, config.batch_size)
+    epochs = "1 epoch" if config.epochs == 1 else f"{config.epochs} epochs"
+    return (
+        f"small dataset: {epochs} as given ({steps:,} steps; without --epochs the recipe would "
+        f"train for at least {config.min_steps:,}), {shifted}"
+    )
+
+
 def _resumed_training(args: argparse.Namespace):
     """Model, dataset and config of the interrupted run named by --resume, and its banner."""
+    from convlens.training.distributed import resolve_device
     from convlens.training.train import find_resumable
 
     resume = find_resumable(args.resume or None)
+    resolve_device(resume.config.device)  # the device it started on, before reading any data
     args.data_dir = args.data_dir or resume.data_dir
     dataset = _load_dataset(resume.dataset, args.data_dir, resume.model.input_shape)
     dataset = dataset.with_train_images(resume.train_images)  # the images it began with
@@ -335,8 +374,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from convlens.runs.loading import load_run, load_run_dataset
     from convlens.training.distributed import resolve_device
 
+    device = resolve_device(args.device)  # a device that is not there: said before loading
     run = load_run(args.run)
-    run.network.to(resolve_device(args.device))
+    run.network.to(device)
     dataset = load_run_dataset(run, args.dataset, args.data_dir)
     result = evaluate(run.network, dataset.test, run.model.input_shape, run.model.num_classes)
     if args.json:
@@ -389,11 +429,7 @@ def _add_predict(sub) -> None:
         "needs --out)",
     )
     parser.add_argument("--run", help="run directory (default: the latest under runs/)")
-    parser.add_argument(
-        "--invert",
-        action="store_true",
-        help="invert brightness first (for dark objects on a light background)",
-    )
+    add_invert_arguments(parser)
     parser.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument(
@@ -406,34 +442,36 @@ def _add_predict(sub) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from convlens.images import read_image, to_model_input
+    from convlens.images import read_image
     from convlens.runs.evaluate import predict_proba
     from convlens.runs.loading import load_run
+    from convlens.runs.predict import model_image
     from convlens.training.distributed import resolve_device
 
+    if args.top < 1:
+        raise ConvlensError(
+            f"--top {args.top} would show no class; give how many of the likeliest classes to "
+            "show, 1 or more (default 3)."
+        )
     if args.out or any(Path(path).is_dir() for path in args.images):
         return _run_predict_folder(args)
+    device = resolve_device(args.device)
     run = load_run(args.run)
-    run.network.to(resolve_device(args.device))
-    height, width, channels = run.model.input_shape
-    batch = np.stack(
-        [
-            to_model_input(read_image(path), (height, width), channels, invert=args.invert)
-            for path in args.images
-        ]
-    )  # (N, H, W, C) uint8
+    run.network.to(device)
+    read = [model_image(run, read_image(path), args.invert) for path in args.images]
+    batch = np.stack([pixels for pixels, _ in read])  # (N, H, W, C) uint8
     probabilities = predict_proba(run.network, batch, run.model.input_shape)
-    top = max(1, min(args.top, len(run.class_names)))
+    top = min(args.top, len(run.class_names))  # more than there are: every class
     results = [
-        _top_classes(path, probs, run.class_names, top)
-        for path, probs in zip(args.images, probabilities, strict=True)
+        {**_top_classes(path, probs, run.class_names, top), "inverted": bool(why)}
+        for path, probs, (_, why) in zip(args.images, probabilities, read, strict=True)
     ]
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    for result in results:
+    for result, (_, why) in zip(results, read, strict=True):
         ranked = ", ".join(f"{c['class']} {c['probability']:.1%}" for c in result["top"])
-        print(f"{result['image']}: {ranked}")
+        print(f"{result['image']}: {ranked}{inverted_note(why)}")
     return 0
 
 
@@ -448,8 +486,9 @@ def _run_predict_folder(args: argparse.Namespace) -> int:
             "a folder needs --out to name the CSV file its predictions go to; "
             "add --out predictions.csv."
         )
+    device = resolve_device(args.device)
     run = load_run(args.run)
-    run.network.to(resolve_device(args.device))
+    run.network.to(device)
     with prediction_bar() as on_progress:
         summary = predict_folder(
             run, args.images, args.out, args.batch_size, args.invert, on_progress
@@ -460,6 +499,12 @@ def _run_predict_folder(args: argparse.Namespace) -> int:
         what = "1 file that is not an image" if count == 1 else f"{count} files that are not images"
         print(f"skipped {what}: {listed}", file=sys.stderr)
     print(f"wrote predictions for {summary.predicted:,} images to {summary.out}")
+    if summary.inverted and args.invert == "auto":
+        print(
+            f"{summary.inverted:,} of them were inverted first (their border is light; the model "
+            "was trained on light shapes on black): the CSV's inverted column says which; "
+            "--no-invert keeps them as they are"
+        )
     return 0
 
 

@@ -1,7 +1,9 @@
 """The training progress bar (rich): epoch, batches, running loss and accuracy.
 
 Drawn on stderr so stdout stays clean for results; each finished epoch also
-prints one plain line, so logs and non-terminals get the numbers too.
+prints one plain line, so logs and non-terminals get the numbers too. In an
+epoch that trains on its hardest images only, the bar's running figures are
+over those and labelled so ("hardest 33%: loss ...").
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ class TrainingProgress(Callback):
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  accuracy {task.fields[accuracy]:.4f}"),
+            TextColumn(
+                "{task.fields[over]}loss {task.fields[loss]:.4f}  "
+                "accuracy {task.fields[accuracy]:.4f}"
+            ),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
@@ -94,8 +99,24 @@ class TrainingProgress(Callback):
         keep = 1.0 if self.keep_in_epoch is None else self.keep_in_epoch(epoch)
         return batches_per_epoch(self.images, self.batch_size, keep)
 
-    def _fields(self, epoch: int) -> dict[str, float]:
-        return {"epoch": epoch, "epochs": self.epochs, "loss": 0.0, "accuracy": 0.0}
+    def _fields(self, epoch: int) -> dict[str, float | str]:
+        return {
+            "epoch": epoch,
+            "epochs": self.epochs,
+            "over": self.over(epoch),
+            "loss": 0.0,
+            "accuracy": 0.0,
+        }
+
+    def over(self, epoch: int) -> str:
+        """The bar's label for what its running loss and accuracy are over ("" for every image).
+
+        An epoch that trains on a fraction (selective backprop) runs over its
+        hardest images, while the epoch's line counts every image as of its last
+        training: the bar says so, so the two differing is no surprise.
+        """
+        keep = 1.0 if self.keep_in_epoch is None else self.keep_in_epoch(epoch)
+        return "" if keep >= 1 else f"hardest {keep:.0%}: "
 
 
 @contextmanager

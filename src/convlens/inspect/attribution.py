@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from convlens.errors import ConvlensError
-from convlens.inspect import journey
+from convlens.inspect import journey, methods
 from convlens.inspect.methods import METHODS, check_method
 from convlens.model.layers import Conv2D
 from convlens.model.network import Network, images_to_tensor
@@ -72,6 +72,11 @@ class Attribution:
     layer: str | None = None  # Grad-CAM's layer
     delta: np.ndarray | None = None  # integrated gradients: sum(map) - (score(x) - score(black))
     note: str = ""  # what was computed, in one phrase (patch, steps, baseline)
+    cells: str = ""  # Grad-CAM's cell (its layer's receptive field) or the occlusion patch, "8x8"
+
+    def meaning(self, class_name: str) -> str:
+        """What the map's values are, in one sentence: the legend under its colours."""
+        return methods.meaning(self.method, class_name, self.cells)
 
 
 def model_tensor(spec: Sequential, images: np.ndarray) -> torch.Tensor:
@@ -124,6 +129,17 @@ def occlusion_window(input_shape: tuple[int, ...]) -> tuple[int, int]:
     """Default occlusion (patch, stride): a patch of 1/7 the shorter side (4 on 28x28), stride half."""
     patch = max(2, round(min(input_shape[:2]) / 7))
     return patch, max(1, patch // 2)
+
+
+def occlusion_settings(
+    input_shape: tuple[int, ...], patch: int | None, stride: int | None
+) -> tuple[int, int]:
+    """The occlusion (patch, stride) used: as asked, else ``occlusion_window``'s; stride half
+    the patch when only the patch is given."""
+    default_patch, default_stride = occlusion_window(input_shape)
+    if patch is None:
+        return default_patch, default_stride if stride is None else stride
+    return patch, max(1, patch // 2) if stride is None else stride
 
 
 def check_targets(target: TARGET, count: int, class_names: Sequence[str]) -> np.ndarray | None:
@@ -207,7 +223,19 @@ def explain(
         layer=None if row is None else row.name,
         delta=None if delta is None else delta.detach().float().numpy(),
         note=note,
+        cells=_cells(spec, chosen_method.name, row, patch, stride),
     )
+
+
+def _cells(spec: Sequential, method: str, row: LayerRow | None, patch, stride) -> str:
+    """Grad-CAM's cell (the receptive field of ``row``) or the occlusion patch, as "8x8"."""
+    if row is not None:
+        height, width = spec.receptive_fields()[row.name].size
+        return f"{height}x{width}"
+    if method == "occlusion":
+        patch, _ = occlusion_settings(spec.input_shape, patch, stride)
+        return f"{patch}x{patch}"
+    return ""
 
 
 def attribute(
@@ -308,11 +336,7 @@ def centre_weights(field: ReceptiveField, axis: int, cells: int, pixels: int) ->
 
 def _occlusion(network, spec, inputs, target, settings: Settings):
     """Occlusion maps (N, H, W): the score's mean drop when a black patch covers each pixel."""
-    patch, stride = settings.patch, settings.stride
-    default_patch, default_stride = occlusion_window(spec.input_shape)
-    if patch is None:
-        patch, stride = default_patch, default_stride if stride is None else stride
-    stride = max(1, patch // 2) if stride is None else stride
+    patch, stride = occlusion_settings(spec.input_shape, settings.patch, settings.stride)
     height, width, channels = spec.input_shape
     if not (1 <= patch <= min(height, width) and 1 <= stride <= patch):
         raise ConvlensError(

@@ -74,10 +74,24 @@ def read_keras(path: str | Path) -> ImportedModel:
         return _read_keras_zip(path)
     if h5py.is_hdf5(path):
         return _read_h5(path)
+    if _starts_like_a_zip(path):
+        raise ConvlensError(
+            f"{path.name} begins as a Keras 3 .keras archive but its end is missing: the file "
+            "is damaged or truncated (an interrupted download or copy?); copy or save it again."
+        )
     raise ConvlensError(
         f"{path.name} is neither a Keras 3 .keras archive nor an HDF5 .h5 file; "
         f"save the model with model.save('model.keras')."
     )
+
+
+ZIP_LOCAL_HEADER = b"PK\x03\x04"  # how every zip archive's first member begins
+
+
+def _starts_like_a_zip(path: Path) -> bool:
+    """Whether the file begins with a zip member's header (a .keras cut short still does)."""
+    with path.open("rb") as handle:
+        return handle.read(len(ZIP_LOCAL_HEADER)) == ZIP_LOCAL_HEADER
 
 
 # ---------------------------------------------------------------- .keras (zip)

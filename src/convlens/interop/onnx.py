@@ -199,10 +199,7 @@ def _walk(graph: Any, name: str) -> Chain:
         chain.shapes.tensor_shapes[tensor] = chain.onnx_shape()
         users = [u for u in consumers.get(tensor, []) if u.op_type != "Shape"]  # read lazily
         if len(users) != 1:
-            raise ConvlensError(
-                f"{name}'s tensor {tensor!r} feeds {len(users)} nodes (a branch, or a dead end); "
-                f"convlens reads single-chain models only."
-            )
+            raise _not_a_chain(name, tensor, users, consumers, constants)
         node = users[0]
         reader = OP_READERS.get(node.op_type)
         if reader is None:
@@ -227,6 +224,52 @@ def _walk(graph: Any, name: str) -> Chain:
             f"output; convlens reads single-chain models only."
         )
     return chain
+
+
+# What a merge node does with the branches it joins, for the sentence refusing it.
+MERGES = {
+    "Add": "adds the branches (a residual connection)",
+    "Sum": "adds the branches (a residual connection)",
+    "Concat": "joins the branches side by side (a concatenation)",
+    "Mul": "multiplies the branches (a gate)",
+}
+
+
+def _not_a_chain(
+    name: str, tensor: str, users: list, consumers: dict[str, list], constants: dict
+) -> ConvlensError:
+    """The sentence for a tensor read by no node or by several: the merge they meet at, if any."""
+    if not users:
+        return ConvlensError(
+            f"{name}'s tensor {tensor!r} feeds no node on the way to the output (a dead end); "
+            "convlens reads single-chain models only."
+        )
+    merge = _merge_after(tensor, consumers, constants)
+    if merge is None:
+        return ConvlensError(
+            f"{name}'s tensor {tensor!r} feeds {len(users)} nodes (a branch); convlens reads "
+            "single-chain models only."
+        )
+    does = MERGES.get(merge.op_type, "combines the branches")
+    return ConvlensError(
+        f"{name} branches at tensor {tensor!r} and merges again at its {merge.op_type} node "
+        f"{merge.name or '(unnamed)'!r}, which {does}; convlens reads single-chain models only."
+    )
+
+
+def _merge_after(tensor: str, consumers: dict[str, list], constants: dict) -> Any:
+    """The first node downstream of ``tensor`` that reads two or more computed tensors, or None."""
+    queue, seen = [tensor], {tensor}
+    while queue:
+        for node in consumers.get(queue.pop(0), []):
+            computed = [i for i in node.input if i and i not in constants]
+            if len(computed) > 1:
+                return node
+            for out in node.output:
+                if out not in seen:
+                    seen.add(out)
+                    queue.append(out)
+    return None
 
 
 def _sequential(chain: Chain, model_name: str, name: str) -> Sequential:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -216,9 +217,13 @@ class Sequential:
         """Parameters trained by gradient descent, as Keras's "Trainable params"."""
         return sum(row.trainable for row in self.rows)
 
-    def summary_text(self, explain: bool = True) -> str:
-        """The Keras-style table, Layer (type) | Output Shape | Param #, plus the why of each."""
-        return format_summary(self, explain=explain)
+    def summary_text(self, explain: bool = True, width: int | None = None) -> str:
+        """The Keras-style table, Layer (type) | Output Shape | Param #, plus the why of each.
+
+        ``width``: the characters a line may take (a terminal's), the Why column
+        wrapping under itself; None: every explanation on one line.
+        """
+        return format_summary(self, explain=explain, width=width)
 
     def summary(self, explain: bool = True) -> None:
         """Print the summary table, as Keras's model.summary() does."""
@@ -392,8 +397,17 @@ def _row(name: str, layer: Layer, shape: Shape) -> LayerRow:
     )
 
 
-def format_summary(model: Sequential, explain: bool = True) -> str:
-    """Render the summary table as plain text (golden-tested, so keep it stable)."""
+WHY_LABEL = 7  # "shape  ", "params ", "sees   ": the Why column's labels are this wide
+NARROWEST_WHY = 24  # below this many characters beside the table, the Why goes under each row
+
+
+def format_summary(model: Sequential, explain: bool = True, width: int | None = None) -> str:
+    """Render the summary table as plain text (golden-tested, so keep it stable).
+
+    ``width`` None keeps each explanation on one line; a number wraps the Why
+    column under itself (under the row, indented, when the table leaves it
+    fewer than NARROWEST_WHY characters) and the title to that many characters.
+    """
     name_w = max(
         len("Layer (type)"), *(len(f"{r.name} ({r.layer.keras_type})") for r in model.rows)
     )
@@ -402,24 +416,28 @@ def format_summary(model: Sequential, explain: bool = True) -> str:
     head = f"{'Layer (type)':<{name_w}}  {'Output Shape':<{shape_w}}  {'Param #':>{param_w}}"
     if explain:
         head += "  Why"
-    indent = " " * (name_w + shape_w + param_w + 6)
+    table_w = name_w + shape_w + param_w + 6
     title = f'Model: "{model.name}"  input: {model.input_shape}'
     if model.input_scale != DEFAULT_INPUT_SCALE:
         title += f"  pixels 0..255 multiplied by {model.input_scale:.6g} first"
     if model.test_time_flip:
         title += "  predicts from each image and its mirror (mean of the two logits)"
-    lines = [title, head, "=" * len(head)]
+    lines = [*_wrapped(title, width, "  "), head, "=" * len(head)]
     fields = model.receptive_fields()
+    beside = width is None or width - table_w - WHY_LABEL >= NARROWEST_WHY
     for row in model.rows:
         label = f"{row.name} ({row.layer.keras_type})"
         line = f"{label:<{name_w}}  {row.keras_shape:<{shape_w}}  {row.params:>{param_w},}"
-        if explain:
-            lines.append(f"{line}  shape  {row.shape_why}")
-            lines.append(f"{indent}params {row.params_why}")
-            if fields[row.name] is not None:  # which input pixels one output pixel sees
-                lines.append(f"{indent}sees   {fields[row.name].why}")
-        else:
+        if not explain:
             lines.append(line)
+            continue
+        whys = [("shape", row.shape_why), ("params", row.params_why)]
+        if fields[row.name] is not None:  # which input pixels one output pixel sees
+            whys.append(("sees", fields[row.name].why))
+        if beside:
+            lines += _why_column(line, whys, table_w, width)
+        else:
+            lines += [line, *_why_column("", whys, 2, width)]
     frozen = model.total_params - model.trainable_params
     lines += [
         "=" * len(head),
@@ -428,6 +446,33 @@ def format_summary(model: Sequential, explain: bool = True) -> str:
         f"Non-trainable params: {frozen:,}",
     ]
     return "\n".join(lines)
+
+
+def _why_column(
+    first: str, whys: list[tuple[str, str]], start: int, width: int | None
+) -> list[str]:
+    """Labelled explanations from column ``start``, the first beside ``first``, each wrapped
+    under its own text (not under the label or the table) to ``width``."""
+    lines = []
+    for label, text in whys:
+        lead = f"{first if not lines else '':<{start}}{label:<{WHY_LABEL}}"
+        wrapped = _wrapped(text, None if width is None else width - len(lead), "")
+        lines.append(f"{lead}{wrapped[0]}")
+        lines += [" " * len(lead) + more for more in wrapped[1:]]
+    return lines
+
+
+def _wrapped(text: str, width: int | None, indent: str) -> list[str]:
+    """``text`` in lines of at most ``width`` characters (words kept whole); None: one line."""
+    if width is None:
+        return [text]
+    return textwrap.wrap(
+        text,
+        max(width, 1),
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [""]
 
 
 # ---------------------------------------------------------------- presets

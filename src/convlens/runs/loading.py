@@ -36,6 +36,12 @@ class Run:
         """Class names the model was trained with (or 0..N-1)."""
         return self.model.class_names or tuple(str(i) for i in range(self.model.num_classes))
 
+    @property
+    def light_on_dark(self) -> bool:
+        """Whether it learned light objects on black (Fashion-MNIST, MNIST): then a picture
+        with a light border is inverted before it is read (images.invert_rule)."""
+        return str(self.metrics.get("dataset", "")).lower() in SOURCES
+
     def predict(self, images: Any) -> Any:
         """The model's outputs, float32 (N, classes), for uint8 images (N, H, W, C).
 

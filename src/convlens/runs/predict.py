@@ -3,7 +3,8 @@
 ``predict_folder`` finds the image files under the given files and folders,
 decodes them one batch at a time (never more than one batch of images in
 memory), and writes one CSV row per image: its path, the predicted class, that
-class's probability, then every class's probability. Files that are not
+class's probability, whether it was inverted first (the explorer's rule,
+``model_image``), then every class's probability. Files that are not
 readable images are skipped and reported instead of stopping the job. The CSV
 is written to a temporary file beside the target and renamed into place only
 when complete, so a failure never leaves a partial file.
@@ -23,7 +24,7 @@ import numpy as np
 
 from convlens.errors import ConvlensError
 from convlens.fsutil import atomic_writer
-from convlens.images import IMAGE_SUFFIXES, read_image, to_model_input
+from convlens.images import IMAGE_SUFFIXES, invert_rule, read_image, to_model_input
 from convlens.runs.evaluate import predict_proba
 from convlens.runs.loading import Run
 
@@ -38,6 +39,28 @@ class PredictSummary:
     predicted: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
     out: Path | None = None
+    inverted: int = 0  # how many were inverted before they were read
+
+
+def invert_choice(invert: bool | str) -> str:
+    """``invert`` as auto, yes or no (True and False, as older callers pass it: yes and no)."""
+    if isinstance(invert, bool):
+        return "yes" if invert else "no"
+    return invert
+
+
+def model_image(run: Run, image: np.ndarray, invert: bool | str = "auto") -> tuple[np.ndarray, str]:
+    """An image as ``run`` reads it, uint8 (H, W, C) at its input, and why it was inverted.
+
+    Resized to the run's input and colour (images.to_model_input), then
+    inverted by the explorer's rule (images.invert_rule): "auto" inverts a
+    picture with a light border for a run that learned light shapes on black.
+    The reason is "" when the picture was kept as it is.
+    """
+    height, width, channels = run.model.input_shape
+    pixels = to_model_input(image, (height, width), channels)
+    inverted, why = invert_rule(pixels, invert_choice(invert), run.light_on_dark)
+    return (255 - pixels if inverted else pixels), why
 
 
 def find_images(paths: Sequence[str | Path]) -> list[Path]:
@@ -77,13 +100,14 @@ def predict_folder(
     paths: Sequence[str | Path],
     out_csv: str | Path,
     batch_size: int = DEFAULT_BATCH,
-    invert: bool = False,
+    invert: bool | str = "auto",
     on_progress: ProgressHook | None = None,
 ) -> PredictSummary:
     """Classify every image under ``paths`` with ``run`` and write the rows to ``out_csv``.
 
-    Columns: path, predicted, probability, then one per class name (that
-    class's probability); one row per readable image, in find_images order.
+    Columns: path, predicted, probability, inverted (yes or no: ``invert``
+    "auto" applies the explorer's rule, see ``model_image``), then one per class
+    name (that class's probability); one row per readable image, in find_images order.
     Returns a PredictSummary; raises ConvlensError (and writes nothing) when no
     file could be read as an image or the CSV cannot be written.
     """
@@ -96,46 +120,58 @@ def predict_folder(
             f"no image files ({', '.join(IMAGE_SUFFIXES)}) were found in {shown}; check the folder."
         )
     out = _check_out(Path(out_csv))
-    predicted, skipped = 0, []
+    predicted, skipped, inverted = 0, [], 0
     with _atomic_csv(out) as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["path", "predicted", "probability", *run.class_names])
+        writer.writerow(["path", "predicted", "probability", "inverted", *run.class_names])
         for start in range(0, len(files), batch_size):
             batch = files[start : start + batch_size]
-            predicted += _predict_batch(run, batch, invert, writer, skipped)
+            rows, flipped = _predict_batch(run, batch, invert, writer, skipped)
+            predicted, inverted = predicted + rows, inverted + flipped
             if on_progress is not None:
                 on_progress(start + len(batch), len(files))
         if predicted == 0:
             raise ConvlensError(_none_readable(skipped))
-    return PredictSummary(predicted, skipped, out)
+    return PredictSummary(predicted, skipped, out, inverted)
 
 
 def _predict_batch(
-    run: Run, files: list[Path], invert: bool, writer: Any, skipped: list[tuple[str, str]]
-) -> int:
+    run: Run,
+    files: list[Path],
+    invert: bool | str,
+    writer: Any,
+    skipped: list[tuple[str, str]],
+) -> tuple[int, int]:
     """Decode, classify and write one batch; appends unreadable files to ``skipped``.
 
-    Returns how many rows were written.
+    Returns how many rows were written and how many of those images were inverted.
     """
-    height, width, channels = run.model.input_shape
-    images, kept = [], []
+    images, kept, flipped = [], [], []
     for path in files:
         try:
             image = read_image(path)
         except ConvlensError as exc:
             skipped.append((str(path), _reason(path, exc)))
             continue
-        images.append(to_model_input(image, (height, width), channels, invert=invert))
+        pixels, why = model_image(run, image, invert)
+        images.append(pixels)
         kept.append(path)
+        flipped.append(bool(why))
     if not images:
-        return 0
+        return 0, 0
     probabilities = predict_proba(run.network, np.stack(images), run.model.input_shape)
-    for path, probs in zip(kept, probabilities, strict=True):  # probs: (classes,)
-        best = int(np.argmax(probs))
+    for path, probs, was_inverted in zip(kept, probabilities, flipped, strict=True):
+        best = int(np.argmax(probs))  # probs: (classes,)
         writer.writerow(
-            [str(path), run.class_names[best], f"{probs[best]:.6f}", *(f"{p:.6f}" for p in probs)]
+            [
+                str(path),
+                run.class_names[best],
+                f"{probs[best]:.6f}",
+                "yes" if was_inverted else "no",
+                *(f"{p:.6f}" for p in probs),
+            ]
         )
-    return len(kept)
+    return len(kept), sum(flipped)
 
 
 def _reason(path: Path, error: ConvlensError) -> str:

@@ -143,7 +143,21 @@ def for_dataset(config: TrainConfig, train_images: int, epochs_given: bool = Fal
     return replace(config, epochs=epochs)
 
 
+# The seeds a run takes, from `convlens train --seed`, the page's job request and the
+# notebook alike: 31 bits, what every generator seeded from it accepts.
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed outside 0..MAX_SEED in one sentence (the one rule for every caller)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConvlensError(
+            f"the seed must be a whole number from 0 to {MAX_SEED:,}, like 0 or 42; got {seed!r}."
+        )
+
+
 def _validate(config: TrainConfig) -> None:
+    check_seed(config.seed)
     if config.epochs < 1:
         raise ConvlensError(f"epochs must be at least 1, not {config.epochs}.")
     if config.batch_size < 1:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -404,11 +404,27 @@ def run_metrics(
     }
 
 
+def kept_epochs(count: int) -> str:
+    """What an interrupted run kept, in words: "epoch 1 is kept", "epochs 1-3 are kept"."""
+    return "epoch 1 is kept" if count == 1 else f"epochs 1-{count} are kept"
+
+
+def nothing_kept(how: str = "interrupted") -> str:
+    """The sentence for a run stopped before its first epoch was saved: nothing to resume."""
+    return (
+        f"{how} before the first epoch ended: nothing was kept, so `convlens train --resume` "
+        "has nothing to resume; run the command again to start over."
+    )
+
+
 class TrainingInterrupted(Exception):
     """Ctrl-C during training: what was saved and how to continue."""
 
     def __init__(self, run: Path, epochs_done: int) -> None:
-        super().__init__(f"training interrupted after {epochs_done} epoch(s)")
+        super().__init__(
+            f"training interrupted after epoch {epochs_done}: {kept_epochs(epochs_done)} in "
+            f"{run}; continue with `convlens train --resume {run}`."
+        )
         self.run = run
         self.epochs_done = epochs_done
 
@@ -424,6 +440,7 @@ class Resumable:
     dataset: str
     data_dir: str | None
     train_images: int | None = None  # the first that many training images (None: all)
+    input_why: str | None = None  # why the images had their shape when the run started
 
 
 # What a checkpoint saved before an option existed trained with: no EMA, every image.
@@ -443,6 +460,7 @@ def find_resumable(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Res
         dataset=info["dataset"],
         data_dir=info.get("data_dir"),
         train_images=info.get("train_images"),
+        input_why=info.get("input_why"),  # absent from checkpoints saved before it was kept
     )
 
 
@@ -487,10 +505,13 @@ def train_to_run(
     may add files (the report) before the run is published. The directory
     appears only when everything in it is written; Ctrl-C after an epoch keeps
     the checkpoint and raises TrainingInterrupted, before the first epoch it
-    leaves nothing.
+    leaves nothing. A resumed run keeps the ``input_why`` it started with (its
+    images are read again at the model's input, which would say "as asked").
     """
     config = resume.config if resume else (config or TrainConfig())
     model = model.with_class_names(dataset.class_names)
+    if resume is not None and resume.input_why:
+        dataset = replace(dataset, input_why=resume.input_why)
     if not group.is_main:  # only rank 0 writes the run directory
         return None, fit(model, dataset, config, group=group)
     info = {
@@ -499,6 +520,7 @@ def train_to_run(
         "dataset": dataset.location,  # a folder by its path, so --resume finds it from anywhere
         "data_dir": None if data_dir is None else str(data_dir),
         "train_images": len(dataset.train),  # a resumed run trains on the images it began with
+        "input_why": dataset.input_why or None,
     }
     out = resume.staged.final if resume else out
     with staged_run(out, model.name, root, resume=resume is not None) as run:
@@ -512,15 +534,15 @@ def train_to_run(
                 resume=resume.state if resume else None,
                 group=group,
             )
-        except KeyboardInterrupt:
+            save_model(run.staging, model, result.network)
+            write_history(run.staging, result.history.as_rows())
+            write_metrics(run.staging, run_metrics(model, dataset, config, result, group.world))
+            if dataset.split is not None:
+                write_split(run.staging, dataset.split)
+            if finish is not None:
+                finish(run.staging, result)
+        except KeyboardInterrupt:  # while training or writing: the last checkpoint stays
             if checkpoints.saved:
                 raise TrainingInterrupted(run.final, checkpoints.saved) from None
             raise
-        save_model(run.staging, model, result.network)
-        write_history(run.staging, result.history.as_rows())
-        write_metrics(run.staging, run_metrics(model, dataset, config, result, group.world))
-        if dataset.split is not None:
-            write_split(run.staging, dataset.split)
-        if finish is not None:
-            finish(run.staging, result)
     return run.final, result

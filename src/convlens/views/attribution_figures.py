@@ -9,6 +9,7 @@ map's largest magnitude.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +54,9 @@ def draw_overlay(axes: Axes, image: np.ndarray, values: np.ndarray, signed: bool
     """The grayscale image with the map laid over it."""
     _show(axes, _gray(image), title)
     axes.imshow(overlay_rgba(image, values, signed), interpolation="nearest")
+
+
+CAPTION_CHARACTERS = 180  # of the why figure's caption per line, at 8 points on 12.5 inches
 
 
 def why_figure(
@@ -108,10 +112,12 @@ def mistakes_gradcam_figure(
     captions: Sequence[str],
     title: str,
     columns: int = 4,
+    signed: bool = False,
 ) -> Figure:
-    """Each mistake three times: the image, Grad-CAM toward the wrong class, toward the true one.
+    """Each mistake three times: the image, a map toward the wrong class, toward the true one.
 
-    ``images`` uint8 (N, H, W, C); maps float (N, H, W). ``columns`` mistakes
+    ``images`` uint8 (N, H, W, C); maps float (N, H, W), ``signed`` as the
+    method's (then blue shows evidence against the class). ``columns`` mistakes
     per row, each taking three panels in cells of 1.25 x 1.75 inches, under
     0.5 inch of title. The 3N panels are drawn as one image (mosaic.Mosaic).
     """
@@ -130,8 +136,8 @@ def mistakes_gradcam_figure(
         said, truth = class_names[predicted[n]], class_names[true[n]]
         panels = (
             (gray, f"{captions[n]}\ntrue {truth}"),
-            (over(gray, overlay_pixels(images[n], wrong_maps[n], False)), f"why {said}?"),
-            (over(gray, overlay_pixels(images[n], true_maps[n], False)), f"why {truth}?"),
+            (over(gray, overlay_pixels(images[n], wrong_maps[n], signed)), f"why {said}?"),
+            (over(gray, overlay_pixels(images[n], true_maps[n], signed)), f"why {truth}?"),
         )
         for k, (pixels, text) in enumerate(panels):
             x = (col * 3 + k) * 1.25 + (1.25 - side) / 2
@@ -169,9 +175,10 @@ def run_why_figure(
     title = methods.describe(method, target_name)
     if label:
         title = f"{label}: {title}"
-    caption = f"{method}: {found.note}; the score is the logit of {target_name}"
+    caption = f"{found.meaning(target_name)} {method}: {found.note}"
     if found.delta is not None:
         caption += f"; completeness error {float(found.delta[0]):+.3g}"
+    caption = textwrap.fill(caption, CAPTION_CHARACTERS)
     top = attribution.top_classes(found.probabilities[0], names)
     return why_figure(image, found.maps[0], method=method, title=title, top=top, caption=caption)
 

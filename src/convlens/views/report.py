@@ -26,6 +26,7 @@ import numpy as np
 
 from convlens.errors import ConvlensError
 from convlens.fsutil import atomic_write_bytes, atomic_write_text
+from convlens.inspect.faithfulness import read_cached
 from convlens.runs.directory import read_history, run_name
 from convlens.runs.evaluate import Evaluation, evaluate
 from convlens.runs.loading import Run, load_run
@@ -337,7 +338,7 @@ def _filters_section(pngs: Mapping[str, bytes]) -> str:
     )
 
 
-def _mistakes_section(pngs: Mapping[str, bytes]) -> str:
+def _mistakes_section(run: Run, pngs: Mapping[str, bytes]) -> str:
     if "misclassified" not in pngs:
         return '<p class="note">The model got every test image right: no mistakes to show.</p>'
     gallery = _img(
@@ -346,15 +347,16 @@ def _mistakes_section(pngs: Mapping[str, bytes]) -> str:
         "Test images the model "
         "got wrong, the surest mistakes first: the true class and what the model said.",
     )
-    if "mistakes_gradcam" not in pngs:
+    if "mistakes_why" not in pngs:
         return gallery
+    chosen = read_cached(run.path)  # measured while the figure was drawn
+    why = "" if chosen is None else f" {chosen.why}"
     return gallery + _img(
-        pngs["mistakes_gradcam"],
-        "Grad-CAM of the mistakes",
-        "The surest mistakes again, each with two Grad-CAM maps over it: the pixels that "
-        "raised the score of the class the model said, and those that raised the score of "
-        "the true class (the last convolution's maps weighted by the class's gradient). "
-        "Where the two differ is what misled it.",
+        pngs["mistakes_why"],
+        "why the mistakes",
+        "The surest mistakes again, each with two maps of the run's default method over it: "
+        "the pixels that raised the score of the class the model said, and those that raised "
+        f"the score of the true class. Where the two differ is what misled it.{why}",
     )
 
 
@@ -394,7 +396,7 @@ def report_html(
         "results": _results_section(run, evaluation, pngs),
         "journey": _journey_section(run, pngs),
         "filters": _filters_section(pngs),
-        "mistakes": _mistakes_section(pngs),
+        "mistakes": _mistakes_section(run, pngs),
     }
     nav = " ".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS if sections[key])
     body = "".join(

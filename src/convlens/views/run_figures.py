@@ -14,7 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from convlens.inspect import attribution, journey
+from convlens.inspect import attribution, journey, methods
+from convlens.inspect.faithfulness import default_method
 from convlens.model.layers import Conv2D
 from convlens.runs.directory import read_history, run_name
 from convlens.runs.evaluate import Evaluation
@@ -123,20 +124,26 @@ def misclassified_figure(
     )
 
 
-def mistakes_gradcam_figure(
+def mistakes_why_figure(
     run: Run, test: Split, evaluation: Evaluation, count: int = 12
 ) -> Figure | None:
-    """The ``count`` surest mistakes with Grad-CAM toward the wrong and the true class.
+    """The ``count`` surest mistakes with the run's default map (faithfulness.default_method)
+    toward the wrong and the true class.
 
     None when the model has no Conv2D or made no mistake.
     """
     chosen = mistakes(evaluation, test.labels, count)
     if len(chosen) == 0 or not any(isinstance(r.layer, Conv2D) for r in run.model.rows):
         return None
+    method = default_method(run, test).method
     images, true = test.images[chosen], test.labels[chosen]
     predicted = evaluation.predictions[chosen]
-    toward_wrong = attribution.explain(run, images, "gradcam", predicted)
-    toward_true = attribution.explain(run, images, "gradcam", true)
+    toward_wrong = attribution.explain(run, images, method, predicted)
+    toward_true = attribution.explain(run, images, method, true)
+    how = f"Grad-CAM on {toward_wrong.layer}" if method == "gradcam" else method
+    red = "red: raised that class's score" + (
+        ", blue: lowered it" if methods.METHODS[method].signed else ""
+    )
     return attribution_figures.mistakes_gradcam_figure(
         images,
         toward_wrong.maps,
@@ -145,8 +152,9 @@ def mistakes_gradcam_figure(
         predicted,
         run.class_names,
         captions=[f"test image {i}" for i in chosen],
-        title=f"Why the {len(chosen)} surest mistakes: Grad-CAM on {toward_wrong.layer} toward "
-        "the wrong class and toward the true one (red: raised that class's score)",
+        title=f"Why the {len(chosen)} surest mistakes: {how} toward the wrong class and toward "
+        f"the true one ({red})",
+        signed=methods.METHODS[method].signed,
     )
 
 
@@ -213,9 +221,9 @@ def run_figures(
     gallery = misclassified_figure(run, test, evaluation, options.mistakes)
     if gallery is not None:
         figures["misclassified"] = gallery
-    explained = mistakes_gradcam_figure(run, test, evaluation, options.explained_mistakes)
+    explained = mistakes_why_figure(run, test, evaluation, options.explained_mistakes)
     if explained is not None:
-        figures["mistakes_gradcam"] = explained
+        figures["mistakes_why"] = explained
     return figures
 
 

@@ -19,7 +19,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from convlens.data.datasets import SOURCES
 from convlens.errors import ConvlensError
 from convlens.model.files import SPEC_FILE, read_spec
 from convlens.runs.directory import METRICS_FILE, read_history
@@ -189,7 +188,7 @@ def prediction(runs: RunRegistry, name: str, image, invert: str) -> dict:
     """A RunPrediction: ``image`` as the run's model reads it, and its probabilities."""
     loaded = runs.get(name)
     spec = loaded.run.model
-    light_on_dark = str(loaded.run.metrics.get("dataset", "")).lower() in SOURCES
+    light_on_dark = loaded.run.light_on_dark
     pixels, inverted, _ = model_views.model_input(image, spec.input_shape, invert, light_on_dark)
     with loaded.lock:
         probabilities = predict_proba(loaded.run.network, pixels[None], spec.input_shape)[0]

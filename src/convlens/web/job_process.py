@@ -29,7 +29,7 @@ from convlens.model.sequential import Sequential
 from convlens.training.callbacks import Callback
 from convlens.training.plan import plan_training
 from convlens.training.recipes import batches_per_epoch, keep_in_epoch
-from convlens.training.train import TrainingInterrupted, train_to_run
+from convlens.training.train import TrainingInterrupted, kept_epochs, train_to_run
 from convlens.views.report import write_run_report
 from convlens.web import model_views, pictures
 
@@ -120,9 +120,8 @@ def nothing_kept_message() -> str:
 
 def kept_message(done: int, epochs: int, run: str | Path) -> str:
     """What cancelling after ``done`` of ``epochs`` keeps, and how to go on."""
-    kept = "epoch 1 is kept" if done == 1 else f"epochs 1-{done} are kept"
     return (
-        f"cancelled after epoch {done} of {epochs}: {kept} in {run}'s staging folder; "
+        f"cancelled after epoch {done} of {epochs}: {kept_epochs(done)} in {run}'s staging folder; "
         f"continue with `convlens train --resume {run}`."
     )
 

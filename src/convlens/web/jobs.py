@@ -52,7 +52,9 @@ class JobRequest(BaseModel):
     )
     recipe: str = Field("fast", title="Recipe", description="fast, lesson or best")
     epochs: int | None = Field(None, ge=1, title="Epochs", description="default: the recipe's")
-    seed: int = Field(0, ge=0, le=2**31 - 1, title="Seed")
+    seed: int = Field(
+        0, title="Seed", description="0 to 2**31 - 1: checked by the recipes' rule, as --seed is"
+    )
     watch_image: int = Field(
         0, ge=0, title="Watched test image", description="the test image whose maps are redrawn"
     )

@@ -17,7 +17,6 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from convlens.data.datasets import SOURCES
 from convlens.errors import ConvlensError
 from convlens.inspect.journey import activations, learned_filters
 from convlens.web import model_views, pictures
@@ -109,7 +108,7 @@ def filter_weights(loaded: LoadedRun) -> dict | None:
 def journey_body(loaded: LoadedRun, image: StoredImage, invert: str, run_name: str) -> dict:
     """A JourneyBody: every layer's output for one image, from one forward pass."""
     spec = loaded.run.model
-    light_on_dark = str(loaded.run.metrics.get("dataset", "")).lower() in SOURCES
+    light_on_dark = loaded.run.light_on_dark
     pixels, inverted, how = model_views.model_input(image, spec.input_shape, invert, light_on_dark)
     with loaded.lock:
         captured = activations(loaded.run, pixels[None])

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.images import fit_to_input, to_model_input
+from convlens.images import fit_to_input, invert_rule, to_model_input
 from convlens.model.receptive import ReceptiveField
 from convlens.model.sequential import LayerRow, receptive_summary
 from convlens.web import pictures
 from convlens.web.store import LoadedRun, StoredImage
-
-INVERT_BORDER_LEVEL = 127.5  # a light border means a dark object on white: invert it
 
 
 def layer_summary(row: LayerRow, field: ReceptiveField | None = None) -> dict:
@@ -62,21 +60,10 @@ def model_input(
         how = f"resized from {h}x{w} to {height}x{width} by area"
     if c != channels:
         how += ", grayscale luma" if channels == 1 else ", gray repeated to RGB"
-    auto = invert == "auto" and light_on_dark and border_is_light(fitted)
-    inverted = invert == "yes" or auto
-    if auto:
-        how += ", inverted (its border is light; the model was trained on light shapes on black)"
-    elif inverted:
-        how += ", inverted (as asked)"
+    inverted, why = invert_rule(fitted, invert, light_on_dark)  # the CLI's rule too
+    if inverted:
+        how += f", inverted ({why})"
     return (255 - fitted if inverted else fitted), inverted, f"{image.name}: {how}."
-
-
-def border_is_light(pixels: np.ndarray) -> bool:
-    """Whether the one-pixel frame of uint8 (H, W, C) averages above mid-grey."""
-    frame = np.concatenate(
-        [pixels[0].ravel(), pixels[-1].ravel(), pixels[:, 0].ravel(), pixels[:, -1].ravel()]
-    )
-    return float(frame.mean()) > INVERT_BORDER_LEVEL
 
 
 def map_grid(maps: np.ndarray, colour_map: str = "inferno", symmetric: bool = False) -> dict:

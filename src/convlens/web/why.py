@@ -1,6 +1,7 @@
 """The why panel: attribution maps on the journey, filter portraits.
 
-    GET  /api/attribution/methods  the methods, in the menu's order (one table: inspect/attribution.py)
+    GET  /api/attribution/methods  the methods, in the menu's order (one table: inspect/methods.py);
+                            with ?run=NAME, which is that run's default (inspect/faithfulness.py)
     POST /api/attribution   one image's map toward any class (AttributionRequest)
     POST /api/portrait      one filter's top test patches and synthesised input
 
@@ -22,8 +23,8 @@ import numpy as np
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from convlens.data.datasets import SOURCES
-from convlens.inspect import attribution, methods, portraits
+from convlens.errors import ConvlensError
+from convlens.inspect import attribution, faithfulness, methods, portraits
 from convlens.web import model_views, pictures
 from convlens.web.bodies import ERRORS
 from convlens.web.state import Explorer
@@ -57,6 +58,7 @@ class AttributionBody(BaseModel):
     target_name: str
     predicted_index: int
     title: str = Field(description='what the colours mean: "red: pixels that raised ..."')
+    legend: str = Field(description="what the map's values are (Grad-CAM: its cells' width)")
     note: str = Field(description="how it was computed (layer, steps, patch)")
     delta: float | None = Field(None, description="integrated gradients' completeness error")
     shape: list[int]
@@ -124,7 +126,7 @@ def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> d
     """An AttributionBody for one stored image."""
     started = time.perf_counter()
     spec = loaded.run.model
-    light_on_dark = str(loaded.run.metrics.get("dataset", "")).lower() in SOURCES
+    light_on_dark = loaded.run.light_on_dark
     pixels, _, _ = model_views.model_input(image, spec.input_shape, request.invert, light_on_dark)
     with loaded.lock:
         found = attribution.explain(
@@ -141,6 +143,7 @@ def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> d
         "target_name": names[target],
         "predicted_index": int(found.probabilities[0].argmax()),
         "title": methods.describe(request.method, names[target]),
+        "legend": found.meaning(names[target]),
         "note": found.note,
         "delta": None if found.delta is None else float(found.delta[0]),
         "shape": list(values.shape),
@@ -152,6 +155,45 @@ def attribution_body(loaded: LoadedRun, image, request: AttributionRequest) -> d
     }
     body["milliseconds"] = (time.perf_counter() - started) * 1000
     return body
+
+
+def run_methods(loaded: LoadedRun) -> list[dict]:
+    """The methods for one run: each with "default", "usable", its deletion-test "drop" (null
+    if not measured), what its values mean ("score") and, on the default, "why"."""
+    try:
+        test = loaded.test_split()
+    except ConvlensError:
+        test = None  # no test images: the lesson CNN's default, said so
+    with loaded.lock:
+        chosen = faithfulness.default_method(loaded.run, test)
+    drops = {score.method: score.map_drop for score in chosen.scores}
+    usable = faithfulness.usable_methods(loaded.run)
+    spec = loaded.run.model
+    listed = []
+    for name, method in methods.METHODS.items():
+        entry = method.as_dict() | {
+            "default": name == chosen.method,
+            "usable": name in usable,
+            "drop": drops.get(name),
+            "score": method.meaning("the class", cells_of(spec, name))
+            if name in usable
+            else f"{method.title} needs a Conv2D layer's maps; this model has none.",
+        }
+        if name == chosen.method:
+            entry["why"] = chosen.why
+        listed.append(entry)
+    return listed
+
+
+def cells_of(spec, name: str) -> str:
+    """Grad-CAM's cell width (its default layer's receptive field) or occlusion's patch, "8x8"."""
+    if name == "gradcam":
+        height, width = spec.receptive_fields()[attribution.last_conv(spec).name].size
+        return f"{height}x{width}"
+    if name == "occlusion":
+        patch, _ = attribution.occlusion_window(spec.input_shape)
+        return f"{patch}x{patch}"
+    return ""
 
 
 class StrongestCache:
@@ -215,10 +257,17 @@ def router(state: Explorer) -> APIRouter:
     routes = APIRouter()
     cache = StrongestCache()
 
-    @routes.get("/api/attribution/methods")
-    def attribution_methods() -> list[dict]:
-        """Every attribution method: name, menu title, signed, whether it reads a layer."""
-        return [method.as_dict() for method in methods.METHODS.values()]
+    @routes.get("/api/attribution/methods", responses=ERRORS)
+    def attribution_methods(run: str | None = None) -> list[dict]:
+        """Every attribution method: name, menu title, signed, whether it reads a layer, and
+        "default": the one to show first (with ``run``: that run's most faithful, measured
+        once and kept in its directory; without: the lesson CNN's)."""
+        if run is None:
+            return [
+                method.as_dict() | {"default": name == faithfulness.FALLBACK_METHOD}
+                for name, method in methods.METHODS.items()
+            ]
+        return run_methods(state.runs.get(run))
 
     @routes.post("/api/attribution", response_model=AttributionBody, responses=ERRORS)
     def attribution_map(request: AttributionRequest) -> dict:
