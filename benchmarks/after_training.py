@@ -31,7 +31,7 @@ FIGURES = (
     "feature_maps.png",
     "filters.png",
     "misclassified.png",
-    "mistakes_gradcam.png",
+    "mistakes_why.png",
 )
 TORCH_CHECK = (
     "import runpy, sys; sys.argv = ['convlens', *sys.argv[1:]]\n"

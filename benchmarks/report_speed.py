@@ -69,7 +69,7 @@ def _figure_makers(run, test, evaluation) -> dict[str, Callable[[], object]]:
         "feature_maps": lambda: run_figures.feature_maps_figure(run, test, int(indices[0])),
         "filters": lambda: run_figures.filters_figure(run),
         "misclassified": lambda: run_figures.misclassified_figure(run, test, evaluation),
-        "mistakes_gradcam": lambda: run_figures.mistakes_gradcam_figure(run, test, evaluation),
+        "mistakes_why": lambda: run_figures.mistakes_why_figure(run, test, evaluation),
     }
 
 

@@ -92,7 +92,7 @@ def test_gradcam_overlay_is_the_red_map_over_the_gray_image_as_opaque_as_it_is_s
     image = np.full((1, 8, 8, 1), 100, np.uint8)
     maps = np.zeros((1, 8, 8))
     maps[0, :, 4:] = np.linspace(0.5, 2.0, 4)  # right half positive, left half zero
-    figure = attribution_figures.mistakes_gradcam_figure(
+    figure = attribution_figures.mistakes_why_figure(
         image, maps, maps, [0], [1], ["a", "b"], captions=["test image 0"], title="why"
     )
     photo, wrong, true = mosaic.panels(figure)

@@ -101,7 +101,7 @@ def why_figure(
     return figure
 
 
-def mistakes_gradcam_figure(
+def mistakes_why_figure(
     images: np.ndarray,
     wrong_maps: np.ndarray,
     true_maps: np.ndarray,

@@ -144,7 +144,7 @@ def mistakes_why_figure(
     red = "red: raised that class's score" + (
         ", blue: lowered it" if methods.METHODS[method].signed else ""
     )
-    return attribution_figures.mistakes_gradcam_figure(
+    return attribution_figures.mistakes_why_figure(
         images,
         toward_wrong.maps,
         toward_true.maps,
