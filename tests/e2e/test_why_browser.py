@@ -57,8 +57,16 @@ def test_the_why_switch_lays_the_map_over_the_input_for_any_class(page, console)
     page.wait_for_selector("#why-overlay:not([hidden])")
     predicted = page.locator("#probabilities li.predicted").get_attribute("data-index")
     assert page.get_attribute("#why-overlay", "data-target") == predicted
+    default = page.evaluate(
+        """async (run) => {
+            const answer = await fetch('/api/attribution/methods?run=' + run);
+            return (await answer.json()).find((m) => m.default).name;
+        }""",
+        RUN,
+    )
+    assert page.input_value("#why-method") == default  # the run's measured default first
     drawn = canvas_pixels(page, "#why-overlay")[..., :3]
-    expected, body = api_overlay(page, "gradcam", None)
+    expected, body = api_overlay(page, default, None)
     np.testing.assert_array_equal(drawn, expected)
     assert page.locator("#why-title").inner_text() == body["title"]
 
@@ -103,15 +111,21 @@ def test_a_feature_map_click_opens_the_filters_portrait(page, runs_root):
 
 
 def with_default(answer: list[dict], form: str) -> list[dict] | dict:
-    """GET /api/attribution/methods's answer with occlusion as the default, in ``form``."""
+    """GET /api/attribution/methods's answer with saliency as the default, in ``form`` ("none":
+    no default at all, as a server before the measured default answered)."""
     if form == "marked":
-        return [dict(method, default=method["name"] == "occlusion") for method in answer]
+        return [dict(method, default=method["name"] == "saliency") for method in answer]
     if form == "named":
-        return {"methods": answer, "default": "occlusion"}
-    return answer
+        return {"methods": [strip(method) for method in answer], "default": "saliency"}
+    return [strip(method) for method in answer]
 
 
-@pytest.mark.parametrize(("form", "expected"), [("marked", "occlusion"), ("named", "occlusion"), ("none", None)])
+def strip(method: dict) -> dict:
+    """A method's entry without its "default" mark."""
+    return {key: value for key, value in method.items() if key != "default"}
+
+
+@pytest.mark.parametrize(("form", "expected"), [("marked", "saliency"), ("named", "saliency"), ("none", None)])
 def test_the_method_menu_starts_on_the_servers_default(browser, server, form, expected):
     """A "default" in the methods' answer (for the run, where the server knows one) is chosen."""
     context = browser.new_context(viewport={"width": 1360, "height": 900})
