@@ -149,3 +149,56 @@ def test_a_run_that_cannot_be_written_is_measured_once_per_process(tmp_path, mon
     assert not (run.path / faithfulness.CACHE_FILE).exists()
     monkeypatch.setattr(faithfulness, "score_method", pytest.fail)
     assert faithfulness.default_method(run, test) == first
+
+
+def lesson_run(directory: Path, dataset: str, spec: Sequential | None = None) -> Run:
+    """An untrained seed-cnn (or ``spec``) saved as a run of ``dataset``."""
+    from convlens.model.network import build_network
+    from convlens.model.presets import preset
+
+    spec = spec or preset("seed-cnn")
+    directory.mkdir(parents=True)
+    save_model(directory, spec, build_network(spec, seed=0))
+    write_metrics(directory, {"model": spec.name, "dataset": dataset})
+    return load_run(directory)
+
+
+def test_the_lesson_cnn_on_fashion_mnist_takes_its_measured_default(tmp_path, monkeypatch):
+    monkeypatch.setattr(faithfulness, "score_method", pytest.fail)  # nothing is measured
+    run = lesson_run(tmp_path / "lesson", "fashion-mnist")
+    chosen = faithfulness.default_method(run, Split(np.zeros((2, 28, 28, 1), np.uint8), [0, 1]))
+    assert chosen == faithfulness.MEASURED_PRESETS[("seed-cnn", "fashion-mnist")]
+    assert chosen.method == chosen.scores[0].method == "occlusion"
+    assert "fixed by measurement" in chosen.why and "1,000 test images" in chosen.why
+    assert not (run.path / faithfulness.CACHE_FILE).exists()
+
+
+@pytest.mark.parametrize("change", ["folder", "edited"])
+def test_other_data_or_an_edited_lesson_cnn_is_measured(tmp_path, monkeypatch, change) -> None:
+    from convlens.model.layers import Conv2D, MaxPooling2D
+
+    edited = Sequential(
+        [
+            Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
+            MaxPooling2D(2, 2),
+            Flatten(),
+            Dense(10, activation="softmax"),
+        ],
+        name="seed-cnn",
+    )
+    run = lesson_run(
+        tmp_path / change,
+        "fashion-mnist" if change == "edited" else str(tmp_path / "shapes"),
+        edited if change == "edited" else None,
+    )
+    assert faithfulness.preset_default(run) is None
+    calls = []
+
+    def scored(run, images, method, fraction=0.1, seed=0):
+        calls.append(method)
+        return MethodScore(method, {"saliency": 0.8}.get(method, 0.2), 0.1, 0.9)
+
+    monkeypatch.setattr(faithfulness, "score_method", scored)
+    test = Split(np.zeros((2, 28, 28, 1), np.uint8), np.array([0, 1]))
+    assert faithfulness.default_method(run, test).method == "saliency"
+    assert len(calls) == 4

@@ -5,7 +5,9 @@ map (N, H, W) per uint8 image (N, H, W, C), at the input's size, where a
 higher value means more evidence for ``target`` (default: the class the model
 predicts). The score explained is always the target class's logit, the
 network's output before the softmax. The methods are Captum's (PyTorch's own
-interpretability library, tested upstream; not written again here):
+interpretability library), computed here without importing it (its import
+took 0.6 s after every training run, and its occlusion builds each patch's
+mask one by one); the tests hold every map equal to Captum's to 1e-5:
 
 - ``gradcam``: Grad-CAM (Selvaraju et al. 2017) on a layer with maps (the
   last Conv2D by default): each map weighted by the mean gradient of the score
@@ -253,13 +255,6 @@ def attribute(
     return explain(model, images, method, target, layer).maps
 
 
-def _captum() -> Any:
-    """captum.attr, imported on first use: it takes ~0.6 s, paid only when a map is made."""
-    import captum.attr  # function-level: start-up time of every command that imports this
-
-    return captum.attr
-
-
 def _gradcam_method(network, spec, inputs, target, settings: Settings):
     row = settings.row
     note = f"Grad-CAM on {row.name} (each pixel of its maps sees {_dims(row, spec)})"
@@ -267,24 +262,43 @@ def _gradcam_method(network, spec, inputs, target, settings: Settings):
 
 
 def _saliency(network, spec, inputs, target, settings: Settings):
-    grads = _captum().Saliency(network).attribute(
-        inputs.clone().requires_grad_(True), target=target, abs=False
-    )
+    grads = score_gradients(network, inputs.clone(), target)
     return grads.sum(1), None, "gradient of the score, summed over channels"
+
+
+def score_gradients(network: Network, points: torch.Tensor, target: Sequence[int]) -> torch.Tensor:
+    """d score / d input (N, C, H, W): each point's ``target`` logit's gradient (target repeats
+    over the points when they are several paths' points stacked)."""
+    chosen = torch.as_tensor(list(target))
+    chosen = chosen.repeat(len(points) // len(chosen)).view(-1, 1)
+    with torch.enable_grad():
+        points = points.detach().requires_grad_(True)
+        scores = network(points).gather(1, chosen)
+        (grads,) = torch.autograd.grad(scores.sum(), points)
+    return grads
 
 
 def _integrated_gradients(network, spec, inputs, target, settings: Settings):
     steps = settings.steps
     if not 1 <= steps <= 1024:
         raise ConvlensError(f"integrated gradients' steps must be 1..1024, not {steps}.")
-    maps, delta = _captum().IntegratedGradients(network).attribute(
-        inputs.clone(),
-        baselines=black_like(spec, inputs),
-        target=target,
-        n_steps=steps,
-        internal_batch_size=IG_BATCH,
-        return_convergence_delta=True,
-    )
+    baseline = black_like(spec, inputs)
+    difference = inputs - baseline
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    alphas = torch.from_numpy((nodes + 1) / 2).float()  # Gauss-Legendre on [0, 1], as captum's
+    shares = torch.from_numpy(weights / 2).float()
+    total = torch.zeros_like(inputs)
+    per_pass = max(1, IG_BATCH // len(inputs))
+    for start in range(0, steps, per_pass):
+        alpha = alphas[start : start + per_pass].view(-1, 1, 1, 1, 1)
+        points = (baseline.unsqueeze(0) + alpha * difference.unsqueeze(0)).flatten(0, 1)
+        grads = score_gradients(network, points, target).view(len(alpha), *inputs.shape)
+        total += (shares[start : start + per_pass].view(-1, 1, 1, 1, 1) * grads).sum(0)
+    maps = total * difference
+    chosen = torch.as_tensor(list(target)).view(-1, 1)
+    with torch.no_grad():
+        ends = network(inputs).gather(1, chosen) - network(baseline).gather(1, chosen)
+    delta = maps.sum((1, 2, 3)) - ends[:, 0]
     note = f"{steps} steps from a black image, summed over channels"
     return maps.sum(1), delta, note
 
@@ -337,21 +351,54 @@ def centre_weights(field: ReceptiveField, axis: int, cells: int, pixels: int) ->
 def _occlusion(network, spec, inputs, target, settings: Settings):
     """Occlusion maps (N, H, W): the score's mean drop when a black patch covers each pixel."""
     patch, stride = occlusion_settings(spec.input_shape, settings.patch, settings.stride)
-    height, width, channels = spec.input_shape
+    height, width, _ = spec.input_shape
     if not (1 <= patch <= min(height, width) and 1 <= stride <= patch):
         raise ConvlensError(
             f"the occlusion patch must be 1..{min(height, width)} pixels and its stride 1..patch, "
             f"not patch {patch}, stride {stride}."
         )
-    maps = _captum().Occlusion(network).attribute(
-        inputs.clone(),
-        sliding_window_shapes=(channels, patch, patch),
-        strides=(channels, stride, stride),
-        baselines=black_like(spec, inputs),
-        target=target,
-        perturbations_per_eval=OCCLUSION_BATCH,
-    )
-    return maps[:, 0], None, f"black {patch}x{patch} patch, stride {stride}"
+    masks = occlusion_masks(height, width, patch, stride)
+    drops = occlusion_drops(network, inputs, black_like(spec, inputs), masks, target)
+    maps = torch.einsum("np,phw->nhw", drops, masks) / masks.sum(0)
+    return maps, None, f"black {patch}x{patch} patch, stride {stride}"
+
+
+def occlusion_masks(height: int, width: int, patch: int, stride: int) -> torch.Tensor:
+    """float32 (P, H, W): 1 inside each patch position, every ``stride`` pixels from the
+    top left, the last one cut at the border so that every pixel is covered (captum's windows)."""
+    tops = range(0, stride * -(-(height - patch) // stride) + 1, stride)
+    lefts = range(0, stride * -(-(width - patch) // stride) + 1, stride)
+    masks = torch.zeros(len(tops) * len(lefts), height, width)
+    for k, (top, left) in enumerate((t, lf) for t in tops for lf in lefts):
+        masks[k, top : top + patch, left : left + patch] = 1
+    return masks
+
+
+def occlusion_drops(
+    network: Network,
+    inputs: torch.Tensor,
+    baseline: torch.Tensor,
+    masks: torch.Tensor,
+    target: Sequence[int],
+) -> torch.Tensor:
+    """(N, P): each image's target score minus its score with patch p set to the baseline.
+
+    The occluded copies are evaluated OCCLUSION_BATCH at a time, as captum's
+    ``perturbations_per_eval`` does, in one forward pass per chunk of patches.
+    """
+    count, positions = len(inputs), len(masks)
+    chosen = torch.as_tensor(list(target)).view(-1, 1)
+    per_pass = max(1, OCCLUSION_BATCH // count)
+    with torch.inference_mode():
+        before = network(inputs).gather(1, chosen)
+        drops = torch.empty(count, positions)
+        for start in range(0, positions, per_pass):
+            mask = masks[start : start + per_pass, None].unsqueeze(0)  # (1, p, 1, H, W)
+            occluded = inputs.unsqueeze(1) * (1 - mask) + baseline.unsqueeze(1) * mask
+            scores = network(occluded.flatten(0, 1)).view(count, mask.shape[1], -1)
+            taken = scores.gather(2, chosen.view(-1, 1, 1).expand(-1, mask.shape[1], 1))
+            drops[:, start : start + mask.shape[1]] = before - taken[..., 0]
+    return drops
 
 
 def _dims(row: LayerRow, spec: Sequential) -> str:
