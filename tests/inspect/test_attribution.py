@@ -271,3 +271,18 @@ def test_maps_equal_captums(method: str, channels: int) -> None:
     np.testing.assert_allclose(
         found.maps, expected.detach().sum(1).numpy(), rtol=1e-4, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("method", ["occlusion", "saliency"])
+def test_explaining_several_targets_at_once_equals_one_call_each(method: str) -> None:
+    """explain_targets shares occlusion's occluded copies between the classes; the maps,
+    targets and probabilities are those of separate explain calls."""
+    spec, network = small_model(3)
+    batch = images(4, 3, seed=9)
+    targets = ([0, 1, 2, 0], [2, 2, 0, 1], 1)
+    together = attribution.explain_targets((spec, network), batch, method, targets)
+    for target, found in zip(targets, together, strict=True):
+        alone = attribution.explain((spec, network), batch, method, target)
+        np.testing.assert_allclose(found.maps, alone.maps, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(found.targets, alone.targets)
+        np.testing.assert_array_equal(found.probabilities, alone.probabilities)

@@ -101,6 +101,9 @@ class Settings:
     steps: int = IG_STEPS
     patch: int | None = None
     stride: int | None = None
+    # Occlusion's scores of every class for every occluded copy, kept across calls on the
+    # same images (explain_targets): the copies do not depend on the class explained.
+    occluded: dict[str, torch.Tensor] | None = None
 
 
 # (maps (N, H, W), delta or None, note) from network, spec, inputs, targets and settings
@@ -189,6 +192,7 @@ def explain(
     steps: int = IG_STEPS,
     patch: int | None = None,
     stride: int | None = None,
+    occluded: dict[str, torch.Tensor] | None = None,
 ) -> Attribution:
     """Attribution maps with what they explain (see the module docstring for each method).
 
@@ -196,7 +200,8 @@ def explain(
     (N, H, W, C); ``target`` a class number or name for every image, one per
     image, or None for each image's predicted class; ``layer`` Grad-CAM's
     layer; ``steps`` integrated gradients' steps; ``patch``/``stride``
-    occlusion's square window (default ``occlusion_window``).
+    occlusion's square window (default ``occlusion_window``); ``occluded``: a
+    dict shared by calls on the same images (see ``explain_targets``).
     """
     network, spec = _network_parts(model)
     chosen_method = METHODS[check_method(method)]
@@ -213,7 +218,7 @@ def explain(
         with torch.no_grad():
             logits = network(inputs)
         chosen = logits.argmax(1) if targets is None else torch.from_numpy(targets)
-        settings = Settings(row, steps, patch, stride)
+        settings = Settings(row, steps, patch, stride, occluded)
         maps, delta, note = compute(network, spec, inputs, chosen.tolist(), settings)
     finally:
         network.train(was_training)
@@ -227,6 +232,19 @@ def explain(
         note=note,
         cells=_cells(spec, chosen_method.name, row, patch, stride),
     )
+
+
+def explain_targets(
+    model: Any, images: np.ndarray, method: str, targets: Sequence[TARGET]
+) -> list[Attribution]:
+    """``explain`` of the same images toward each of ``targets`` (each as explain's target).
+
+    Occlusion evaluates its occluded copies once for all of them (the report's
+    mistakes, toward the wrong and the true class, pay half); the other methods
+    are computed once per target.
+    """
+    occluded: dict[str, torch.Tensor] = {}
+    return [explain(model, images, method, target, occluded=occluded) for target in targets]
 
 
 def _cells(spec: Sequential, method: str, row: LayerRow | None, patch, stride) -> str:
@@ -358,7 +376,8 @@ def _occlusion(network, spec, inputs, target, settings: Settings):
             f"not patch {patch}, stride {stride}."
         )
     masks = occlusion_masks(height, width, patch, stride)
-    drops = occlusion_drops(network, inputs, black_like(spec, inputs), masks, target)
+    baseline = black_like(spec, inputs)
+    drops = occlusion_drops(network, inputs, baseline, masks, target, settings.occluded)
     maps = torch.einsum("np,phw->nhw", drops, masks) / masks.sum(0)
     return maps, None, f"black {patch}x{patch} patch, stride {stride}"
 
@@ -380,25 +399,40 @@ def occlusion_drops(
     baseline: torch.Tensor,
     masks: torch.Tensor,
     target: Sequence[int],
+    occluded: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """(N, P): each image's target score minus its score with patch p set to the baseline.
 
     The occluded copies are evaluated OCCLUSION_BATCH at a time, as captum's
     ``perturbations_per_eval`` does, in one forward pass per chunk of patches.
+    Every class's scores are kept in ``occluded`` when given, and taken from it
+    when it has them (the same images, patches and network).
     """
-    count, positions = len(inputs), len(masks)
+    scores = occluded if occluded is not None else {}
+    if "before" not in scores:
+        scores["before"], scores["after"] = occluded_scores(network, inputs, baseline, masks)
     chosen = torch.as_tensor(list(target)).view(-1, 1)
+    before = scores["before"].gather(1, chosen)
+    after = scores["after"].gather(2, chosen.view(-1, 1, 1).expand(-1, len(masks), 1))[..., 0]
+    return before - after
+
+
+def occluded_scores(
+    network: Network, inputs: torch.Tensor, baseline: torch.Tensor, masks: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every class's scores: (N, K) of the images, (N, P, K) with patch p set to the baseline."""
+    count, positions = len(inputs), len(masks)
     per_pass = max(1, OCCLUSION_BATCH // count)
     with torch.inference_mode():
-        before = network(inputs).gather(1, chosen)
-        drops = torch.empty(count, positions)
+        before = network(inputs).float()
+        after = torch.empty(count, positions, before.shape[1])
         for start in range(0, positions, per_pass):
             mask = masks[start : start + per_pass, None].unsqueeze(0)  # (1, p, 1, H, W)
-            occluded = inputs.unsqueeze(1) * (1 - mask) + baseline.unsqueeze(1) * mask
-            scores = network(occluded.flatten(0, 1)).view(count, mask.shape[1], -1)
-            taken = scores.gather(2, chosen.view(-1, 1, 1).expand(-1, mask.shape[1], 1))
-            drops[:, start : start + mask.shape[1]] = before - taken[..., 0]
-    return drops
+            copies = inputs.unsqueeze(1) * (1 - mask) + baseline.unsqueeze(1) * mask
+            after[:, start : start + mask.shape[1]] = network(copies.flatten(0, 1)).view(
+                count, mask.shape[1], -1
+            )
+    return before, after
 
 
 def _dims(row: LayerRow, spec: Sequential) -> str:

@@ -41,7 +41,6 @@ class ReportOptions:
     explained_mistakes: int = 12  # of those, how many get Grad-CAM toward both classes
 
 
-
 def default_filter(run: Run) -> int:
     """The lesson's filter 1, or 0 when some journey layer has a single map."""
     rows = journey.journey_layers(run.model)
@@ -138,8 +137,7 @@ def mistakes_why_figure(
     method = default_method(run, test).method
     images, true = test.images[chosen], test.labels[chosen]
     predicted = evaluation.predictions[chosen]
-    toward_wrong = attribution.explain(run, images, method, predicted)
-    toward_true = attribution.explain(run, images, method, true)
+    toward_wrong, toward_true = attribution.explain_targets(run, images, method, [predicted, true])
     how = f"Grad-CAM on {toward_wrong.layer}" if method == "gradcam" else method
     red = "red: raised that class's score" + (
         ", blue: lowered it" if methods.METHODS[method].signed else ""
