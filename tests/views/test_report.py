@@ -182,7 +182,7 @@ def test_the_journey_follows_the_chosen_class_and_filter(runs_dir, test_split) -
     run = load_run(runs_dir / "cnn & <b>bold")
     options = report.ReportOptions(class_choice="Ankle boot", images=2, filter_index=3)
     evaluation = evaluate(run.network, test_split, run.model.input_shape, 10)
-    figure = report.run_figures(run, test_split, evaluation, options)["journey"]
+    figure = run_figures.run_figures(run, test_split, evaluation, options)["journey"]
     titles = [panel.title for panel in mosaic.panels(figure)]
     assert len(titles) == 2 * 5 and "Ankle boot" in titles[0] and "model says" in titles[0]
     assert "Filter 3 (numbered from 0)" in " ".join(figure.get_suptitle().split())
@@ -217,4 +217,19 @@ def test_figures_drawn_by_two_processes_are_the_bytes_one_process_draws(runs_dir
     assert list(together) == list(figures)  # the report's order
     again = run_figures.run_figures(run, test_split, evaluation)  # a figure draws once
     for name, figure in again.items():
+        assert together[name] == run_figures.figure_png(figure), name
+
+
+def test_figures_built_and_drawn_by_two_processes_are_the_bytes_one_process_makes(
+    runs_dir, test_split
+):
+    """The report's path: a forked child builds and draws the torch-free figures."""
+    run = load_run(runs_dir / "cnn & <b>bold")
+    evaluation = evaluate(run.network, test_split, run.model.input_shape, run.model.num_classes)
+    builders = run_figures.figure_builders(run, test_split, evaluation)
+    assert set(run_figures.WITHOUT_TORCH) <= set(builders)
+    together = run_figures.built_figures_png(builders)
+    alone = run_figures.run_figures(run, test_split, evaluation)
+    assert list(together) == list(alone)  # the report's order, the same figures
+    for name, figure in alone.items():
         assert together[name] == run_figures.figure_png(figure), name

@@ -32,10 +32,9 @@ from convlens.runs.evaluate import Evaluation, evaluate
 from convlens.runs.loading import Run, load_run
 from convlens.version import __version__
 from convlens.views import plots
-from convlens.views.run_figures import ReportOptions, figures_png, run_figures
+from convlens.views.run_figures import ReportOptions, built_figures_png, figure_builders
 
 if TYPE_CHECKING:
-
     from convlens.data.datasets import Split
 
 REPORT_FILE = "report.html"
@@ -438,11 +437,11 @@ def render_report(
     options = options or ReportOptions()
     if evaluation is None:
         evaluation = evaluate(run.network, test, run.model.input_shape, run.model.num_classes)
-    figures = run_figures(run, test, evaluation, options)
+    builders = figure_builders(run, test, evaluation, options)
     if others:
         histories = {run_name(r.path): read_history(r.path) for r in [run, *others]}
-        figures["comparison"] = plots.comparison_figure(histories)
-    pngs = figures_png(figures)
+        builders["comparison"] = lambda: plots.comparison_figure(histories)
+    pngs = built_figures_png(builders)
     return Report(report_html(run, evaluation, pngs, others), pngs)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -179,31 +180,32 @@ def _loss_note(run: Run) -> str:
     return note
 
 
-def run_figures(
-    run: Run, test: Split, evaluation: Evaluation, options: ReportOptions | None = None
-) -> dict[str, Figure]:
-    """Every figure of a run by file stem (curves, per_class, confusion, journey, ...).
+# The figures built from numbers already in hand (history, evaluation, test images): no torch,
+# so a forked child builds and draws them (torch's thread pool does not survive a fork).
+WITHOUT_TORCH = frozenset({"curves", "per_class", "confusion", "misclassified"})
 
-    A model without convolutions has no journey, maps or filters figures;
-    a model without mistakes has no gallery.
-    """
+FigureBuilder = Callable[[], "Figure | None"]
+
+
+def figure_builders(
+    run: Run, test: Split, evaluation: Evaluation, options: ReportOptions | None = None
+) -> dict[str, FigureBuilder]:
+    """How to build each figure of a run, by file stem in the report's order; a builder
+    returns None for a figure the run has not (no history, no convolution, no mistake)."""
     options = options or ReportOptions()
     names = run.class_names
-    figures: dict[str, Figure] = {}
-    history = read_history(run.path)
-    if history:
-        figures["curves"] = plots.training_curves_figure(
-            history, title=f"Training curves of {run_name(run.path)}", note=_loss_note(run)
-        )
-    figures["per_class"] = plots.per_class_figure(
-        evaluation.per_class_accuracy,
-        names,
-        overall=evaluation.accuracy,
-        title="Test accuracy per class",
-    )
-    figures["confusion"] = plots.confusion_figure(
-        evaluation.confusion, names, title="Confusion matrix on the test split"
-    )
+    builders: dict[str, FigureBuilder] = {
+        "curves": lambda: _curves_figure(run),
+        "per_class": lambda: plots.per_class_figure(
+            evaluation.per_class_accuracy,
+            names,
+            overall=evaluation.accuracy,
+            title="Test accuracy per class",
+        ),
+        "confusion": lambda: plots.confusion_figure(
+            evaluation.confusion, names, title="Confusion matrix on the test split"
+        ),
+    }
     if journey.journey_layers(run.model):
         indices = journey.choose_images(
             test.labels,
@@ -213,16 +215,42 @@ def run_figures(
             options.image_indices,
             fewer_ok=options.class_choice is None,  # the report's default class may be small
         )
-        figures["journey"] = journey_figure(run, test, indices, options.filter_index, options.scale)
-        figures["feature_maps"] = feature_maps_figure(run, test, int(indices[0]))
-        figures["filters"] = filters_figure(run)
-    gallery = misclassified_figure(run, test, evaluation, options.mistakes)
-    if gallery is not None:
-        figures["misclassified"] = gallery
-    explained = mistakes_why_figure(run, test, evaluation, options.explained_mistakes)
-    if explained is not None:
-        figures["mistakes_why"] = explained
-    return figures
+        builders["journey"] = lambda: journey_figure(
+            run, test, indices, options.filter_index, options.scale
+        )
+        builders["feature_maps"] = lambda: feature_maps_figure(run, test, int(indices[0]))
+        builders["filters"] = lambda: filters_figure(run)
+    builders["misclassified"] = lambda: misclassified_figure(
+        run, test, evaluation, options.mistakes
+    )
+    builders["mistakes_why"] = lambda: mistakes_why_figure(
+        run, test, evaluation, options.explained_mistakes
+    )
+    return builders
+
+
+def _curves_figure(run: Run) -> Figure | None:
+    """The training curves from the run's history.csv; None when it has none."""
+    history = read_history(run.path)
+    if not history:
+        return None
+    return plots.training_curves_figure(
+        history, title=f"Training curves of {run_name(run.path)}", note=_loss_note(run)
+    )
+
+
+def run_figures(
+    run: Run, test: Split, evaluation: Evaluation, options: ReportOptions | None = None
+) -> dict[str, Figure]:
+    """Every figure of a run by file stem (curves, per_class, confusion, journey, ...).
+
+    A model without convolutions has no journey, maps or filters figures;
+    a model without mistakes has no gallery.
+    """
+    built = {
+        name: build() for name, build in figure_builders(run, test, evaluation, options).items()
+    }
+    return {name: figure for name, figure in built.items() if figure is not None}
 
 
 PNG_LEVEL = 3  # zlib level: 1.45x faster than Pillow's default 6; as RGB, files no larger
@@ -256,37 +284,60 @@ def figure_png(figure: Figure) -> bytes:
 
 
 def figures_png(figures: dict[str, Figure]) -> dict[str, bytes]:
-    """Every figure as PNG bytes (``figure_png``), drawn by two processes where fork exists.
+    """Every figure as PNG bytes (``figure_png``), drawn by two processes where fork exists:
+    a forked child draws about half of them (by area) while this process draws the rest."""
+    _, theirs = _halves(figures)
+    return _drawn_in_two(list(figures), theirs, lambda name: figure_png(figures[name]))
 
-    Drawing is most of a report's time and matplotlib draws on one core: a forked
-    child draws about half the figures (by area) while this process draws the
-    rest, and sends its PNG bytes back through a pipe. The child only draws
-    with matplotlib and encodes with Pillow (no torch), then leaves with
-    ``os._exit``. Without fork, or when the child fails, every figure is drawn here.
+
+def built_figures_png(builders: dict[str, FigureBuilder]) -> dict[str, bytes]:
+    """Build and draw every figure of ``builders`` (``figure_builders``) as PNG bytes, the
+    WITHOUT_TORCH ones by a forked child while this process builds and draws the rest; a
+    figure whose builder returns None is left out. The bytes are those one process makes."""
+
+    def png(name: str) -> bytes | None:
+        figure = builders[name]()
+        return None if figure is None else figure_png(figure)
+
+    theirs = [name for name in builders if name in WITHOUT_TORCH]
+    return _drawn_in_two(list(builders), theirs, png)
+
+
+def _drawn_in_two(
+    names: list[str], theirs: list[str], png: Callable[[str], bytes | None]
+) -> dict[str, bytes]:
+    """``png(name)`` for every name (None ones left out), in ``names``' order; ``theirs`` made
+    by a forked child at the same time.
+
+    Drawing is most of a report's time and matplotlib draws on one core. The
+    child only builds with numpy and matplotlib and encodes with Pillow (no
+    torch), sends its PNG bytes back through a pipe and leaves with
+    ``os._exit``. Without fork, or when the child fails, everything is made here.
     """
-    if not hasattr(os, "fork") or len(figures) < 2:
-        return {name: figure_png(figure) for name, figure in figures.items()}
-    mine, theirs = _halves(figures)
+    mine = [name for name in names if name not in theirs]
+    if not hasattr(os, "fork") or not theirs or not mine:
+        made = {name: png(name) for name in names}
+        return {name: made[name] for name in names if made[name] is not None}
     reading, writing = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: draw its half, send it, leave without any cleanup
+    if pid == 0:  # the child: make its part, send it, leave without any cleanup
         try:
             os.close(reading)
-            data = pickle.dumps({name: figure_png(figures[name]) for name in theirs})
+            data = pickle.dumps({name: png(name) for name in theirs})
             with os.fdopen(writing, "wb") as pipe:
                 pipe.write(data)
         finally:
             os._exit(0)
     os.close(writing)
-    drawn = {name: figure_png(figures[name]) for name in mine}
+    made = {name: png(name) for name in mine}
     with os.fdopen(reading, "rb") as pipe:
         data = pipe.read()
     os.waitpid(pid, 0)
     try:
-        drawn.update(pickle.loads(data))
-    except (pickle.UnpicklingError, EOFError):  # the child died: draw its half here
-        drawn.update({name: figure_png(figures[name]) for name in theirs})
-    return {name: drawn[name] for name in figures}
+        made.update(pickle.loads(data))
+    except (pickle.UnpicklingError, EOFError):  # the child died: make its part here
+        made.update({name: png(name) for name in theirs})
+    return {name: made[name] for name in names if made[name] is not None}
 
 
 def _halves(figures: dict[str, Figure]) -> tuple[list[str], list[str]]:
