@@ -208,18 +208,6 @@ def test_figure_png_is_what_matplotlib_saves_pixel_for_pixel() -> None:
     np.testing.assert_array_equal(np.asarray(ours.convert("RGBA")), np.asarray(theirs))
 
 
-def test_figures_drawn_by_two_processes_are_the_bytes_one_process_draws(runs_dir, test_split):
-    run = load_run(runs_dir / "cnn & <b>bold")
-    evaluation = evaluate(run.network, test_split, run.model.input_shape, run.model.num_classes)
-    figures = run_figures.run_figures(run, test_split, evaluation)
-    assert len(figures) >= 6
-    together = run_figures.figures_png(figures)
-    assert list(together) == list(figures)  # the report's order
-    again = run_figures.run_figures(run, test_split, evaluation)  # a figure draws once
-    for name, figure in again.items():
-        assert together[name] == run_figures.figure_png(figure), name
-
-
 def test_figures_built_and_drawn_by_two_processes_are_the_bytes_one_process_makes(
     runs_dir, test_split
 ):

@@ -283,13 +283,6 @@ def figure_png(figure: Figure) -> bytes:
     return png_of(figure_pixels(figure), figure.dpi)
 
 
-def figures_png(figures: dict[str, Figure]) -> dict[str, bytes]:
-    """Every figure as PNG bytes (``figure_png``), drawn by two processes where fork exists:
-    a forked child draws about half of them (by area) while this process draws the rest."""
-    _, theirs = _halves(figures)
-    return _drawn_in_two(list(figures), theirs, lambda name: figure_png(figures[name]))
-
-
 def built_figures_png(builders: dict[str, FigureBuilder]) -> dict[str, bytes]:
     """Build and draw every figure of ``builders`` (``figure_builders``) as PNG bytes, the
     WITHOUT_TORCH ones by a forked child while this process builds and draws the rest; a
@@ -338,19 +331,3 @@ def _drawn_in_two(
     except (pickle.UnpicklingError, EOFError):  # the child died: make its part here
         made.update({name: png(name) for name in theirs})
     return {name: made[name] for name in names if made[name] is not None}
-
-
-def _halves(figures: dict[str, Figure]) -> tuple[list[str], list[str]]:
-    """Two lists of names whose figures' areas are about equal (largest first, greedily)."""
-    halves: tuple[list[str], list[str]] = ([], [])
-    areas = [0.0, 0.0]
-    for name, figure in sorted(figures.items(), key=lambda kv: -_area(kv[1])):
-        lighter = 0 if areas[0] <= areas[1] else 1
-        halves[lighter].append(name)
-        areas[lighter] += _area(figure)
-    return halves
-
-
-def _area(figure: Figure) -> float:
-    width, height = figure.get_size_inches()
-    return float(width * height)
