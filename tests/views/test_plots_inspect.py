@@ -38,13 +38,18 @@ def assert_size(figure: Figure, width_in: float, height_in: float) -> None:
 
 
 def assert_fits(figure: Figure, text) -> None:
-    """The drawn text lies within the figure's width, and above every panel's title."""
+    """The drawn text lies within the figure's width, and above every panel's title (those
+    the Mosaic wrote into its image included)."""
     renderer = figure.canvas.get_renderer()
     box = text.get_window_extent(renderer)
     assert box.x0 >= 0 and box.x1 <= figure.bbox.width, (box, figure.bbox)
     for other in figure.texts:
         if other is not text and other.get_text():
             assert other.get_window_extent(renderer).y1 <= box.y0, other.get_text()
+    written = mosaic.labels(figure)
+    assert written, "the panels' titles are written into the mosaic"
+    for label in written:  # pixel rows from the top: a label's top lies below the text's bottom
+        assert figure.bbox.height - label.box[1] <= box.y0, label.text
 
 
 def panels(figure: Figure) -> list:
