@@ -157,53 +157,6 @@ def test_a_mosaic_colour_bar_ticks_as_matplotlibs_own_colour_bar(low, high) -> N
     assert labels == expected and mosaic.bars(figure)[0].offset == offset
 
 
-@pytest.mark.parametrize(
-    "text, fontsize, ha, va",
-    [
-        ("test image 23\ntrue: Ankle boot\nsaid: Sandal 97%", 8, "center", "baseline"),
-        ("conv2d\n(26, 26, 64)", 9, "center", "baseline"),
-        ("17", 8, "center", "baseline"),
-        ("0.15", 7, "left", "center_baseline"),
-        ("-2.5", 7, "left", "center_baseline"),
-        ("1e-6", 7, "left", "bottom"),
-    ],
-)
-def test_a_written_text_covers_what_matplotlib_draws_for_the_same_text(
-    text, fontsize, ha, va
-) -> None:
-    """The oracle: matplotlib's own figure text at the same anchor, drawn alone on a white
-    figure; Pillow writes the same font, so the ink lands on the same pixels to a pixel."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    anchor = (1.5, 1.0)  # inches from the bottom left
-    reference = Figure(figsize=(3, 2), dpi=100)
-    FigureCanvasAgg(reference)
-    reference.text(anchor[0] / 3, anchor[1] / 2, text, fontsize=fontsize, ha=ha, va=va)
-    reference.canvas.draw()
-    theirs = np.asarray(reference.canvas.buffer_rgba())[..., 0] < 160
-
-    figure = Figure(figsize=(3, 2), dpi=100)
-    FigureCanvasAgg(figure)
-    drawn = mosaic.Mosaic(figure)
-    drawn._texts.append(mosaic._Text(text, *anchor, fontsize, ha, va))
-    drawn.draw()
-    figure.canvas.draw()
-    ours = np.asarray(figure.canvas.buffer_rgba())[..., 0] < 160
-
-    def extent(ink: np.ndarray) -> np.ndarray:
-        rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        return np.array([columns[0], rows[0], columns[-1], rows[-1]])
-
-    assert np.abs(extent(ours) - extent(theirs)).max() <= 1
-    lines = [line for line in text.split("\n") if line]
-    ink_rows = np.flatnonzero(ours.any(axis=1))
-    assert (np.diff(ink_rows) > 1).sum() == len(lines) - 1  # one band of ink per line
-    [label] = mosaic.labels(figure)
-    left, top, right, bottom = label.box
-    assert label.text == text and ours[top:bottom, left:right].sum() == ours.sum()
-
-
 def test_pixels_are_copied_as_they_are_at_the_figures_dpi_and_resampled_at_another() -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -221,3 +174,12 @@ def test_pixels_are_copied_as_they_are_at_the_figures_dpi_and_resampled_at_anoth
         twice = np.asarray(image.convert("RGBA"))
     assert twice.shape == (200, 400, 4)
     np.testing.assert_array_equal(twice[1::2, 1::2][5:-5, 5:-5], drawn.pixels[5:-5, 5:-5])
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 1.0), (-3.0, 250.0), (0.2, 0.2), (1e-9, 2e-9)])
+def test_colour_mapping_is_matplotlibs_normalize_and_colour_map_exactly(low, high) -> None:
+    values = np.random.default_rng(6).normal(size=(9, 7)) * (high - low + 1) + low
+    values[0, 0] = np.nan  # the colour map's "bad" colour, as imshow shows it
+    for name in ("inferno", "RdBu", "gray"):
+        expected = colormaps[name](Normalize(low, high)(values), bytes=True)
+        np.testing.assert_array_equal(mosaic.colour_mapped(values, name, low, high), expected)

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from convlens.views import mosaic, plots
+from convlens.views.written_text import TextLayer
 
 NAMES = tuple(f"class {i}" for i in range(10))
 
@@ -218,9 +219,16 @@ def test_confusion_matrix_names_the_classes_and_counts_every_cell() -> None:
     figure = plots.confusion_figure(confusion, NAMES, title="Confusion")
     axes = figure.axes[0]
     assert [t.get_text() for t in axes.get_yticklabels()][:2] == ["class 0 (0)", "class 1 (1)"]
-    assert len(axes.texts) == 100 and axes.texts[0].get_text() == "91"
-    assert colour_bars(figure) == 1
+    [counts] = [a for a in axes.get_children() if isinstance(a, TextLayer)]
+    assert [t.text for t in counts.texts][:11] == ["91"] + ["1"] * 9 + ["1"]
+    assert (counts.texts[0].x, counts.texts[0].y, counts.texts[1].x) == (0, 0, 1)  # column j
     assert_size(figure, 0.62 * 10 + 3.6, 0.55 * 10 + 2.4)
+    assert len(counts.labels) == 100 and colour_bars(figure) == 1
+    pixels = png_pixels(figure)[..., :3].astype(int)
+    for label, written in zip(counts.labels, counts.texts, strict=True):
+        left, top, right, bottom = label.box  # white ink on the dark diagonal, black elsewhere
+        inked = pixels[top:bottom, left:right].sum(axis=2)
+        assert (inked.max() > 600) if written.colour == "white" else (inked.min() < 150)
 
 
 def test_per_class_accuracy_bars_with_values_and_overall_line() -> None:
@@ -297,3 +305,41 @@ def test_colour_inputs_stay_in_colour_in_the_journey_and_the_gallery() -> None:
     assert shown.shape == (6, 6, 4) and tuple(shown[0, 0]) == (0, 200, 0, 255)
     gallery = plots.misclassified_figure(rgb, [0, 1], [1, 0], ["x", "y"], title="mistakes")
     assert tuple(panels(gallery)[0].pixels[0, 0]) == (0, 200, 0, 255)
+
+
+def assert_inside_and_apart(figure: Figure) -> None:
+    """Each axes with everything it draws (tick labels, axis labels, title: matplotlib's own
+    tight box of it) and every figure text lies in the figure, and no two axes' boxes meet."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    boxes = [axes.get_tightbbox(renderer) for axes in figure.axes]
+    boxes += [text.get_window_extent(renderer) for text in figure.texts if text.get_text()]
+    for box in boxes:
+        assert box.x0 >= -1 and box.y0 >= -1, box
+        assert box.x1 <= figure.bbox.width + 1 and box.y1 <= figure.bbox.height + 1, box
+    drawn = boxes[: len(figure.axes)]
+    for i, box in enumerate(drawn):
+        for other in drawn[i + 1 :]:
+            assert not box.overlaps(other), (box, other)
+
+
+LONG = ["a class with a long name", "b", "another rather long class name", "d"]
+
+
+@pytest.mark.parametrize("names", [NAMES, LONG, ["x"]])
+def test_placed_plots_keep_their_texts_inside_and_apart(names) -> None:
+    k = len(names)
+    confusion = np.arange(k * k).reshape(k, k) * 37
+    accuracy = np.linspace(0.2, 1.0, k)
+    history = [
+        {"epoch": e, "train_loss": 2.5 / e, "test_loss": 2.6 / e,
+         "train_accuracy": 1 - 0.5 / e, "test_accuracy": 1 - 0.6 / e}
+        for e in range(1, 8)
+    ]  # fmt: skip
+    note = "a note long enough to need wrapping " * 6
+    for figure in (
+        plots.confusion_figure(confusion, names, title="Confusion matrix on the test split"),
+        plots.per_class_figure(accuracy, names, overall=0.7, title="Test accuracy per class"),
+        plots.training_curves_figure(history, title="Training curves of a run", note=note),
+    ):
+        assert_inside_and_apart(figure)

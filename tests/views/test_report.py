@@ -211,13 +211,33 @@ def test_figure_png_is_what_matplotlib_saves_pixel_for_pixel() -> None:
 def test_figures_built_and_drawn_by_two_processes_are_the_bytes_one_process_makes(
     runs_dir, test_split
 ):
-    """The report's path: a forked child builds and draws the torch-free figures."""
+    """The report's path: every figure's numbers made first, then a forked child draws some."""
     run = load_run(runs_dir / "cnn & <b>bold")
     evaluation = evaluate(run.network, test_split, run.model.input_shape, run.model.num_classes)
-    builders = run_figures.figure_builders(run, test_split, evaluation)
-    assert set(run_figures.WITHOUT_TORCH) <= set(builders)
-    together = run_figures.built_figures_png(builders)
+    plans = run_figures.figure_plans(run, test_split, evaluation)
+    assert set(run_figures.CHILD_DRAWS) < set(plans)
+    together = run_figures.built_figures_png(plans)
     alone = run_figures.run_figures(run, test_split, evaluation)
     assert list(together) == list(alone)  # the report's order, the same figures
     for name, figure in alone.items():
         assert together[name] == run_figures.figure_png(figure), name
+
+
+def test_once_a_figures_numbers_are_made_its_drawing_runs_no_model(
+    runs_dir, test_split, monkeypatch
+):
+    """What the forked child does must not need torch's thread pool: no forward pass."""
+    import torch
+
+    run = load_run(runs_dir / "cnn & <b>bold")
+    evaluation = evaluate(run.network, test_split, run.model.input_shape, run.model.num_classes)
+    drawings = {
+        n: plan() for n, plan in run_figures.figure_plans(run, test_split, evaluation).items()
+    }
+
+    def no_forward_pass(*args, **kwargs):
+        raise AssertionError("a drawing ran the model")
+
+    monkeypatch.setattr(torch.nn.Module, "__call__", no_forward_pass)
+    drawn = {name: drawing() for name, drawing in drawings.items() if drawing is not None}
+    assert {"journey", "feature_maps", "filters", "mistakes_why", "curves"} <= set(drawn)

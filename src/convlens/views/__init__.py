@@ -1,2 +1,1 @@
-"""What a person looks at: figures, mosaics, attribution figures and the report.
-"""
+"""What a person looks at: figures, mosaics, attribution figures and the report."""

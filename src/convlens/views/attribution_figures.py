@@ -13,7 +13,6 @@ import textwrap
 from collections.abc import Sequence
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
@@ -21,7 +20,7 @@ from matplotlib.patches import Rectangle
 
 from convlens.inspect import attribution, methods, portraits
 from convlens.inspect.methods import METHODS
-from convlens.views.mosaic import Mosaic, gray_or_colour, over
+from convlens.views.mosaic import Mosaic, colour_map, gray_or_colour, over, scaled
 from convlens.views.plots import (
     _bare,
     _fixed_figure,
@@ -44,7 +43,7 @@ def map_colours(values: np.ndarray, signed: bool) -> tuple[str, Normalize]:
 def overlay_rgba(image: np.ndarray, values: np.ndarray, signed: bool) -> np.ndarray:
     """float (H, W, 4): the map's colours, each pixel as opaque as |value| / largest |value|."""
     cmap_name, norm = map_colours(values, signed)
-    rgba = colormaps[cmap_name](norm(values))
+    rgba = colour_map(cmap_name)(scaled(values, norm.vmin, norm.vmax))
     limit = float(np.abs(values).max()) or 1.0
     rgba[..., 3] = np.clip(np.abs(values) / limit, 0, 1) * 0.8
     return rgba

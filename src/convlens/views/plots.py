@@ -26,7 +26,18 @@ from convlens.fsutil import atomic_write_bytes
 # display_values and DISPLAY_MODES live in lab (the lab's results show with them); named here too
 from convlens.lab.ops import DISPLAY_MODES, display_values, format_number  # noqa: F401
 from convlens.views.figure import ShownFigure
+from convlens.views.layout import (
+    EDGE,
+    LABEL_PAD,
+    TICK,
+    TITLE_PAD,
+    line_inches,
+    place,
+    row_of_axes,
+    text_inches,
+)
 from convlens.views.mosaic import Mosaic, colour_mapped, gray_or_colour
+from convlens.views.written_text import TextLayer, Written
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -473,7 +484,7 @@ def training_curves_figure(
     test_loss, test_accuracy, ...); ``note`` is printed under the title.
     Returns a Figure 11 x 4.2 inches.
     """
-    figure = _new_figure(11, 4.2)
+    figure = _fixed_figure(11, 4.2)
     loss_axes, acc_axes = figure.subplots(1, 2)
     for axes, metric, label in ((loss_axes, "loss", "Loss"), (acc_axes, "accuracy", "Accuracy")):
         for split, style in (("train", "o-"), ("test", "s--")):
@@ -487,8 +498,16 @@ def training_curves_figure(
         axes.legend()
     acc_axes.yaxis.set_major_formatter(lambda value, _pos: f"{value:.0%}")
     text = f"{title}\n{note}" if note else title
-    figure.suptitle(wrap_to_width(text, figure.get_figwidth() - 0.3, 11), fontsize=11)
+    wrapped = wrap_to_width(text, figure.get_figwidth() - 0.3, 11)
+    figure.suptitle(wrapped, fontsize=11, y=1 - EDGE / 4.2, va="top")
+    top = EDGE + line_inches(11, wrapped.count("\n") + 1) + 0.1 + line_inches(10) + TITLE_PAD
+    row_of_axes(figure, [loss_axes, acc_axes], top=top, bottom=_x_margin(), gap=0.35)
     return figure
+
+
+def _x_margin(tick_size: float | str = "medium", label_size: float | str = "medium") -> float:
+    """Inches under an axes for its x tick labels and its x label."""
+    return EDGE + line_inches(tick_size) + TICK + line_inches(label_size) + LABEL_PAD
 
 
 def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *, title: str) -> Figure:
@@ -496,26 +515,45 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *, title
 
     Each cell shows its count; its colour is the share of the true class
     (the row) it holds, with a colour bar, so small mistakes stay visible
-    beside the large diagonal. Returns a Figure 0.62 K + 3.6 by 0.55 K + 2.4 inches.
+    beside the large diagonal. Returns a Figure 0.62 K + 3.6 by at most 0.55 K + 2.4
+    inches (less when long class names leave the square matrix narrower).
     """
     confusion = np.asarray(confusion)
     k = len(class_names)
     totals = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, totals, out=np.zeros(confusion.shape), where=totals > 0)
-    figure = _new_figure(0.62 * k + 3.6, 0.55 * k + 2.4)
-    axes = figure.subplots()
+    width, height = 0.62 * k + 3.6, 0.55 * k + 2.4
+    figure = _fixed_figure(width, height)
+    axes = figure.add_axes((0, 0, 1, 1))
     shown = axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    counts = TextLayer(axes)  # K x K texts: written by Pillow, 2 ms each as matplotlib's
+    axes.add_artist(counts)
     for (i, j), count in np.ndenumerate(confusion):
         colour = "white" if share[i, j] > 0.5 else "black"
-        axes.text(j, i, str(int(count)), ha="center", va="center", fontsize=8, color=colour)
+        counts.add(Written(str(int(count)), j, i, 8, "center", "center", colour))
     labels = [f"{name} ({i})" for i, name in enumerate(class_names)]
     axes.set_xticks(range(k), [str(i) for i in range(k)], fontsize=8)
     axes.set_yticks(range(k), labels, fontsize=8)
     axes.set_xlabel("predicted class (number)")
     axes.set_ylabel("true class")
-    bar = figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.03)
-    bar.set_label("share of the true class")
-    axes.set_title(title, fontsize=11)
+    # Over the whole figure: a few classes make a matrix narrower than its title.
+    title_text = figure.text(0.5, 1 - EDGE / height, title, ha="center", va="top", fontsize=11)
+    # The square matrix as large as the margins leave, its colour bar at its right.
+    left = EDGE + line_inches("medium") + LABEL_PAD + max(text_inches(t, 8) for t in labels) + TICK
+    bar_room = 0.15 + 0.22 + TICK + text_inches("0.0", "medium") + LABEL_PAD
+    bar_room += line_inches("medium") + EDGE
+    top = EDGE + line_inches(11) + TITLE_PAD / 2
+    bottom = _x_margin(8)
+    side = min(width - left - bar_room, height - top - bottom)
+    left += (width - left - bar_room - side) / 2  # what the square leaves, on both sides
+    if top + side + bottom < height:  # long class names left a narrower square: no blank band
+        height = top + side + bottom
+        figure.set_size_inches(width, height)
+        title_text.set_y(1 - EDGE / height)
+    place(figure, axes, left, height - top - side, side, side)
+    bar = figure.add_axes((0, 0, 1, 1))
+    place(figure, bar, left + side + 0.15, height - top - side, 0.22, side)
+    figure.colorbar(shown, cax=bar).set_label("share of the true class")
     return figure
 
 
@@ -528,8 +566,9 @@ def per_class_figure(
     """
     accuracy = np.asarray(accuracy, dtype=np.float64)
     k = len(class_names)
-    figure = _new_figure(8, 0.35 * k + 1.4)
-    axes = figure.subplots()
+    height = 0.35 * k + 1.4
+    figure = _fixed_figure(8, height)
+    axes = figure.add_axes((0, 0, 1, 1))
     positions = np.arange(k)
     axes.barh(positions, np.nan_to_num(accuracy), color="#4c72b0")
     for i, value in enumerate(accuracy):
@@ -561,6 +600,9 @@ def per_class_figure(
     axes.xaxis.set_major_formatter(lambda value, _pos: f"{value:.0%}")
     axes.set_xlabel("test accuracy")
     axes.set_title(title, fontsize=11)
+    left = EDGE + max(text_inches(name, 9) for name in class_names) + TICK
+    top, bottom = EDGE + line_inches(11) + TITLE_PAD, _x_margin()
+    place(figure, axes, left, bottom, 8 - left - 0.15, height - top - bottom)
     return figure
 
 

@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from convlens.runs.evaluate import Evaluation, evaluate
 from convlens.runs.loading import Run, load_run
 from convlens.version import __version__
 from convlens.views import plots
-from convlens.views.run_figures import ReportOptions, built_figures_png, figure_builders
+from convlens.views.run_figures import ReportOptions, built_figures_png, figure_plans
 
 if TYPE_CHECKING:
     from convlens.data.datasets import Split
@@ -437,11 +438,11 @@ def render_report(
     options = options or ReportOptions()
     if evaluation is None:
         evaluation = evaluate(run.network, test, run.model.input_shape, run.model.num_classes)
-    builders = figure_builders(run, test, evaluation, options)
+    plans = figure_plans(run, test, evaluation, options)
     if others:
         histories = {run_name(r.path): read_history(r.path) for r in [run, *others]}
-        builders["comparison"] = lambda: plots.comparison_figure(histories)
-    pngs = built_figures_png(builders)
+        plans["comparison"] = lambda: partial(plots.comparison_figure, histories)
+    pngs = built_figures_png(plans)
     return Report(report_html(run, evaluation, pngs, others), pngs)
 
 

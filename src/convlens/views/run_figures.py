@@ -9,6 +9,7 @@ import os
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from convlens.data.datasets import Split
+
+
+FigureBuilder = Callable[[], "Figure | None"]  # a figure, or None when the run has not that one
+FigurePlan = Callable[[], "FigureBuilder | None"]  # a figure's numbers now, its drawing later
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,17 @@ def journey_figure(
     scale: str = "panel",
 ) -> Figure:
     """The journey grid of ``filter_index`` for the test images at ``indices`` (n,)."""
+    return journey_drawing(run, test, indices, filter_index, scale)()
+
+
+def journey_drawing(
+    run: Run,
+    test: Split,
+    indices: np.ndarray,
+    filter_index: int | None = None,
+    scale: str = "panel",
+) -> FigureBuilder:
+    """``journey_figure`` in two steps: the forward pass now, the drawing when called."""
     filter_index = default_filter(run) if filter_index is None else filter_index
     images = test.images[indices]  # (n, H, W, C)
     seen = journey.journey(run, images, filter_index)
@@ -66,7 +82,8 @@ def journey_figure(
         for i, k, p in zip(indices, said, seen.outputs, strict=True)
     ]
     classes = sorted({names[test.labels[i]] for i in indices})
-    return plots.journey_figure(
+    return partial(
+        plots.journey_figure,
         images,
         seen.maps,
         filter_index=filter_index,
@@ -79,20 +96,37 @@ def journey_figure(
 
 def feature_maps_figure(run: Run, test: Split, index: int, layer: str | None = None) -> Figure:
     """Every map of ``layer`` (default: the first Conv2D) for test image ``index``."""
+    return feature_maps_drawing(run, test, index, layer)()
+
+
+def feature_maps_drawing(
+    run: Run, test: Split, index: int, layer: str | None = None
+) -> FigureBuilder:
+    """``feature_maps_figure`` in two steps: the forward pass now, the drawing when called."""
     layer = layer or journey.first_conv(run.model).name
     row, maps = journey.feature_maps(run, test.images[index], layer)
     name = run.class_names[test.labels[index]]
     shape = ", ".join(str(n) for n in row.output_shape)
-    return plots.feature_maps_figure(
-        maps, title=f"Every map of {layer} ({shape}) for test image {index} ({name})"
+    return partial(
+        plots.feature_maps_figure,
+        maps,
+        title=f"Every map of {layer} ({shape}) for test image {index} ({name})",
     )
 
 
 def filters_figure(run: Run, layer: str | None = None, scale: str = "panel") -> Figure:
     """The learned kernels of ``layer`` (default: the first Conv2D) as a diverging grid."""
+    return filters_drawing(run, layer, scale)()
+
+
+def filters_drawing(run: Run, layer: str | None = None, scale: str = "panel") -> FigureBuilder:
+    """``filters_figure`` in two steps: the weights read now, the drawing when called."""
     row, kernels = journey.learned_filters(run, layer)
-    return plots.filters_figure(
-        kernels, title=f"Learned filters of {row.name} in {run.model.name}", scale=scale
+    return partial(
+        plots.filters_figure,
+        kernels,
+        title=f"Learned filters of {row.name} in {run.model.name}",
+        scale=scale,
     )
 
 
@@ -132,6 +166,15 @@ def mistakes_why_figure(
 
     None when the model has no Conv2D or made no mistake.
     """
+    drawing = mistakes_why_drawing(run, test, evaluation, count)
+    return None if drawing is None else drawing()
+
+
+def mistakes_why_drawing(
+    run: Run, test: Split, evaluation: Evaluation, count: int = 12
+) -> FigureBuilder | None:
+    """``mistakes_why_figure`` in two steps: the maps now, the drawing when called; None when
+    there is no figure."""
     chosen = mistakes(evaluation, test.labels, count)
     if len(chosen) == 0 or not any(isinstance(r.layer, Conv2D) for r in run.model.rows):
         return None
@@ -143,7 +186,8 @@ def mistakes_why_figure(
     red = "red: raised that class's score" + (
         ", blue: lowered it" if methods.METHODS[method].signed else ""
     )
-    return attribution_figures.mistakes_why_figure(
+    return partial(
+        attribution_figures.mistakes_why_figure,
         images,
         toward_wrong.maps,
         toward_true.maps,
@@ -180,30 +224,34 @@ def _loss_note(run: Run) -> str:
     return note
 
 
-# The figures built from numbers already in hand (history, evaluation, test images): no torch,
-# so a forked child builds and draws them (torch's thread pool does not survive a fork).
-WITHOUT_TORCH = frozenset({"curves", "per_class", "confusion", "misclassified"})
+# The figures a forked child draws while this process draws the rest, once this process has
+# made every figure's numbers (the forward passes: torch's thread pool does not survive a
+# fork): about half of the drawing each (benchmarks/report_speed.py times each figure).
+CHILD_DRAWS = frozenset({"curves", "per_class", "confusion", "misclassified"})
 
-FigureBuilder = Callable[[], "Figure | None"]
 
-
-def figure_builders(
+def figure_plans(
     run: Run, test: Split, evaluation: Evaluation, options: ReportOptions | None = None
-) -> dict[str, FigureBuilder]:
-    """How to build each figure of a run, by file stem in the report's order; a builder
-    returns None for a figure the run has not (no history, no convolution, no mistake)."""
+) -> dict[str, FigurePlan]:
+    """Each figure of a run in two steps, by file stem in the report's order: calling a plan
+    makes the figure's numbers (the model's forward passes, its maps) and returns how to draw
+    it (no torch), or None for a figure the run has not (no convolution, no mistake)."""
     options = options or ReportOptions()
     names = run.class_names
-    builders: dict[str, FigureBuilder] = {
-        "curves": lambda: _curves_figure(run),
-        "per_class": lambda: plots.per_class_figure(
+    plans: dict[str, FigurePlan] = {
+        "curves": lambda: partial(_curves_figure, run),
+        "per_class": lambda: partial(
+            plots.per_class_figure,
             evaluation.per_class_accuracy,
             names,
             overall=evaluation.accuracy,
             title="Test accuracy per class",
         ),
-        "confusion": lambda: plots.confusion_figure(
-            evaluation.confusion, names, title="Confusion matrix on the test split"
+        "confusion": lambda: partial(
+            plots.confusion_figure,
+            evaluation.confusion,
+            names,
+            title="Confusion matrix on the test split",
         ),
     }
     if journey.journey_layers(run.model):
@@ -215,18 +263,35 @@ def figure_builders(
             options.image_indices,
             fewer_ok=options.class_choice is None,  # the report's default class may be small
         )
-        builders["journey"] = lambda: journey_figure(
+        plans["journey"] = lambda: journey_drawing(
             run, test, indices, options.filter_index, options.scale
         )
-        builders["feature_maps"] = lambda: feature_maps_figure(run, test, int(indices[0]))
-        builders["filters"] = lambda: filters_figure(run)
-    builders["misclassified"] = lambda: misclassified_figure(
-        run, test, evaluation, options.mistakes
+        plans["feature_maps"] = lambda: feature_maps_drawing(run, test, int(indices[0]))
+        plans["filters"] = lambda: filters_drawing(run)
+    plans["misclassified"] = lambda: partial(
+        misclassified_figure, run, test, evaluation, options.mistakes
     )
-    builders["mistakes_why"] = lambda: mistakes_why_figure(
+    plans["mistakes_why"] = lambda: mistakes_why_drawing(
         run, test, evaluation, options.explained_mistakes
     )
-    return builders
+    return plans
+
+
+def figure_builders(
+    run: Run, test: Split, evaluation: Evaluation, options: ReportOptions | None = None
+) -> dict[str, FigureBuilder]:
+    """How to build each figure of a run in one step (``figure_plans``' two), by file stem in
+    the report's order; a builder returns None for a figure the run has not."""
+    return {
+        name: partial(_carried_out, plan)
+        for name, plan in figure_plans(run, test, evaluation, options).items()
+    }
+
+
+def _carried_out(plan: FigurePlan) -> Figure | None:
+    """The figure a plan makes: its numbers, then its drawing (None: no such figure)."""
+    drawing = plan()
+    return None if drawing is None else drawing()
 
 
 def _curves_figure(run: Run) -> Figure | None:
@@ -283,17 +348,23 @@ def figure_png(figure: Figure) -> bytes:
     return png_of(figure_pixels(figure), figure.dpi)
 
 
-def built_figures_png(builders: dict[str, FigureBuilder]) -> dict[str, bytes]:
-    """Build and draw every figure of ``builders`` (``figure_builders``) as PNG bytes, the
-    WITHOUT_TORCH ones by a forked child while this process builds and draws the rest; a
-    figure whose builder returns None is left out. The bytes are those one process makes."""
+def built_figures_png(plans: dict[str, FigurePlan]) -> dict[str, bytes]:
+    """Every figure of ``plans`` (``figure_plans``) as PNG bytes, in their order; a figure a
+    plan has not is left out. The bytes are those one process makes.
+
+    Each figure's numbers are made here first (the forward passes, on every
+    core); then a forked child draws the CHILD_DRAWS figures, which needs no
+    torch, while this process draws the rest.
+    """
+    drawings = {name: plan() for name, plan in plans.items()}
 
     def png(name: str) -> bytes | None:
-        figure = builders[name]()
+        drawing = drawings[name]
+        figure = None if drawing is None else drawing()
         return None if figure is None else figure_png(figure)
 
-    theirs = [name for name in builders if name in WITHOUT_TORCH]
-    return _drawn_in_two(list(builders), theirs, png)
+    theirs = [name for name in drawings if name in CHILD_DRAWS]
+    return _drawn_in_two(list(drawings), theirs, png)
 
 
 def _drawn_in_two(
@@ -303,9 +374,9 @@ def _drawn_in_two(
     by a forked child at the same time.
 
     Drawing is most of a report's time and matplotlib draws on one core. The
-    child only builds with numpy and matplotlib and encodes with Pillow (no
-    torch), sends its PNG bytes back through a pipe and leaves with
-    ``os._exit``. Without fork, or when the child fails, everything is made here.
+    child only draws with numpy, matplotlib and Pillow (no torch), sends its
+    PNG bytes back through a pipe and leaves with ``os._exit``. Without fork,
+    or when the child fails, everything is made here.
     """
     mine = [name for name in names if name not in theirs]
     if not hasattr(os, "fork") or not theirs or not mine:
