@@ -217,6 +217,9 @@ def test_figures_built_and_drawn_by_two_processes_are_the_bytes_one_process_make
     plans = run_figures.figure_plans(run, test_split, evaluation)
     assert set(run_figures.CHILD_DRAWS) < set(plans)
     together = run_figures.built_figures_png(plans)
+    import gc
+
+    assert gc.get_freeze_count() == 0  # frozen for the fork only: collections go on as before
     alone = run_figures.run_figures(run, test_split, evaluation)
     assert list(together) == list(alone)  # the report's order, the same figures
     for name, figure in alone.items():
