@@ -69,6 +69,7 @@ h2 { font-size: 1.3rem; margin-top: 2.6rem; border-bottom: 1px solid #ddd; paddi
 .card b { display: block; font-size: 1.35rem; }
 .card span { color: #555; font-size: 0.85rem; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
+.wide { overflow-x: auto; }
 th, td { border: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f6; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -120,7 +121,8 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]]) -> st
         + "</tr>"
         for row in rows
     )
-    return f"<table>{thead}<tbody>{body}</tbody></table>"
+    # in a box that scrolls sideways on a narrow screen, so the page itself does not
+    return f'<div class="wide"><table>{thead}<tbody>{body}</tbody></table></div>'
 
 
 def _duration(value: float) -> str:
