@@ -42,6 +42,11 @@ def text_inches(text: str, size: float | str) -> float:
     return max((face.getlength(line) for line in text.split("\n")), default=0.0) / 72
 
 
+def x_margin(tick_size: float | str = "medium", label_size: float | str = "medium") -> float:
+    """Inches under an axes for its x tick labels and its x label."""
+    return EDGE + line_inches(tick_size) + TICK + line_inches(label_size) + LABEL_PAD
+
+
 def tick_labels(axis: Axis) -> list[str]:
     """The major tick labels ``axis`` will draw: its locator's ticks within the view, through
     its formatter."""

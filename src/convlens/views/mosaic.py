@@ -36,7 +36,7 @@ from matplotlib.image import AxesImage
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 from PIL import Image, ImageDraw
 
-from convlens.views.written_text import Label, Written, write
+from convlens.views.written_text import Label, Written, blit, write
 
 TITLE_PAD = 6.0  # points between a panel and its title, as matplotlib's axes.titlepad
 FRAME = (0, 0, 0, 255)  # the frame's colour, as an Axes' black spines
@@ -74,12 +74,7 @@ class _Pixels(AxesImage):
             and renderer.dpi == figure.dpi
             and (int(renderer.height), int(renderer.width)) == pixels.shape[:2]
         ):
-            gc = renderer.new_gc()
-            bottom_up = np.ascontiguousarray(
-                pixels[::-1]
-            )  # Agg takes an image's rows from the bottom
-            renderer.draw_image(gc, 0, 0, bottom_up)
-            gc.restore()
+            blit(renderer, pixels, 0, 0)
             self.stale = False
             return
         super().draw(renderer)
@@ -145,8 +140,7 @@ class Mosaic:
         self.size = (width, height)
         columns, rows = (int(n) for n in figure.bbox.size)  # the Agg canvas's pixels
         face = np.rint(np.array(to_rgba(figure.get_facecolor())) * 255).astype(np.uint8)
-        self.pixels = np.empty((rows, columns, 4), np.uint8)
-        self.pixels[...] = face
+        self.pixels = np.full((rows, columns, 4), face, np.uint8)
         self._texts: list[Written] = []
         figure._mosaic_panels = []  # what panels() reads back
         figure._mosaic_bars = []  # and bars()

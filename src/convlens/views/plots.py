@@ -35,6 +35,7 @@ from convlens.views.layout import (
     place,
     row_of_axes,
     text_inches,
+    x_margin,
 )
 from convlens.views.mosaic import Mosaic, colour_mapped, gray_or_colour
 from convlens.views.written_text import TextLayer, Written
@@ -501,13 +502,8 @@ def training_curves_figure(
     wrapped = wrap_to_width(text, figure.get_figwidth() - 0.3, 11)
     figure.suptitle(wrapped, fontsize=11, y=1 - EDGE / 4.2, va="top")
     top = EDGE + line_inches(11, wrapped.count("\n") + 1) + 0.1 + line_inches(10) + TITLE_PAD
-    row_of_axes(figure, [loss_axes, acc_axes], top=top, bottom=_x_margin(), gap=0.35)
+    row_of_axes(figure, [loss_axes, acc_axes], top=top, bottom=x_margin(), gap=0.35)
     return figure
-
-
-def _x_margin(tick_size: float | str = "medium", label_size: float | str = "medium") -> float:
-    """Inches under an axes for its x tick labels and its x label."""
-    return EDGE + line_inches(tick_size) + TICK + line_inches(label_size) + LABEL_PAD
 
 
 def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *, title: str) -> Figure:
@@ -543,7 +539,7 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *, title
     bar_room = 0.15 + 0.22 + TICK + text_inches("0.0", "medium") + LABEL_PAD
     bar_room += line_inches("medium") + EDGE
     top = EDGE + line_inches(11) + TITLE_PAD / 2
-    bottom = _x_margin(8)
+    bottom = x_margin(8)
     side = min(width - left - bar_room, height - top - bottom)
     left += (width - left - bar_room - side) / 2  # what the square leaves, on both sides
     if top + side + bottom < height:  # long class names left a narrower square: no blank band
@@ -601,7 +597,7 @@ def per_class_figure(
     axes.set_xlabel("test accuracy")
     axes.set_title(title, fontsize=11)
     left = EDGE + max(text_inches(name, 9) for name in class_names) + TICK
-    top, bottom = EDGE + line_inches(11) + TITLE_PAD, _x_margin()
+    top, bottom = EDGE + line_inches(11) + TITLE_PAD, x_margin()
     place(figure, axes, left, bottom, 8 - left - 0.15, height - top - bottom)
     return figure
 

@@ -278,17 +278,6 @@ def figure_plans(
     return plans
 
 
-def figure_builders(
-    run: Run, test: Split, evaluation: Evaluation, options: ReportOptions | None = None
-) -> dict[str, FigureBuilder]:
-    """How to build each figure of a run in one step (``figure_plans``' two), by file stem in
-    the report's order; a builder returns None for a figure the run has not."""
-    return {
-        name: partial(_carried_out, plan)
-        for name, plan in figure_plans(run, test, evaluation, options).items()
-    }
-
-
 def _carried_out(plan: FigurePlan) -> Figure | None:
     """The figure a plan makes: its numbers, then its drawing (None: no such figure)."""
     drawing = plan()
@@ -313,9 +302,8 @@ def run_figures(
     A model without convolutions has no journey, maps or filters figures;
     a model without mistakes has no gallery.
     """
-    built = {
-        name: build() for name, build in figure_builders(run, test, evaluation, options).items()
-    }
+    plans = figure_plans(run, test, evaluation, options)
+    built = {name: _carried_out(plan) for name, plan in plans.items()}
     return {name: figure for name, figure in built.items() if figure is not None}
 
 

@@ -133,6 +133,15 @@ def pixel_box(box: list[float]) -> tuple[int, int, int, int]:
     return math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
 
 
+def blit(renderer: RendererAgg, pixels: np.ndarray, left: int, bottom: int) -> None:
+    """Put uint8 RGBA ``pixels`` (rows from the top) on an Agg canvas as they are, blended by
+    their alpha, their bottom-left corner at pixel (left, bottom) from the canvas's bottom left
+    (Agg reads an image's rows from the bottom)."""
+    gc = renderer.new_gc()
+    renderer.draw_image(gc, left, bottom, np.ascontiguousarray(pixels[::-1]))
+    gc.restore()
+
+
 class TextLayer(Artist):
     """Texts anchored in ``axes``' data coordinates, written by Pillow onto an Agg canvas.
 
@@ -174,9 +183,7 @@ class TextLayer(Artist):
             right = min(max(b.box[2] for b in self.labels), width)
             bottom = min(max(b.box[3] for b in self.labels), height)
             inked = np.asarray(layer)[top:bottom, left:right]
-            gc = renderer.new_gc()  # Agg blends it by its alpha; rows go from the bottom
-            renderer.draw_image(gc, left, height - bottom, np.ascontiguousarray(inked[::-1]))
-            gc.restore()
+            blit(renderer, inked, left, height - bottom)
         self.stale = False
 
     def _as_text(self, written: Written) -> Text:
