@@ -107,7 +107,7 @@ def page(browser, server, console):
     tab.on("pageerror", lambda error: console.exceptions.append(str(error)))
     tab.goto(server)
     tab.wait_for_selector("body[data-ready='true']")
-    tab.wait_for_function("document.querySelector('#filtered-canvas').width > 0")
+    tab.wait_for_selector("#stages[data-shown]")  # all three pictures drawn: hovers land
     tab.wait_for_selector("#journey .journey-layer")
     tab.wait_for_selector("#class-grid tbody tr.class-row")
     yield tab
@@ -182,6 +182,37 @@ def hover_pixel(page, selector: str, row: int, col: int) -> None:
     x = box["x"] + (col + 0.5) * box["width"] / size[1]
     y = box["y"] + (row + 0.5) * box["height"] / size[0]
     page.mouse.move(x, y)
+
+
+def hover_until_explained(page, selector: str, where: str, row: int, col: int) -> None:
+    """Hover pixel (row, col) until the text of ``where`` names it, as a user moves again.
+
+    A hover that lands while the page is still busy (or on a neighbour, the pixel being
+    under one screen pixel wide) is followed by a move off the picture and back, three
+    tries in all; the test fails with what the page shows when none is explained.
+    """
+    wanted = f"(row {row}, col {col})"
+    for _ in range(3):
+        page.mouse.move(0, 0)
+        hover_pixel(page, selector, row, col)
+        try:
+            page.wait_for_function(
+                "([where, text]) => document.querySelector(where).textContent.includes(text)",
+                arg=[where, wanted],
+                timeout=WAIT_MS / 3,
+            )
+            return
+        except sync_api.TimeoutError:
+            continue
+    state = page.evaluate(
+        """where => ({shown: document.querySelector('#stages').dataset.shown,
+                      busy: document.querySelector('#stages').getAttribute('aria-busy'),
+                      where: document.querySelector(where).textContent,
+                      errors: [...document.querySelectorAll('[role=alert]')]
+                        .map(e => e.textContent).filter(Boolean)})""",
+        where,
+    )
+    pytest.fail(f"hovering {selector} at {wanted} was never explained; the page shows {state}")
 
 
 def last_number(equation: str) -> float:
@@ -269,11 +300,7 @@ def test_a_bad_stride_is_explained_next_to_the_geometry(page):
 
 def test_hovering_a_filtered_pixel_shows_its_arithmetic(page):
     row, col = 60, 80
-    hover_pixel(page, "#filtered-canvas", row, col)
-    page.wait_for_function(
-        "text => document.querySelector('#pixel-where').textContent.includes(text)",
-        arg=f"(row {row}, col {col})",
-    )
+    hover_until_explained(page, "#filtered-canvas", "#pixel-where", row, col)
     equation = page.locator("[data-testid='equation']").inner_text()
     shown_sum = float(page.locator("[data-testid='sum']").inner_text())
     expected = ops.explain_pixel(facade(), ops.get_filter("vertical"), row, col)
@@ -290,11 +317,7 @@ def test_hovering_a_filtered_pixel_shows_its_arithmetic(page):
 
 def test_hovering_a_pooled_pixel_shows_its_window(page):
     row, col = 10, 20
-    hover_pixel(page, "#pooled-canvas", row, col)
-    page.wait_for_function(
-        "text => document.querySelector('#pool-where').textContent.includes(text)",
-        arg=f"(row {row}, col {col})",
-    )
+    hover_until_explained(page, "#pooled-canvas", "#pool-where", row, col)
     equation = page.locator("#pool-arithmetic").inner_text()
     filtered = ops.conv2d(facade(), ops.get_filter("vertical"))
     expected = ops.explain_pool(filtered, row, col, 2, mode="max")

@@ -14,6 +14,8 @@
 //   #kernel-grid             nine input.kernel-cell (data-index 0..8, row-major)
 //   #stride #padding #pool #pool-size #display; #geometry-error; #convolve-error
 //   #input-canvas #filtered-canvas #pooled-canvas   the pictures (canvas pixel = image pixel)
+//   #stages                  data-shown: how many answers were drawn in full (all three
+//                            pictures sized, hovers explained from then on); aria-busy
 //   #input-overlay #filtered-overlay #pooled-overlay  outlines drawn over them
 //   #input-shape #filtered-shape #pooled-shape, #*-formula, #*-caption
 //   #arithmetic              [data-testid=equation] ExplainBody.equation as returned

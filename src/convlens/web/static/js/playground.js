@@ -341,6 +341,7 @@ export class Playground {
     this.poolRequests = latestOnly();
     this.hovered = null;
     this.hoveredPool = null;
+    this.shown = 0; // answers fully drawn: #stages[data-shown]
     this.listeners = [];
 
     this.stages = {
@@ -437,6 +438,8 @@ export class Playground {
     }
     this.sizeFigures();
     this.resetExplanations();
+    this.shown += 1;
+    $("stages").dataset.shown = String(this.shown); // all three pictures drawn, hovers live
   }
 
   /**
