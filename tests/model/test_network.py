@@ -231,3 +231,15 @@ def test_pixels_scaled_batch_by_batch_equal_the_whole_split_scaled_at_once(scale
     network = build_network(preset("seed-cnn"), seed=0).eval()
     network.input_scale = scale
     assert torch.equal(predict_logits(network, pixels, 3), predict_logits(network, whole, 3))
+
+
+@pytest.mark.parametrize("count, batch_size", [(7, 3), (6, 3), (2, 128), (0, 3)])
+def test_logits_batch_by_batch_equal_the_network_on_the_whole_split(count, batch_size):
+    network = build_network(preset("seed-cnn"), seed=0).eval()
+    images = torch.rand(count, 1, 28, 28)
+    with torch.no_grad():
+        expected = network(images)
+    network.train()
+    logits = predict_logits(network, images, batch_size)
+    assert logits.shape == (count, 10) and network.training  # training mode given back
+    assert torch.allclose(logits, expected, atol=1e-5)
