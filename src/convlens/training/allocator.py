@@ -15,6 +15,13 @@ its peak, and keeps at most REPORT_TRIM_THRESHOLD free for reuse (glibc's
 own 128 KiB, with the mmap threshold left raised, made every forward pass of
 the report's attribution maps fault its buffers in again: 0.39 s against
 0.19 s). Elsewhere than glibc this does nothing.
+
+With the buffers in the heap, a small block that outlives them can pin the
+space around it: test evaluation kept each batch's logits (5 KB) in a list
+among the first convolution's maps, and one default run in four to six
+peaked at 640-800 MiB instead of about 410 (issue 24's goal: 550).
+``runs.evaluate.predict_logits`` therefore writes every batch's logits into
+one block allocated before the loop (8 runs: 408-417 MiB).
 """
 
 from __future__ import annotations
