@@ -243,3 +243,12 @@ def test_logits_batch_by_batch_equal_the_network_on_the_whole_split(count, batch
     logits = predict_logits(network, images, batch_size)
     assert logits.shape == (count, 10) and network.training  # training mode given back
     assert torch.allclose(logits, expected, atol=1e-5)
+
+
+def test_logits_come_to_the_host_once_not_once_a_batch(monkeypatch):
+    network = build_network(preset("seed-cnn"), seed=0).eval()
+    copies = []
+    to_host = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda t, *a, **k: copies.append(1) or to_host(t))
+    predict_logits(network, torch.rand(7, 1, 28, 28), batch_size=3)  # three batches
+    assert len(copies) == 1  # on a GPU: one device-to-host copy, no sync per batch

@@ -67,8 +67,8 @@ def predict_logits(
     network.eval()
     try:
         if len(images) == 0:  # the network's own (0, classes) answer
-            return _batch_logits(network, images, device, flip)
-        return _fill_logits(network, images, device, batch_size, flip)
+            return _batch_logits(network, images, device, flip).cpu()
+        return _fill_logits(network, images, device, batch_size, flip).cpu()
     finally:
         network.train(was_training)
 
@@ -76,35 +76,36 @@ def predict_logits(
 def _fill_logits(
     network: Network, images: torch.Tensor, device: torch.device, batch_size: int, flip: bool
 ) -> torch.Tensor:
-    """Logits of a non-empty split, batch by batch, into one block allocated once.
+    """Logits of a non-empty split, batch by batch, into one block allocated once
+    where the network is (on a GPU, one copy to the host at the end, not one a batch).
 
     Collecting per-batch tensors and joining them at the end left freed holes
     between the first convolution's maps that the heap could not give back:
     peak memory of ``convlens train`` grew by 100-300 MiB in some test
-    evaluations (issue 24, measured in DESIGN-NOTES).
+    evaluations (issue 24; BENCHMARKS.md, goal 6).
     """
     first = _batch_logits(network, images[:batch_size], device, flip)
-    logits_of_all = torch.empty((len(images), first.shape[1]), dtype=first.dtype)
+    logits_of_all = torch.empty((len(images), first.shape[1]), dtype=first.dtype, device=device)
     logits_of_all[: len(first)] = first
     del first
     for start in range(batch_size, len(images), batch_size):
         logits = _batch_logits(network, images[start : start + batch_size], device, flip)
         logits_of_all[start : start + len(logits)] = logits
         del logits
-    return logits_of_all  # on the CPU
+    return logits_of_all
 
 
 def _batch_logits(
     network: Network, pixels_or_input: torch.Tensor, device: torch.device, flip: bool
 ) -> torch.Tensor:
-    """Logits of one batch, on the CPU; with ``flip``, averaged with its mirror image's."""
+    """Logits of one batch, where the network is; with ``flip``, averaged with its mirror's."""
     batch = pixels_or_input.to(device)
     if batch.dtype == torch.uint8:
         batch = scale_pixels(batch, network.input_scale)
     logits = network(batch)
     if flip:
         logits = (logits + network(batch.flip(3))) / 2
-    return logits.cpu()
+    return logits
 
 
 def predict_proba(network: Network, images: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
