@@ -3,8 +3,9 @@
 A GPU is lent to this project only now and then, so what can be decided
 without one is tested here by making torch report a GPU: which device
 ``auto`` picks, which precision it trains in, and which process-group
-backend torchrun's processes join. The end-to-end GPU runs are in
-benchmarks/ (time_to_accuracy.py --device cuda) and BENCHMARKS.md.
+backend torchrun's processes join. The end-to-end GPU runs are
+tests/training/test_on_gpu.py (skipped without a GPU) and benchmarks/
+(time_to_accuracy.py --device cuda), with figures in BENCHMARKS.md.
 """
 
 from __future__ import annotations

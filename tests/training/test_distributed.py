@@ -37,7 +37,10 @@ def test_devices():
             resolve_device("cuda")
 
 
-def train(mnist_dir: Path, out: Path, launcher: list[str]) -> tuple[dict, str]:
+def train(
+    mnist_dir: Path, out: Path, launcher: list[str], device: str = "cpu"
+) -> tuple[dict, str]:
+    """Metrics and printout of one `convlens train` of a small MNIST-like set, as launched."""
     command = [
         *launcher,
         "-m",
@@ -56,7 +59,7 @@ def train(mnist_dir: Path, out: Path, launcher: list[str]) -> tuple[dict, str]:
         "--threads",
         "1",
         "--device",
-        "cpu",
+        device,
         "--quiet",
         "--out",
         str(out),
