@@ -21,6 +21,7 @@ import torch
 from test_distributed import train as train_command
 
 from convlens.data import datasets
+from convlens.model.network import build_network, pixels_to_tensor
 from convlens.model.presets import preset
 from convlens.runs.evaluate import predict_logits
 from convlens.training.recipes import recipe_config
@@ -63,8 +64,6 @@ def test_the_best_preset_trains_on_the_gpu_as_on_the_cpu(fashion):
 
 
 def test_evaluation_on_the_gpu_gives_the_cpu_s_logits(fashion):
-    from convlens.model.network import build_network, pixels_to_tensor
-
     network = build_network(preset("seed-cnn"), seed=0)
     pixels = pixels_to_tensor(fashion.test.images[:1000], (28, 28, 1))
     on_cpu = predict_logits(network, pixels)
@@ -78,7 +77,7 @@ def test_training_copies_no_batch_between_host_and_gpu(fashion):
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
         accuracy_on("cuda", "seed-cnn", "fast", fashion, epochs=1, keep_fraction=1.0)
-    steps = TRAIN_IMAGES // 64
+    steps = TRAIN_IMAGES // recipe_config("fast").batch_size
     to_gpu = [e for e in trace.events() if "HtoD" in e.name]
     to_host = [e for e in trace.events() if "DtoH" in e.name]
     # The dataset, the weights and the labels go over once; an epoch's figures come back

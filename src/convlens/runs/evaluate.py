@@ -84,14 +84,13 @@ def _fill_logits(
     peak memory of ``convlens train`` grew by 100-300 MiB in some test
     evaluations (issue 24; BENCHMARKS.md, goal 6).
     """
-    first = _batch_logits(network, images[:batch_size], device, flip)
-    logits_of_all = torch.empty((len(images), first.shape[1]), dtype=first.dtype, device=device)
-    logits_of_all[: len(first)] = first
-    del first
-    for start in range(batch_size, len(images), batch_size):
+    logits_of_all = torch.empty(0)  # replaced once the first batch tells the class count
+    for start in range(0, len(images), batch_size):
         logits = _batch_logits(network, images[start : start + batch_size], device, flip)
+        if start == 0:
+            logits_of_all = logits.new_empty((len(images), logits.shape[1]))
         logits_of_all[start : start + len(logits)] = logits
-        del logits
+        del logits  # freed before the next batch's maps are allocated
     return logits_of_all
 
 
