@@ -21,7 +21,7 @@ space around it: test evaluation kept each batch's logits (5 KB) in a list
 among the first convolution's maps, and one default run in four to six
 peaked at 640-800 MiB instead of about 410 (issue 24's goal: 550).
 ``runs.evaluate.predict_logits`` therefore writes every batch's logits into
-one block, allocated once with the first batch (28 runs: 402-440 MiB).
+one block, allocated once with the first batch (34 runs: 402-451 MiB).
 """
 
 from __future__ import annotations
