@@ -50,6 +50,7 @@ from convlens.training.optimizer import Adam
 from convlens.training.precision import resolve_precision, training_precision
 from convlens.training.recipes import TrainConfig, _validate, keep_in_epoch, total_steps
 from convlens.training.selection import LossMemory
+from convlens.training.statistics import StatisticsRefresh, batch_norms
 
     # train_loss / train_accuracy: when selecting, over every image as of its last training
 
@@ -295,6 +296,9 @@ def fit(
         model.input_scale,
     )
     evaluated = network if average is None else average.network  # what is tested and saved
+    refresh = None  # batch normalisation's statistics measured for `evaluated` before each test
+    if batch_norms(network):
+        refresh = StatisticsRefresh(train_x, model.input_scale, config.flip_augment, config.seed)
     for callback in callbacks:
         callback.on_train_begin(network)
     # Steps call only the callbacks that watch them (a step is ~10 ms; most do not).
@@ -315,6 +319,8 @@ def fit(
         last = epoch == config.epochs
         test = None
         if config.evaluate_each_epoch or last:
+            if refresh is not None:
+                refresh(evaluated)
             test = evaluate_tensors(
                 evaluated, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
             )
@@ -337,6 +343,8 @@ def fit(
             history.stopped_early = not last
             break
     if test is None:
+        if refresh is not None:
+            refresh(evaluated)
         test = evaluate_tensors(
             evaluated, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
         )
