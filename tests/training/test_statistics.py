@@ -141,3 +141,44 @@ def test_a_resumed_run_with_batch_norm_ends_where_the_whole_run_does(patterns):
     ):
         assert torch.equal(a, b), name
     assert whole.test.accuracy == resumed.test.accuracy
+
+
+def dense_normed() -> Sequential:
+    """Batch normalisation after a Dense layer: one value per channel per image."""
+    return Sequential(
+        [
+            Conv2D(4, (3, 3), activation="relu", input_shape=(28, 28, 1)),
+            MaxPooling2D(2, 2),
+            Flatten(),
+            Dense(16, activation="relu"),
+            BatchNormalization(),
+            Dense(10, activation="softmax"),
+        ],
+        name="dense-normed",
+    )
+
+
+def test_a_lone_image_joins_the_batch_before_it():
+    order = torch.arange(10)
+    sizes = [len(b) for b in train_module._no_lone_image(order.split(3))]  # 3 3 3 1
+    assert sizes == [3, 3, 4]
+    assert torch.equal(torch.cat(list(train_module._no_lone_image(order.split(3)))), order)
+    assert [len(b) for b in train_module._no_lone_image(order.split(5))] == [5, 5]
+    assert [len(b) for b in train_module._no_lone_image(order[:1].split(5))] == [1]
+
+
+def test_batch_norm_after_dense_trains_on_65_images_at_batch_64():
+    data = pattern_dataset(train=65, test=20)
+    config = TrainConfig(epochs=2, batch_size=64, keep_fraction=1.0, threads=2)
+    result = fit(dense_normed(), data, config)  # torch refuses a batch of one image here
+    assert [record.images for record in result.history.epochs] == [65, 65]
+    assert 0.0 <= result.test.accuracy <= 1.0
+
+
+def test_the_sample_is_never_measured_one_image_at_a_time():
+    network = build_network(dense_normed(), seed=0)
+    refresh_statistics(network, pixels(257), 1 / 255, batch_size=256)  # 129 + 128, not 256 + 1
+    before = statistics_of(network)
+    refresh_statistics(network, pixels(1), 1 / 255)  # nothing to measure: left as it was
+    for a, b in zip(before, statistics_of(network), strict=True):
+        assert torch.equal(a, b)

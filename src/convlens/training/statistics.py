@@ -21,6 +21,8 @@ batch normalisation (the lesson's) skips it and costs nothing.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from convlens.model.network import scale_pixels
@@ -49,11 +51,12 @@ def refresh_statistics(
 
     ``pixels``: uint8 (N, C, H, W) on the network's device; ``mirror``: bool
     (N,), which of them to mirror left-right first. The averages are
-    cumulative over the batches of ``batch_size`` (momentum None during the
-    pass); each layer's momentum and the network's mode are restored.
+    cumulative over batches of at most ``batch_size`` (momentum None during
+    the pass); each layer's momentum and the network's mode are restored.
+    Fewer than two images change nothing.
     """
     norms = batch_norms(network)
-    if not norms or len(pixels) == 0:
+    if not norms or len(pixels) < 2:  # one image has no spread to measure
         return
     momenta = [norm.momentum for norm in norms]
     was_training = network.training
@@ -63,11 +66,11 @@ def refresh_statistics(
         norm.momentum = None
         norm.train()
     try:
-        for start in range(0, len(pixels), batch_size):
-            x = scale_pixels(pixels[start : start + batch_size], input_scale)
+        # Batches of near-equal size (never one image: batch norm after Dense refuses it).
+        for index in torch.arange(len(pixels)).tensor_split(math.ceil(len(pixels) / batch_size)):
+            x = scale_pixels(pixels[index.to(pixels.device)], input_scale)
             if mirror is not None:
-                flipped = mirror[start : start + batch_size][:, None, None, None]
-                x = torch.where(flipped, x.flip(3), x)
+                x = torch.where(mirror[index.to(mirror.device)][:, None, None, None], x.flip(3), x)
             network(x)
     finally:
         for norm, momentum in zip(norms, momenta, strict=True):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -108,13 +108,34 @@ class _Loop:
     memory: LossMemory | None = None  # each image's last loss, when selecting (selection.py)
     precision: str = "float32"  # resolved: float32 or bfloat16 (the forward pass's products)
     input_scale: float = 1.0 / 255.0  # what the uint8 pixels are multiplied by (the model's)
+    batch_norm: bool = False  # the network normalises batches: no one-image batch
 
 
 def _batches(loop: _Loop, order: torch.Tensor, epoch: int) -> Iterable[torch.Tensor]:
     """The epoch's index batches: all of ``order``, or each pool's hardest when selecting."""
     if loop.memory is None:
-        return order.split(loop.batch_size)
-    return loop.memory.batches(order, loop.batch_size, keep_in_epoch(loop.config, epoch))
+        batches = order.split(loop.batch_size)
+    else:
+        batches = loop.memory.batches(order, loop.batch_size, keep_in_epoch(loop.config, epoch))
+    return _no_lone_image(batches) if loop.batch_norm else batches
+
+
+def _no_lone_image(batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """``batches`` with a one-image batch joined to the one before it.
+
+    Batch normalisation after a Dense layer cannot normalise one value per
+    channel (torch refuses), so 65 images at batch 64 train as one batch of 65.
+    """
+    held = None
+    for batch in batches:
+        if held is not None and len(batch) == 1:
+            held = torch.cat([held, batch])
+            continue
+        if held is not None:
+            yield held
+        held = batch
+    if held is not None:
+        yield held
 
 
 def random_shift(x: torch.Tensor, most: int, offsets: torch.Tensor) -> torch.Tensor:
@@ -294,6 +315,7 @@ def fit(
         memory,
         resolve_precision(config.precision, device),
         model.input_scale,
+        bool(batch_norms(network)),
     )
     evaluated = network if average is None else average.network  # what is tested and saved
     refresh = None  # batch normalisation's statistics measured for `evaluated` before each test
