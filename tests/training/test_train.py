@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from synthetic import pattern_dataset
+from synthetic import Snapshots, pattern_dataset
 
 from convlens.errors import ConvlensError
 from convlens.model.network import build_network
@@ -243,3 +243,20 @@ def test_augmentation_is_drawn_once_an_epoch_and_lives_on_the_training_device():
     first = _Augmentation.draw(config, 100, torch.Generator().manual_seed(0), "cpu")
     assert torch.equal(again.mirror, first.mirror) and torch.equal(again.shift, first.shift)
     assert 30 < int(first.mirror.sum()) < 70 and set(first.shift.unique().tolist()) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("field", ["beta1", "beta2"])
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5])
+def test_adams_betas_out_of_range_are_one_sentence(field, value):
+    with pytest.raises(ConvlensError, match=rf"Adam's {field} must be in \[0, 1\)"):
+        recipe_config("fast", **{field: value})
+
+
+def test_the_recipes_betas_reach_adam(patterns):
+    snapshots = Snapshots()
+    config = replace(SMALL, epochs=1, beta1=0.8, beta2=0.95)
+    fit(preset("seed-cnn"), patterns, config, callbacks=[snapshots])
+    assert snapshots.states[0].optimizer["param_groups"][0]["betas"] == (0.8, 0.95)
+    reference = torch.optim.Adam(build_network(preset("seed-cnn"), seed=0).parameters())
+    assert (RECIPES["lesson"].beta1, RECIPES["lesson"].beta2) == reference.defaults["betas"]
+    assert (RECIPES["best"].beta1, RECIPES["best"].beta2) == (0.9, 0.999)

@@ -23,6 +23,8 @@ class TrainConfig:
     warmup_fraction: float = 0.2
     label_smoothing: float = 0.1
     weight_decay: float = 0.0
+    beta1: float = 0.9  # Adam's decay of its gradient average (Keras's and torch's 0.9)
+    beta2: float = 0.999  # and of its squared-gradient average (their 0.999)
     seed: int = 0
     target_accuracy: float | None = None  # stop once train accuracy passes this
     threads: int | None = None  # None: torch's default (all physical cores)
@@ -166,6 +168,9 @@ def _validate(config: TrainConfig) -> None:
         raise ConvlensError(f"learning rate must be positive, not {config.learning_rate}.")
     if config.schedule not in ("onecycle", "constant"):
         raise ConvlensError(f"unknown schedule {config.schedule!r}; use onecycle or constant.")
+    for name, beta in (("beta1", config.beta1), ("beta2", config.beta2)):
+        if not 0 <= beta < 1:
+            raise ConvlensError(f"Adam's {name} must be in [0, 1), like 0.9; got {beta}.")
     if not 0 <= config.ema_decay < 1:
         raise ConvlensError(
             f"EMA decay must be in [0, 1), like 0.999 (0 turns it off); got {config.ema_decay}."

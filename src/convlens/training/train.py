@@ -280,7 +280,10 @@ def fit(
     train_y, test_y = train_y.to(device), test_y.to(device)
     network = build_network(model, seed=config.seed).to(device)  # built in channels_last memory
     optimizer = Adam(
-        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        network.parameters(),
+        lr=config.learning_rate,
+        betas=(config.beta1, config.beta2),
+        weight_decay=config.weight_decay,
     )
     generator = torch.Generator().manual_seed(config.seed)
     per_process = math.ceil(config.batch_size / group.world)
@@ -473,8 +476,15 @@ class Resumable:
     input_why: str | None = None  # why the images had their shape when the run started
 
 
-# What a checkpoint saved before an option existed trained with: no EMA, every image.
-BEFORE_OPTIONS = {"ema_decay": 0.0, "keep_fraction": 1.0, "precision": "float32"}
+# What a checkpoint saved before an option existed trained with: no EMA, every image,
+# Adam's default betas.
+BEFORE_OPTIONS = {
+    "ema_decay": 0.0,
+    "keep_fraction": 1.0,
+    "precision": "float32",
+    "beta1": 0.9,
+    "beta2": 0.999,
+}
 
 
 def find_resumable(run: str | Path | None = None, root: Path = RUNS_ROOT) -> Resumable:
