@@ -78,6 +78,7 @@ class Probe(Callback):
         self.evaluating = 0.0
         self.started = time.perf_counter()
         self.points: list[tuple[int, float, float]] = []  # (images, seconds, accuracy)
+        self.final: float | None = None  # the whole run's test accuracy, if it ended first
 
     def on_train_begin(self, network) -> None:
         """Remember the trained network (evaluated when the recipe keeps no average)."""
@@ -118,7 +119,8 @@ def run(config: TrainConfig, dataset, args) -> Probe:
 
     train_module.WeightAverage = Captured
     try:
-        train_module.fit(model, dataset, config, callbacks=[probe])
+        result = train_module.fit(model, dataset, config, callbacks=[probe])
+        probe.final = result.test.accuracy  # the run ended before the target: its last figure
     except Reached:
         pass
     finally:
@@ -152,7 +154,8 @@ def main() -> None:
             print(
                 f"{text:40s} seed {seed}: "
                 + (f"{images:,} images {seconds:.1f} s" if hit else f"not in {images:,}")
-                + f" | {trail}",
+                + f" | {trail}"
+                + ("" if probe.final is None else f" | final {probe.final:.4f}"),
                 flush=True,
             )
             if hit:

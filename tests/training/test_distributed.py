@@ -55,7 +55,7 @@ def train(
         "--batch-size",
         "32",
         "--lr",
-        "0.0003",
+        "0.0001",
         "--threads",
         "1",
         "--device",

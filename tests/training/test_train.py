@@ -38,6 +38,7 @@ def test_the_fast_recipe_smooths_labels_and_averages_weights():
     assert fast.schedule == "constant" and fast.label_smoothing == 0.1
     assert fast.ema_decay == 0.99  # the average takes the place of a decaying rate
     assert (fast.keep_fraction, fast.select_from_epoch) == (1 / 3, 2)  # selective backprop
+    assert (fast.beta1, fast.beta2) == (0.8, 0.99)  # Adam's moments forget faster
 
 
 def test_the_best_preset_trains_with_its_own_recipe_unless_told_otherwise():
