@@ -303,6 +303,7 @@ def fit(
     memory = LossMemory(len(train_x), device) if config.keep_fraction < 1 else None
     if memory is not None and resume is not None and resume.selection:
         memory.load_state_dict(resume.selection)
+    normalises = bool(batch_norms(network))
     trained = network
     if group.world > 1:  # gradients averaged across processes after every backward
         trained = torch.nn.parallel.DistributedDataParallel(network)
@@ -318,12 +319,20 @@ def fit(
         memory,
         resolve_precision(config.precision, device),
         model.input_scale,
-        bool(batch_norms(network)),
+        normalises,
     )
     evaluated = network if average is None else average.network  # what is tested and saved
     refresh = None  # batch normalisation's statistics measured for `evaluated` before each test
-    if batch_norms(network):
+    if normalises:
         refresh = StatisticsRefresh(train_x, model.input_scale, config.flip_augment, config.seed)
+
+    def test_evaluated() -> Evaluation:
+        if refresh is not None:
+            refresh(evaluated)
+        return evaluate_tensors(
+            evaluated, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
+        )
+
     for callback in callbacks:
         callback.on_train_begin(network)
     # Steps call only the callbacks that watch them (a step is ~10 ms; most do not).
@@ -344,11 +353,7 @@ def fit(
         last = epoch == config.epochs
         test = None
         if config.evaluate_each_epoch or last:
-            if refresh is not None:
-                refresh(evaluated)
-            test = evaluate_tensors(
-                evaluated, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
-            )
+            test = test_evaluated()
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
@@ -368,11 +373,7 @@ def fit(
             history.stopped_early = not last
             break
     if test is None:
-        if refresh is not None:
-            refresh(evaluated)
-        test = evaluate_tensors(
-            evaluated, test_x, test_y, dataset.num_classes, flip=config.test_time_flip
-        )
+        test = test_evaluated()
     evaluated.eval()
     release_freed_memory()  # what comes next (the report) starts from training's memory
     return FitResult(evaluated, history, test, time.perf_counter() - started)
